@@ -1,0 +1,3 @@
+#include <graphrun/tools/runner.hpp>
+
+int main(int argc, char** argv) { return graphrun::run_cli(argc, argv); }
