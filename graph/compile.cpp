@@ -1,0 +1,207 @@
+// compile: dead-code elimination, topological order (Boost.Graph), shape inference with concrete
+// input shapes, and a liveness-based memory plan into one arena.
+#include <graphrun/graph/autodiff.hpp>
+#include <graphrun/graph/program.hpp>
+
+#include <boost/graph/adjacency_list.hpp>
+#include <boost/graph/topological_sort.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <iterator>
+#include <limits>
+
+namespace graphrun {
+namespace {
+
+std::vector<int> live_nodes(const Graph& graph, const std::vector<Value>& outputs) {
+  std::vector<char> seen(static_cast<std::size_t>(graph.size()), 0);
+  std::vector<int> stack;
+  for (const auto& v : outputs) stack.push_back(v.id());
+  std::vector<int> live;
+  while (!stack.empty()) {
+    int id = stack.back();
+    stack.pop_back();
+    if (seen[static_cast<std::size_t>(id)]) continue;
+    seen[static_cast<std::size_t>(id)] = 1;
+    live.push_back(id);
+    for (int in : graph.node(id).inputs) stack.push_back(in);
+  }
+  std::sort(live.begin(), live.end());
+  return live;
+}
+
+// Orders the live nodes so that each follows its inputs, with Boost.Graph's topological sort.
+std::vector<int> schedule_order(const Graph& graph, const std::vector<int>& live,
+                                const std::vector<Value>& outputs) {
+  using BGraph = boost::adjacency_list<boost::vecS, boost::vecS, boost::directedS>;
+  std::vector<int> index(static_cast<std::size_t>(graph.size()), -1);
+  for (std::size_t i = 0; i < live.size(); ++i) index[static_cast<std::size_t>(live[i])] = static_cast<int>(i);
+  BGraph bg(live.size());
+  for (int id : live)
+    for (int in : graph.node(id).inputs)
+      boost::add_edge(static_cast<std::size_t>(index[static_cast<std::size_t>(in)]),
+                      static_cast<std::size_t>(index[static_cast<std::size_t>(id)]), bg);
+  std::vector<std::size_t> reversed;
+  try {
+    boost::topological_sort(bg, std::back_inserter(reversed));
+  } catch (const boost::not_a_dag&) {
+    std::vector<int> roots;
+    for (const auto& v : outputs) roots.push_back(v.id());
+    topological_order(graph, roots);  // throws, naming a node on the cycle
+    throw std::logic_error("the graph has a cycle");
+  }
+  std::vector<int> order;
+  for (auto it = reversed.rbegin(); it != reversed.rend(); ++it) order.push_back(live[*it]);
+  return order;
+}
+
+// First-fit allocator over a growing arena; freed blocks are merged with their neighbours.
+class ArenaPlanner {
+ public:
+  std::size_t allocate(std::size_t bytes) {
+    bytes = round_up(bytes);
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if (it->second < bytes) continue;
+      std::size_t offset = it->first;
+      if (it->second == bytes) {
+        free_.erase(it);
+      } else {
+        it->first += bytes;
+        it->second -= bytes;
+      }
+      return offset;
+    }
+    std::size_t offset = end_;
+    end_ += bytes;
+    return offset;
+  }
+  void release(std::size_t offset, std::size_t bytes) {
+    bytes = round_up(bytes);
+    auto it = std::lower_bound(free_.begin(), free_.end(), std::make_pair(offset, std::size_t{0}));
+    it = free_.insert(it, {offset, bytes});
+    if (auto next = std::next(it); next != free_.end() && it->first + it->second == next->first) {
+      it->second += next->second;
+      free_.erase(next);
+    }
+    if (it != free_.begin()) {
+      auto prev = std::prev(it);
+      if (prev->first + prev->second == it->first) {
+        prev->second += it->second;
+        free_.erase(it);
+      }
+    }
+  }
+  std::size_t size() const { return end_; }
+
+ private:
+  static std::size_t round_up(std::size_t b) {
+    return std::max<std::size_t>(kAlignment, (b + kAlignment - 1) / kAlignment * kAlignment);
+  }
+  std::vector<std::pair<std::size_t, std::size_t>> free_;  // (offset, bytes), sorted by offset
+  std::size_t end_ = 0;
+};
+
+}  // namespace
+
+Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
+                        const ShapeMap& input_shapes, const CompileOptions& options) {
+  for (const auto& v : outputs)
+    if (!v.valid() || &v.graph() != &graph)
+      throw std::invalid_argument("compile: an output does not belong to this graph");
+  for (const auto& [name, shape] : input_shapes) check_shape(shape);
+
+  Program p;
+  p.graph_ = &graph;
+  p.dtype_ = options.dtype;
+  p.check_numerics_ = options.check_numerics;
+  auto live = live_nodes(graph, outputs);
+  auto order = schedule_order(graph, live, outputs);
+
+  std::vector<int> slot_of(static_cast<std::size_t>(graph.size()), -1);
+  std::vector<std::vector<Shape>> step_shapes;
+  std::size_t esize = dtype_size(options.dtype);
+  for (int id : order) {
+    const Node& node = graph.node(id);
+    Program::Slot slot;
+    if (node.kind == NodeKind::op) {
+      std::vector<Shape> in_shapes;
+      for (int in : node.inputs) in_shapes.push_back(p.slots_[static_cast<std::size_t>(slot_of[static_cast<std::size_t>(in)])].shape);
+      slot.shape = infer_shape(node, in_shapes);
+      Program::Step step;
+      step.node = id;
+      step.op = node.op;
+      step.attrs = node.attrs;
+      for (int in : node.inputs) step.in_slots.push_back(slot_of[static_cast<std::size_t>(in)]);
+      step.in_shapes = std::move(in_shapes);
+      step.in_ptrs.resize(step.in_slots.size());
+      step.out_slot = static_cast<int>(p.slots_.size());
+      step.label = node.describe();
+      p.steps_.push_back(std::move(step));
+    } else if (node.kind == NodeKind::constant) {
+      slot.kind = Program::Slot::Kind::constant;
+      slot.shape = node.shape;
+      Tensor t(DType::f64, node.shape);
+      std::copy(node.values.begin(), node.values.end(), t.data<double>());
+      p.constants_.push_back(options.dtype == DType::f64 ? t : t.to(DType::f32));
+      slot.ptr = p.constants_.back().raw();
+      p.plan_.constant_bytes += p.constants_.back().bytes();
+    } else {
+      slot.kind = Program::Slot::Kind::external;
+      slot.name = node.name;
+      auto given = input_shapes.find(node.name);
+      slot.shape = (node.kind == NodeKind::input && given != input_shapes.end()) ? given->second
+                                                                                   : node.shape;
+      p.binding_shapes_[node.name] = slot.shape;
+    }
+    slot_of[static_cast<std::size_t>(id)] = static_cast<int>(p.slots_.size());
+    p.slots_.push_back(std::move(slot));
+  }
+  for (const auto& v : outputs) p.outputs_.push_back(slot_of[static_cast<std::size_t>(v.id())]);
+
+  // Liveness: a buffer is free after the last step that reads it, unless it is an output.
+  constexpr int kForever = std::numeric_limits<int>::max();
+  std::vector<int> last_use(p.slots_.size(), -1);
+  for (std::size_t s = 0; s < p.steps_.size(); ++s)
+    for (int in : p.steps_[s].in_slots) last_use[static_cast<std::size_t>(in)] = static_cast<int>(s);
+  for (int out : p.outputs_) last_use[static_cast<std::size_t>(out)] = kForever;
+  std::vector<std::vector<int>> dies_after(p.steps_.size());
+  for (std::size_t s = 0; s < p.slots_.size(); ++s)
+    if (p.slots_[s].kind == Program::Slot::Kind::arena && last_use[s] >= 0 && last_use[s] != kForever)
+      dies_after[static_cast<std::size_t>(last_use[s])].push_back(static_cast<int>(s));
+
+  ArenaPlanner planner;
+  for (std::size_t s = 0; s < p.steps_.size(); ++s) {
+    auto& slot = p.slots_[static_cast<std::size_t>(p.steps_[s].out_slot)];
+    std::size_t bytes = static_cast<std::size_t>(numel(slot.shape)) * esize;
+    // The output is placed before the inputs are released: kernels may read inputs while writing.
+    slot.offset = planner.allocate(bytes);
+    p.plan_.buffer_bytes += bytes;
+    ++p.plan_.buffers;
+    if (last_use[static_cast<std::size_t>(p.steps_[s].out_slot)] < 0)  // never read: free at once
+      planner.release(slot.offset, bytes);
+    for (int dead : dies_after[s]) {
+      auto& d = p.slots_[static_cast<std::size_t>(dead)];
+      planner.release(d.offset, static_cast<std::size_t>(numel(d.shape)) * esize);
+    }
+  }
+  p.plan_.arena_bytes = planner.size();
+  p.arena_ = aligned_alloc_shared(std::max<std::size_t>(planner.size(), 1));
+  for (auto& slot : p.slots_)
+    if (slot.kind == Program::Slot::Kind::arena)
+      slot.ptr = static_cast<char*>(p.arena_.get()) + slot.offset;
+  return p;
+}
+
+ProgramCache::ProgramCache(const Graph& graph, std::vector<Value> outputs, CompileOptions options)
+    : graph_(&graph), outputs_(std::move(outputs)), options_(options) {}
+
+Program& ProgramCache::get(const ShapeMap& input_shapes) {
+  std::string key;
+  for (const auto& [name, shape] : input_shapes) key += name + to_string(shape) + ";";
+  auto& slot = programs_[key];
+  if (!slot) slot = std::make_unique<Program>(compile_program(*graph_, outputs_, input_shapes, options_));
+  return *slot;
+}
+
+}  // namespace graphrun

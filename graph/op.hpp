@@ -1,0 +1,108 @@
+// What an op is: the one record that holds its name, arity, shape rule, kernels, gradient rule and
+// gradient-check samples. ops/ defines the built-in ones; research code may register more.
+#pragma once
+
+#include <graphrun/graph/attrs.hpp>
+#include <graphrun/graph/graph.hpp>
+#include <graphrun/graph/tensor.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace graphrun {
+
+// Keys the counter-based generator: a random op's draws are a pure function of
+// (seed, node, step, element index), whatever the thread count.
+struct RandomKey {
+  std::uint64_t seed = 0;
+  std::uint64_t step = 0;
+  std::uint32_t node = 0;
+};
+
+template <class T>
+struct KernelArgs {
+  std::span<const T* const> in;
+  std::span<const Shape> in_shapes;
+  T* out = nullptr;
+  const Shape* out_shape = nullptr;
+  const Attrs* attrs = nullptr;
+  RandomKey key;
+  bool training = true;
+
+  std::int64_t out_numel() const { return numel(*out_shape); }
+};
+
+template <class T>
+using Kernel = void (*)(const KernelArgs<T>&);
+
+using ShapeRule = std::function<Shape(std::span<const Shape> inputs, const Attrs& attrs)>;
+
+// A gradient rule gets the forward node's inputs, its output and the gradient flowing into that
+// output, and returns one entry per input: the gradient as a new value, or an invalid Value for
+// an input the op declares non-differentiable.
+struct GradContext {
+  std::span<const Value> inputs;
+  Value output;
+  Value grad;
+  const Attrs& attrs;
+  std::source_location where;
+};
+using GradRule = std::function<std::vector<Value>(const GradContext&)>;
+
+// One configuration the registry-driven gradient check runs the op at.
+struct GradSample {
+  std::vector<Shape> shapes;
+  Attrs attrs = {};
+  // Range inputs are drawn from, per input (one entry applies to all); keeps log, sqrt, div
+  // away from their poles.
+  std::vector<std::pair<double, double>> ranges = {{-1.0, 1.0}};
+};
+
+struct OpDef {
+  std::string name;
+  int arity = 1;  // -1: any number >= 1 (concat)
+  std::string summary;  // formula and shapes, for the reference table
+  ShapeRule shape;
+  Kernel<float> f32 = nullptr;
+  Kernel<double> f64 = nullptr;
+  GradRule grad;  // empty: no rule, autodiff fails loudly
+  // Per input: does a gradient flow? Empty means every input is differentiable.
+  std::vector<bool> differentiable;
+  std::vector<GradSample> samples;
+  bool random = false;       // reads RandomKey
+  bool elementwise = false;  // output[i] depends on input[i] only (same shapes), fusable
+
+  bool input_differentiable(std::size_t i) const {
+    return differentiable.empty() || (i < differentiable.size() && differentiable[i]);
+  }
+};
+
+class OpRegistry {
+ public:
+  // Throws std::invalid_argument on a duplicate name or an incomplete definition.
+  const OpDef& add(OpDef def);
+  // Throws std::out_of_range naming the op and listing the registered ones.
+  const OpDef& at(std::string_view name) const;
+  const OpDef* find(std::string_view name) const;
+  std::vector<const OpDef*> all() const;  // sorted by name
+
+ private:
+  std::map<std::string, std::unique_ptr<OpDef>, std::less<>> ops_;
+};
+
+// The process-wide registry. ops/ fills it with the built-in ops when the library loads.
+OpRegistry& op_registry();
+
+// Registers an op from a static object in the op's own file.
+struct OpRegistration {
+  explicit OpRegistration(OpDef def) { op_registry().add(std::move(def)); }
+};
+
+}  // namespace graphrun

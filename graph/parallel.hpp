@@ -1,0 +1,47 @@
+// Parallelism is owned by TBB: one switch sets the thread count for everything. Kernels split
+// work into fixed-size chunks that do not depend on the thread count, so results are
+// bit-identical at any number of threads.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+namespace graphrun {
+
+// A non-owning reference to a callable: unlike std::function it never allocates, which keeps a
+// training step free of heap allocation.
+template <class Signature>
+class FunctionRef;
+template <class R, class... Args>
+class FunctionRef<R(Args...)> {
+ public:
+  template <class F>
+    requires(!std::is_same_v<std::remove_cvref_t<F>, FunctionRef>)
+  FunctionRef(F&& f)  // NOLINT: implicit by design, like std::function
+      : object_(const_cast<void*>(static_cast<const void*>(&f))),
+        call_([](void* o, Args... args) -> R {
+          return (*static_cast<std::remove_reference_t<F>*>(o))(std::forward<Args>(args)...);
+        }) {}
+  R operator()(Args... args) const { return call_(object_, std::forward<Args>(args)...); }
+
+ private:
+  void* object_;
+  R (*call_)(void*, Args...);
+};
+
+// Sets the number of worker threads for all kernels (0 = one per core). The BLAS is kept
+// single-threaded and called from TBB tasks, so the two never oversubscribe the cores.
+void set_num_threads(int threads);
+int num_threads();
+
+// Calls body(begin, end) over [0, n) in chunks of `grain` elements, in parallel.
+void parallel_for(std::int64_t n, std::int64_t grain,
+                  FunctionRef<void(std::int64_t, std::int64_t)> body);
+
+// Sum of f(i) for i in [0, n) with a fixed partition into chunks of `chunk` and the partial sums
+// added in chunk order: the same bits at any thread count.
+double deterministic_sum(std::int64_t n, FunctionRef<double(std::int64_t, std::int64_t)> chunk_sum,
+                         std::int64_t chunk = 16384);
+
+}  // namespace graphrun

@@ -1,0 +1,121 @@
+// The executor: runs a compiled schedule over its arena.
+#include <graphrun/graph/program.hpp>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <cmath>
+#include <limits>
+
+namespace graphrun {
+
+void Program::bind(std::string_view name, const Tensor& tensor) {
+  auto expected = binding_shapes_.find(name);
+  if (expected == binding_shapes_.end()) {
+    std::vector<std::string> names;
+    for (const auto& [k, v] : binding_shapes_) names.push_back(k);
+    throw std::invalid_argument(fmt::format("bind: the program reads no input or parameter '{}'; "
+                                            "it reads: {}", name, fmt::join(names, ", ")));
+  }
+  if (tensor.shape() != expected->second || tensor.dtype() != dtype_)
+    throw ShapeError(fmt::format("bind '{}': the program was compiled for {} {}, got {} {}", name,
+                                 dtype_name(dtype_), to_string(expected->second),
+                                 dtype_name(tensor.dtype()), to_string(tensor.shape())));
+  for (auto& slot : slots_)
+    if (slot.kind == Slot::Kind::external && slot.name == name)
+      slot.ptr = const_cast<void*>(tensor.raw());
+  resolved_ = false;
+}
+
+void Program::bind_parameters(ParameterStore& params) {
+  for (auto& slot : slots_) {
+    if (slot.kind != Slot::Kind::external) continue;
+    auto it = params.find(slot.name);
+    if (it != params.end()) bind(slot.name, it->second);
+  }
+}
+
+void Program::resolve() {
+  for (const auto& slot : slots_)
+    if (!slot.ptr)
+      throw std::invalid_argument(fmt::format("run: '{}' ({}) is not bound", slot.name,
+                                              to_string(slot.shape)));
+  for (auto& step : steps_)
+    for (std::size_t i = 0; i < step.in_slots.size(); ++i)
+      step.in_ptrs[i] = slots_[static_cast<std::size_t>(step.in_slots[i])].ptr;
+  resolved_ = true;
+}
+
+void Program::check_step(const Step& step) const {
+  const auto& out = slots_[static_cast<std::size_t>(step.out_slot)];
+  auto n = numel(out.shape);
+  auto finite = [&](const void* p, std::int64_t count, double& lo, double& hi) {
+    bool ok = true;
+    lo = std::numeric_limits<double>::infinity();
+    hi = -lo;
+    for (std::int64_t i = 0; i < count; ++i) {
+      double v = dtype_ == DType::f32 ? static_cast<const float*>(p)[i] : static_cast<const double*>(p)[i];
+      if (!std::isfinite(v)) ok = false;
+      lo = std::min(lo, v);
+      hi = std::max(hi, v);
+    }
+    return ok;
+  };
+  double lo, hi;
+  if (finite(out.ptr, n, lo, hi)) return;
+  std::vector<std::string> ranges;
+  for (std::size_t i = 0; i < step.in_ptrs.size(); ++i) {
+    double a, b;
+    finite(step.in_ptrs[i], numel(step.in_shapes[i]), a, b);
+    ranges.push_back(fmt::format("input {} {} in [{:g}, {:g}]", i, to_string(step.in_shapes[i]), a, b));
+  }
+  throw NumericsError(fmt::format("non-finite value (NaN or Inf) produced by {}, op '{}'; {}",
+                                  step.label, step.op->name, fmt::join(ranges, "; ")));
+}
+
+template <class T>
+void Program::run_typed(const RunOptions& options) {
+  for (auto& step : steps_) {
+    const auto& out = slots_[static_cast<std::size_t>(step.out_slot)];
+    KernelArgs<T> args;
+    args.in = {reinterpret_cast<const T* const*>(step.in_ptrs.data()), step.in_ptrs.size()};
+    args.in_shapes = step.in_shapes;
+    args.out = static_cast<T*>(out.ptr);
+    args.out_shape = &out.shape;
+    args.attrs = &step.attrs;
+    args.key = {options.seed, options.step, static_cast<std::uint32_t>(step.node)};
+    args.training = options.training;
+    if constexpr (std::is_same_v<T, float>) step.op->f32(args);
+    else step.op->f64(args);
+    if (check_numerics_) check_step(step);
+  }
+}
+
+void Program::run(const RunOptions& options) {
+  if (!resolved_) resolve();
+  if (dtype_ == DType::f32) run_typed<float>(options);
+  else run_typed<double>(options);
+}
+
+Tensor Program::output(std::size_t i) const {
+  const auto& slot = slots_.at(static_cast<std::size_t>(outputs_.at(i)));
+  return Tensor::view(dtype_, slot.shape, slot.ptr);
+}
+
+const Shape& Program::output_shape(std::size_t i) const {
+  return slots_.at(static_cast<std::size_t>(outputs_.at(i))).shape;
+}
+
+std::string Program::describe() const {
+  std::string out = fmt::format("{} kernels, {} arena (buffers would take {} unshared)\n",
+                                steps_.size(), plan_.arena_bytes, plan_.buffer_bytes);
+  for (const auto& step : steps_) {
+    std::vector<std::string> shapes;
+    for (const auto& s : step.in_shapes) shapes.push_back(to_string(s));
+    out += fmt::format("  {:<14} {} -> {}   [{}]\n", step.op->name, fmt::join(shapes, " "),
+                       to_string(slots_[static_cast<std::size_t>(step.out_slot)].shape), step.label);
+  }
+  return out;
+}
+
+}  // namespace graphrun

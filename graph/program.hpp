@@ -1,0 +1,127 @@
+// A compiled program: a flat schedule of kernels over one memory arena, specialised to concrete
+// input shapes and one scalar type. Built by compile(); runs with no allocation after binding.
+#pragma once
+
+#include <graphrun/graph/graph.hpp>
+#include <graphrun/graph/op.hpp>
+#include <graphrun/graph/tensor.hpp>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace graphrun {
+
+using ShapeMap = std::map<std::string, Shape, std::less<>>;
+using ParameterStore = std::map<std::string, Tensor, std::less<>>;
+
+struct CompileOptions {
+  DType dtype = DType::f32;
+  // After every kernel, scan its output and stop at the first NaN or Inf (NumericsError).
+  bool check_numerics = false;
+};
+
+struct RunOptions {
+  bool training = true;  // random ops with train_only=1 (corruption) are identities when false
+  std::uint64_t seed = 0;
+  std::uint64_t step = 0;
+};
+
+// Raised by check_numerics: names the node, its op and the range of each input.
+class NumericsError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct MemoryPlan {
+  std::size_t arena_bytes = 0;     // what the plan allocates
+  std::size_t buffer_bytes = 0;    // the sum of every intermediate buffer, were none shared
+  std::size_t constant_bytes = 0;
+  int buffers = 0;
+};
+
+class Program {
+ public:
+  // Binds an input or parameter by name to caller-owned memory (no copy); the tensor must have
+  // the compiled shape and dtype and stay alive while the program runs.
+  void bind(std::string_view name, const Tensor& tensor);
+  // Binds every parameter the program reads from the store.
+  void bind_parameters(ParameterStore& params);
+  void run(const RunOptions& options = {});
+
+  // Output i of the compile() call: a view into program memory, valid until the next run.
+  Tensor output(std::size_t i) const;
+  std::size_t num_outputs() const { return outputs_.size(); }
+  const Shape& output_shape(std::size_t i) const;
+
+  DType dtype() const { return dtype_; }
+  const MemoryPlan& memory_plan() const { return plan_; }
+  int num_steps() const { return static_cast<int>(steps_.size()); }
+  // Names of the inputs and parameters the schedule reads, with their compiled shapes.
+  const std::map<std::string, Shape, std::less<>>& bindings() const { return binding_shapes_; }
+  std::string describe() const;  // the schedule, one kernel per line
+
+ private:
+  friend Program compile_program(const Graph&, const std::vector<Value>&, const ShapeMap&,
+                                 const CompileOptions&);
+  struct Slot {
+    enum class Kind { arena, external, constant } kind = Kind::arena;
+    std::size_t offset = 0;  // arena
+    std::string name;        // external
+    void* ptr = nullptr;     // resolved address
+    Shape shape;
+  };
+  struct Step {
+    int node = -1;
+    const OpDef* op = nullptr;
+    Attrs attrs;  // a copy: the graph may grow (and move its nodes) after compiling
+    std::vector<int> in_slots;
+    int out_slot = -1;
+    std::vector<Shape> in_shapes;
+    std::vector<const void*> in_ptrs;  // resolved from in_slots before a run
+    std::string label;                 // node description for errors
+  };
+  template <class T>
+  void run_typed(const RunOptions& options);
+  void resolve();
+  void check_step(const Step& step) const;
+
+  const Graph* graph_ = nullptr;
+  DType dtype_ = DType::f32;
+  bool check_numerics_ = false;
+  std::vector<Slot> slots_;
+  std::vector<Step> steps_;
+  std::vector<int> outputs_;  // slot per output
+  std::shared_ptr<void> arena_;
+  std::vector<Tensor> constants_;
+  std::map<std::string, Shape, std::less<>> binding_shapes_;
+  MemoryPlan plan_;
+  bool resolved_ = false;
+};
+
+// Compiles the part of `graph` that `outputs` need (dead code is dropped), with concrete shapes
+// for the inputs (missing ones keep their declared shapes). Throws ShapeError naming the node
+// whose shapes disagree, std::logic_error on a cycle.
+Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
+                        const ShapeMap& input_shapes = {}, const CompileOptions& options = {});
+
+// Programs specialised per input shapes and cached, so a smaller last batch compiles once more
+// and then reuses its program.
+class ProgramCache {
+ public:
+  ProgramCache(const Graph& graph, std::vector<Value> outputs, CompileOptions options = {});
+  Program& get(const ShapeMap& input_shapes);
+  std::size_t size() const { return programs_.size(); }
+
+ private:
+  const Graph* graph_;
+  std::vector<Value> outputs_;
+  CompileOptions options_;
+  std::map<std::string, std::unique_ptr<Program>> programs_;
+};
+
+}  // namespace graphrun

@@ -1,0 +1,42 @@
+#include <graphrun/graph/random.hpp>
+
+#include <Random123/philox.h>
+
+#include <cmath>
+#include <numbers>
+
+namespace graphrun {
+namespace {
+
+r123::Philox4x32::ctr_type draw(const RandomKey& key, std::uint64_t index) {
+  r123::Philox4x32 rng;
+  r123::Philox4x32::ctr_type ctr = {{static_cast<std::uint32_t>(index),
+                                     static_cast<std::uint32_t>(index >> 32), key.node,
+                                     static_cast<std::uint32_t>(key.step)}};
+  r123::Philox4x32::key_type k = {{static_cast<std::uint32_t>(key.seed),
+                                   static_cast<std::uint32_t>(key.seed >> 32) ^
+                                       static_cast<std::uint32_t>(key.step >> 32) * 0x9E3779B9u}};
+  return rng(ctr, k);
+}
+
+// 53 random bits mapped to the open interval (0, 1).
+double to_unit(std::uint32_t hi, std::uint32_t lo) {
+  std::uint64_t bits = (static_cast<std::uint64_t>(hi) << 21) ^ (lo >> 11);
+  return (static_cast<double>(bits) + 0.5) * 0x1p-53;
+}
+
+}  // namespace
+
+double random_uniform(const RandomKey& key, std::uint64_t index) {
+  auto r = draw(key, index);
+  return to_unit(r[0], r[1]);
+}
+
+double random_normal(const RandomKey& key, std::uint64_t index) {
+  auto r = draw(key, index);
+  double u1 = to_unit(r[0], r[1]);
+  double u2 = to_unit(r[2], r[3]);
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+}
+
+}  // namespace graphrun

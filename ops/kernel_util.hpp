@@ -1,0 +1,101 @@
+// Shared machinery for op definitions: parallel elementwise loops, numpy-style broadcasting, and
+// small helpers for shape rules. Internal to ops/, but installed so external ops can reuse it.
+#pragma once
+
+#include <graphrun/graph/op.hpp>
+#include <graphrun/graph/parallel.hpp>
+
+#include <fmt/format.h>
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+
+namespace graphrun::ops {
+
+inline constexpr std::int64_t kGrain = 16384;  // elements per parallel chunk
+
+const OpDef& op(std::string_view name);  // a registered op; throws listing the known ones
+
+// numpy broadcasting of two shapes; throws ShapeError("cannot broadcast ...").
+Shape broadcast_shapes(const Shape& a, const Shape& b);
+// True when `from` broadcasts to exactly `to`.
+bool broadcasts_to(const Shape& from, const Shape& to);
+// Normalises possibly negative axes against `rank`, sorted and unique; throws on out of range.
+std::vector<std::int64_t> normalize_axes(const std::vector<std::int64_t>& axes, std::int64_t rank);
+// The shape after reducing `axes` (all axes when empty).
+Shape reduced_shape(const Shape& in, const std::vector<std::int64_t>& axes, bool keepdims);
+
+// Strides of `from` broadcast against `to`, right-aligned and padded to kMaxRank dims, with 0 for
+// broadcast dimensions.
+std::array<std::int64_t, kMaxRank> broadcast_strides(const Shape& from, const Shape& to);
+std::array<std::int64_t, kMaxRank> padded_dims(const Shape& s);
+
+template <class T, class F>
+void unary_map(const KernelArgs<T>& a, F f) {
+  const T* x = a.in[0];
+  T* y = a.out;
+  parallel_for(a.out_numel(), kGrain, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) y[i] = f(x[i]);
+  });
+}
+
+// out[i] = f(a[ia], b[ib]) with numpy broadcasting of the two inputs to the output shape.
+template <class T, class F>
+void binary_map(const KernelArgs<T>& a, F f) {
+  const T* x = a.in[0];
+  const T* z = a.in[1];
+  T* y = a.out;
+  const Shape& sx = a.in_shapes[0];
+  const Shape& sz = a.in_shapes[1];
+  const Shape& so = *a.out_shape;
+  std::int64_t n = a.out_numel();
+  std::int64_t nx = numel(sx), nz = numel(sz);
+  if (nx == n && nz == n) {
+    parallel_for(n, kGrain, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) y[i] = f(x[i], z[i]);
+    });
+  } else if (nz == 1 && nx == n) {
+    T c = z[0];
+    parallel_for(n, kGrain, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) y[i] = f(x[i], c);
+    });
+  } else if (nx == 1 && nz == n) {
+    T c = x[0];
+    parallel_for(n, kGrain, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) y[i] = f(c, z[i]);
+    });
+  } else if (nx == n && nz > 0 && sz.size() >= 1 && n % nz == 0 &&
+             broadcasts_to(sz, so) && numel(Shape(so.end() - static_cast<std::ptrdiff_t>(sz.size()), so.end())) == nz) {
+    // Trailing-block broadcast, e.g. a bias [N] against [B, N].
+    std::int64_t rows = n / nz;
+    parallel_for(rows, std::max<std::int64_t>(1, kGrain / nz), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t r = b; r < e; ++r)
+        for (std::int64_t j = 0; j < nz; ++j) y[r * nz + j] = f(x[r * nz + j], z[j]);
+    });
+  } else {
+    auto dx = broadcast_strides(sx, so);
+    auto dz = broadcast_strides(sz, so);
+    auto dims = padded_dims(so);
+    parallel_for(n, kGrain, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t i = b; i < e; ++i) {
+        std::int64_t rest = i, ix = 0, iz = 0;
+        for (int d = kMaxRank - 1; d >= 0; --d) {
+          std::int64_t k = rest % dims[d];
+          rest /= dims[d];
+          ix += k * dx[d];
+          iz += k * dz[d];
+        }
+        y[i] = f(x[ix], z[iz]);
+      }
+    });
+  }
+}
+
+// Shape rule for ops whose output has the shape of input 0 and all inputs share it.
+Shape same_shape(std::span<const Shape> in, const Attrs&);
+// Shape rule: the output has the shape of input 1 (the "like" reference).
+Shape shape_of_second(std::span<const Shape> in, const Attrs&);
+
+}  // namespace graphrun::ops

@@ -1,0 +1,114 @@
+// The op builder API: each function adds one node to the graph of its inputs and returns the new
+// value. Shapes are checked when the node is built; a ShapeError names the op, the input shapes,
+// the attributes and the caller's line. Binary ops broadcast like numpy (right-aligned; a
+// dimension of 1 stretches).
+//
+//   auto h = relu(matmul(x, w1) + b1);       // [B, 784] x [784, 400] + [400] -> [B, 400]
+//   auto loss = mean(sum(bce_with_logits(logits, x), {1}));
+#pragma once
+
+#include <graphrun/graph/graph.hpp>
+
+#include <cstdint>
+#include <source_location>
+#include <vector>
+
+namespace graphrun {
+
+using Loc = std::source_location;
+using Axes = std::vector<std::int64_t>;
+
+// ---- elementwise, same shape in and out -------------------------------------------------------
+Value neg(Value x, Loc at = Loc::current());       // -x
+Value exp(Value x, Loc at = Loc::current());       // e^x
+Value log(Value x, Loc at = Loc::current());       // ln x, x > 0
+Value sqrt(Value x, Loc at = Loc::current());      // sqrt(x), x > 0
+Value square(Value x, Loc at = Loc::current());    // x^2
+Value abs(Value x, Loc at = Loc::current());       // |x|; gradient sign(x), 0 at 0
+Value sign(Value x, Loc at = Loc::current());      // -1, 0, 1; gradient 0 almost everywhere
+Value relu(Value x, Loc at = Loc::current());      // max(x, 0)
+Value sigmoid(Value x, Loc at = Loc::current());   // 1 / (1 + e^-x)
+Value tanh(Value x, Loc at = Loc::current());      // tanh x
+Value softplus(Value x, Loc at = Loc::current());  // ln(1 + e^x), stable for large |x|
+
+// ---- binary, numpy broadcasting -----------------------------------------------------------------
+Value add(Value a, Value b, Loc at = Loc::current());  // a + b
+Value sub(Value a, Value b, Loc at = Loc::current());  // a - b
+Value mul(Value a, Value b, Loc at = Loc::current());  // a * b
+Value div(Value a, Value b, Loc at = Loc::current());  // a / b
+
+// Operators build the same nodes; the second operand records the caller's line.
+struct Operand {
+  Operand(Value v, Loc at = Loc::current()) : value(v), where(at) {}  // NOLINT: implicit
+  Value value;
+  Loc where;
+};
+Value operator+(Value a, Operand b);
+Value operator-(Value a, Operand b);
+Value operator*(Value a, Operand b);
+Value operator/(Value a, Operand b);
+Value operator+(Value a, double b);
+Value operator-(Value a, double b);
+Value operator*(Value a, double b);
+Value operator/(Value a, double b);
+Value operator+(double a, Value b);
+Value operator-(double a, Value b);
+Value operator*(double a, Value b);
+Value operator/(double a, Value b);
+Value operator-(Value a);
+
+// ---- linear algebra -----------------------------------------------------------------------------
+// op(a) @ op(b) with op = transpose when the flag is set: [M, K] @ [K, N] -> [M, N]. Runs on
+// CBLAS gemm; transposes are passed as flags, never materialised.
+Value matmul(Value a, Value b, bool transpose_a = false, bool transpose_b = false,
+             Loc at = Loc::current());
+
+// ---- reductions (axes empty = all axes; negative axes count from the end) -----------------------
+Value sum(Value x, Axes axes = {}, bool keepdims = false, Loc at = Loc::current());
+Value mean(Value x, Axes axes = {}, bool keepdims = false, Loc at = Loc::current());
+
+// ---- shapes -------------------------------------------------------------------------------------
+Value reshape(Value x, Shape shape, Loc at = Loc::current());  // one -1 dim is inferred
+Value transpose(Value x, Loc at = Loc::current());             // 2-D: [M, N] -> [N, M]
+Value concat(const std::vector<Value>& xs, std::int64_t axis, Loc at = Loc::current());
+Value slice(Value x, std::int64_t axis, std::int64_t begin, std::int64_t end,
+            Loc at = Loc::current());  // x[..., begin:end, ...] along `axis`
+
+// ---- losses and penalties -----------------------------------------------------------------------
+// Elementwise binary cross-entropy of sigmoid(logits) against targets in [0, 1]:
+// max(l, 0) - l*t + ln(1 + e^-|l|), exact and finite for any logit. Same shapes.
+Value bce_with_logits(Value logits, Value targets, Loc at = Loc::current());
+// Elementwise squared error (a - b)^2. Same shapes.
+Value mse(Value a, Value b, Loc at = Loc::current());
+// Elementwise KL(N(mu, e^logvar) || N(0, 1)) = -0.5 (1 + logvar - mu^2 - e^logvar). Same shapes.
+Value kl_normal(Value mu, Value logvar, Loc at = Loc::current());
+// L1 activity penalty for codes h [B, ...]: sum |h| / B (per sample). Scalar.
+Value l1_activity(Value h, Loc at = Loc::current());
+// Sparsity penalty for sigmoid codes h [B, K] in (0, 1): with p_j = mean_b h_bj,
+// sum_j rho ln(rho / p_j) + (1 - rho) ln((1 - rho) / (1 - p_j)). Scalar.
+Value kl_sparsity(Value h, double rho, Loc at = Loc::current());
+
+// ---- random (counter-based: draws depend on seed, node, step and index, not on threads) ---------
+// Standard normal noise shaped like `like`. With train_only, zeros outside training.
+Value random_normal_like(Value like, bool train_only = false, Loc at = Loc::current());
+// 1 with probability keep, else 0, shaped like `like`. With train_only, ones outside training.
+Value bernoulli_mask_like(Value like, double keep, bool train_only = true, Loc at = Loc::current());
+
+// ---- helpers that gradient rules are written with (also usable directly) ------------------------
+// Sums `g` down to the shape of `like` (undoes broadcasting); like's values are not read.
+Value sum_to_like(Value g, Value like, Loc at = Loc::current());
+// Broadcasts `x` up to the shape of `like`.
+Value expand_like(Value x, Value like, Loc at = Loc::current());
+// Inverse of sum/mean over `axes`: spreads g over the shape of `like` (divided by the count when
+// `mean`).
+Value spread_like(Value g, Value like, Axes axes, bool keepdims, bool mean,
+                  Loc at = Loc::current());
+Value reshape_like(Value x, Value like, Loc at = Loc::current());
+// Zeros shaped like `like` with g written at [begin, begin + g.shape[axis]) along `axis`.
+Value unslice_like(Value g, Value like, std::int64_t axis, std::int64_t begin,
+                   Loc at = Loc::current());
+Value relu_backward(Value g, Value x, Loc at = Loc::current());     // g * (x > 0)
+Value sigmoid_backward(Value g, Value y, Loc at = Loc::current());  // g * y * (1 - y)
+Value tanh_backward(Value g, Value y, Loc at = Loc::current());     // g * (1 - y^2)
+
+}  // namespace graphrun

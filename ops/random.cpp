@@ -1,0 +1,88 @@
+// Random ops. Draws come from the counter-based generator keyed by (seed, node, step, index), so
+// they are the same at any thread count and replay exactly in a gradient check or a resumed run.
+// Their input only gives the shape: no gradient flows through it.
+#include <graphrun/graph/random.hpp>
+#include <graphrun/ops/kernel_util.hpp>
+#include <graphrun/ops/ops.hpp>
+
+namespace graphrun {
+namespace ops {
+namespace {
+
+using R = std::vector<Value>;
+
+template <class T>
+void normal_kernel(const KernelArgs<T>& a) {
+  T* y = a.out;
+  if (!a.training && a.attrs->i("train_only")) {
+    std::fill(y, y + a.out_numel(), T(0));
+    return;
+  }
+  parallel_for(a.out_numel(), 4096, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i)
+      y[i] = static_cast<T>(random_normal(a.key, static_cast<std::uint64_t>(i)));
+  });
+}
+
+template <class T>
+void bernoulli_kernel(const KernelArgs<T>& a) {
+  T* y = a.out;
+  if (!a.training && a.attrs->i("train_only")) {
+    std::fill(y, y + a.out_numel(), T(1));
+    return;
+  }
+  double keep = a.attrs->f("keep");
+  parallel_for(a.out_numel(), 4096, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i)
+      y[i] = random_uniform(a.key, static_cast<std::uint64_t>(i)) < keep ? T(1) : T(0);
+  });
+}
+
+OpDef random_op(std::string name, std::string summary, Kernel<float> f, Kernel<double> d,
+                Attrs sample_attrs, ShapeRule shape) {
+  OpDef op;
+  op.name = std::move(name);
+  op.summary = std::move(summary);
+  op.arity = 1;
+  op.shape = std::move(shape);
+  op.f32 = f;
+  op.f64 = d;
+  op.random = true;
+  op.differentiable = {false};
+  op.grad = [](const GradContext&) { return R{Value()}; };
+  op.samples = {{{{3, 4}}, std::move(sample_attrs)}};
+  return op;
+}
+
+const OpRegistration registrations[] = {
+    OpRegistration(random_op(
+        "random_normal_like",
+        "y ~ N(0, 1) iid, shaped like x; zeros outside training when train_only=1", normal_kernel<float>,
+        normal_kernel<double>, {{"train_only", std::int64_t{0}}},
+        [](std::span<const Shape> in, const Attrs&) { return in[0]; })),
+    OpRegistration(random_op(
+        "bernoulli_mask_like",
+        "y = 1 with probability `keep`, else 0, shaped like x; ones outside training when "
+        "train_only=1",
+        bernoulli_kernel<float>, bernoulli_kernel<double>,
+        {{"keep", 0.7}, {"train_only", std::int64_t{1}}},
+        [](std::span<const Shape> in, const Attrs& attrs) {
+          double keep = attrs.f("keep");
+          if (!(keep >= 0 && keep <= 1)) throw ShapeError(fmt::format("keep must be in [0, 1], got {}", keep));
+          return in[0];
+        })),
+};
+
+}  // namespace
+}  // namespace ops
+
+Value random_normal_like(Value like, bool train_only, Loc at) {
+  return like.graph().apply(ops::op("random_normal_like"), {like},
+                            {{"train_only", std::int64_t{train_only}}}, at);
+}
+Value bernoulli_mask_like(Value like, double keep, bool train_only, Loc at) {
+  return like.graph().apply(ops::op("bernoulli_mask_like"), {like},
+                            {{"keep", keep}, {"train_only", std::int64_t{train_only}}}, at);
+}
+
+}  // namespace graphrun

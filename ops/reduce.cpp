@@ -1,0 +1,298 @@
+// Reductions and their inverses. Sums accumulate in double over a fixed order per output, so
+// results do not depend on the thread count.
+#include <graphrun/ops/kernel_util.hpp>
+#include <graphrun/ops/ops.hpp>
+
+#include <cmath>
+
+namespace graphrun {
+namespace ops {
+namespace {
+
+using R = std::vector<Value>;
+using Mask = std::array<bool, kMaxRank>;
+
+// Sums x (padded to 4 dims) over the dimensions in `mask`, times `scale`. The output is laid out
+// as x with the masked dimensions removed.
+template <class T>
+void reduce_masked(const T* x, const Shape& xs, const Mask& mask, T* out, double scale) {
+  auto d = padded_dims(xs);
+  std::array<std::int64_t, kMaxRank> stride{};
+  std::int64_t s = 1;
+  for (int i = kMaxRank - 1; i >= 0; --i) {
+    stride[i] = s;
+    s *= d[i];
+  }
+  std::int64_t total = s, kept = 1, inner = 1;
+  for (int i = 0; i < kMaxRank; ++i) kept *= mask[i] ? 1 : d[i];
+  // Fast case: the reduced dimensions are exactly the trailing ones, a contiguous run per output.
+  int first_reduced = kMaxRank;
+  while (first_reduced > 0 && mask[first_reduced - 1]) --first_reduced;
+  bool trailing = true;
+  for (int i = 0; i < first_reduced; ++i) trailing = trailing && !mask[i];
+  for (int i = first_reduced; i < kMaxRank; ++i) inner *= d[i];
+  if (kept == 1) {
+    out[0] = static_cast<T>(scale * deterministic_sum(total, [&](std::int64_t b, std::int64_t e) {
+      double acc = 0;
+      for (std::int64_t i = b; i < e; ++i) acc += x[i];
+      return acc;
+    }));
+    return;
+  }
+  if (trailing) {
+    parallel_for(kept, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(inner, 1)),
+                 [&](std::int64_t b, std::int64_t e) {
+                   for (std::int64_t o = b; o < e; ++o) {
+                     double acc = 0;
+                     const T* row = x + o * inner;
+                     for (std::int64_t i = 0; i < inner; ++i) acc += row[i];
+                     out[o] = static_cast<T>(acc * scale);
+                   }
+                 });
+    return;
+  }
+  // General case: each output walks its reduced sub-block in a fixed order.
+  std::int64_t reduced = total / kept;
+  parallel_for(kept, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(reduced, 1)),
+               [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t o = b; o < e; ++o) {
+      std::int64_t base = 0, rest = o;
+      for (int i = kMaxRank - 1; i >= 0; --i)
+        if (!mask[i]) {
+          base += (rest % d[i]) * stride[i];
+          rest /= d[i];
+        }
+      double acc = 0;
+      for (std::int64_t r = 0; r < reduced; ++r) {
+        std::int64_t off = base, left = r;
+        for (int i = kMaxRank - 1; i >= 0; --i)
+          if (mask[i]) {
+            off += (left % d[i]) * stride[i];
+            left /= d[i];
+          }
+        acc += x[off];
+      }
+      out[o] = static_cast<T>(acc * scale);
+    }
+  });
+}
+
+Mask axes_mask(const Shape& s, const std::vector<std::int64_t>& axes) {
+  Mask m{false, false, false, false};
+  auto ax = normalize_axes(axes, static_cast<std::int64_t>(s.size()));
+  std::size_t off = kMaxRank - s.size();
+  for (auto a : ax) m[off + static_cast<std::size_t>(a)] = true;
+  return m;
+}
+
+double count_over(const Shape& s, const std::vector<std::int64_t>& axes) {
+  double n = 1;
+  for (auto a : normalize_axes(axes, static_cast<std::int64_t>(s.size()))) n *= static_cast<double>(s[static_cast<std::size_t>(a)]);
+  return n;
+}
+
+template <class T, bool Mean>
+void reduce_kernel(const KernelArgs<T>& a) {
+  const auto& axes = a.attrs->ints("axes");
+  double scale = Mean ? 1.0 / count_over(a.in_shapes[0], axes) : 1.0;
+  reduce_masked(a.in[0], a.in_shapes[0], axes_mask(a.in_shapes[0], axes), a.out, scale);
+}
+
+Shape reduce_shape(std::span<const Shape> in, const Attrs& attrs) {
+  return reduced_shape(in[0], attrs.ints("axes"), attrs.i("keepdims") != 0);
+}
+
+// sum_to_like: reduce g over the dimensions `like` broadcasts along.
+template <class T>
+void sum_to_like_kernel(const KernelArgs<T>& a) {
+  auto dg = padded_dims(a.in_shapes[0]);
+  auto dl = padded_dims(a.in_shapes[1]);
+  Mask m{};
+  for (int i = 0; i < kMaxRank; ++i) m[i] = dl[i] == 1 && dg[i] != 1;
+  reduce_masked(a.in[0], a.in_shapes[0], m, a.out, 1.0);
+}
+
+Shape sum_to_like_shape(std::span<const Shape> in, const Attrs&) {
+  if (!broadcasts_to(in[1], in[0]))
+    throw ShapeError(fmt::format("{} does not broadcast to {}", to_string(in[1]), to_string(in[0])));
+  return in[1];
+}
+
+// out = x broadcast to like's shape, times `scale`.
+template <class T>
+void spread(const T* x, const Shape& xs, const Shape& to, T* out, T scale) {
+  auto strides = broadcast_strides(xs, to);
+  auto dims = padded_dims(to);
+  parallel_for(numel(to), kGrain, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t i = b; i < e; ++i) {
+      std::int64_t rest = i, ix = 0;
+      for (int d = kMaxRank - 1; d >= 0; --d) {
+        ix += (rest % dims[d]) * strides[d];
+        rest /= dims[d];
+      }
+      out[i] = x[ix] * scale;
+    }
+  });
+}
+
+template <class T>
+void expand_like_kernel(const KernelArgs<T>& a) {
+  spread(a.in[0], a.in_shapes[0], a.in_shapes[1], a.out, T(1));
+}
+
+Shape expand_like_shape(std::span<const Shape> in, const Attrs&) {
+  if (!broadcasts_to(in[0], in[1]))
+    throw ShapeError(fmt::format("{} does not broadcast to {}", to_string(in[0]), to_string(in[1])));
+  return in[1];
+}
+
+template <class T>
+void spread_like_kernel(const KernelArgs<T>& a) {
+  const auto& axes = a.attrs->ints("axes");
+  const Shape& like = a.in_shapes[1];
+  Shape kept = reduced_shape(like, axes, true);
+  T scale = a.attrs->i("mean") ? T(1.0 / count_over(like, axes)) : T(1);
+  spread(a.in[0], kept, like, a.out, scale);
+}
+
+Shape spread_like_shape(std::span<const Shape> in, const Attrs& attrs) {
+  Shape want = reduced_shape(in[1], attrs.ints("axes"), attrs.i("keepdims") != 0);
+  if (in[0] != want)
+    throw ShapeError(fmt::format("g should have shape {} (like {} reduced over the axes)",
+                                 to_string(want), to_string(in[1])));
+  return in[1];
+}
+
+// KL sparsity: p_j = mean_b h_bj; sum_j rho ln(rho/p_j) + (1-rho) ln((1-rho)/(1-p_j)).
+template <class T>
+void kl_sparsity_kernel(const KernelArgs<T>& a) {
+  const Shape& s = a.in_shapes[0];
+  std::int64_t b = s[0], k = numel(s) / std::max<std::int64_t>(b, 1);
+  double rho = a.attrs->f("rho");
+  double total = 0;
+  for (std::int64_t j = 0; j < k; ++j) {
+    double p = 0;
+    for (std::int64_t i = 0; i < b; ++i) p += a.in[0][i * k + j];
+    p /= static_cast<double>(b);
+    total += rho * std::log(rho / p) + (1 - rho) * std::log((1 - rho) / (1 - p));
+  }
+  a.out[0] = static_cast<T>(total);
+}
+
+OpDef make(std::string name, std::string summary, int arity, ShapeRule shape, Kernel<float> f,
+           Kernel<double> d, GradRule grad, std::vector<GradSample> samples,
+           std::vector<bool> differentiable = {}) {
+  OpDef op;
+  op.name = std::move(name);
+  op.summary = std::move(summary);
+  op.arity = arity;
+  op.shape = std::move(shape);
+  op.f32 = f;
+  op.f64 = d;
+  op.grad = std::move(grad);
+  op.samples = std::move(samples);
+  op.differentiable = std::move(differentiable);
+  return op;
+}
+
+Attrs reduce_attrs(Axes axes, bool keepdims) {
+  return {{"axes", std::move(axes)}, {"keepdims", std::int64_t{keepdims}}};
+}
+
+std::vector<GradSample> reduce_samples() {
+  return {{{{3, 4}}, reduce_attrs({}, false)},   {{{3, 4}}, reduce_attrs({0}, false)},
+          {{{3, 4}}, reduce_attrs({1}, true)},   {{{2, 3, 4}}, reduce_attrs({0, 2}, false)},
+          {{{2, 3, 4}}, reduce_attrs({-1}, false)}, {{{2, 3, 2, 2}}, reduce_attrs({1, 3}, true)}};
+}
+
+GradRule reduce_grad(bool is_mean) {
+  return [is_mean](const GradContext& c) {
+    return R{spread_like(c.grad, c.inputs[0], c.attrs.ints("axes"), c.attrs.i("keepdims") != 0,
+                         is_mean, c.where)};
+  };
+}
+
+const OpRegistration registrations[] = {
+    OpRegistration(make("sum", "y = sum of x over `axes` (all when empty), keepdims optional",
+                        1, reduce_shape, reduce_kernel<float, false>, reduce_kernel<double, false>,
+                        reduce_grad(false), reduce_samples())),
+    OpRegistration(make("mean", "y = mean of x over `axes` (all when empty), keepdims optional",
+                        1, reduce_shape, reduce_kernel<float, true>, reduce_kernel<double, true>,
+                        reduce_grad(true), reduce_samples())),
+    OpRegistration(make(
+        "sum_to_like", "y = g summed down to the shape of `like` (undoes broadcasting); y: like's shape",
+        2, sum_to_like_shape, sum_to_like_kernel<float>, sum_to_like_kernel<double>,
+        [](const GradContext& c) { return R{expand_like(c.grad, c.inputs[0], c.where), Value()}; },
+        {{{{3, 4}, {4}}}, {{{2, 3, 4}, {3, 1}}}, {{{3, 4}, {}}}}, {true, false})),
+    OpRegistration(make(
+        "expand_like", "y = x broadcast to the shape of `like`; y: like's shape", 2,
+        expand_like_shape, expand_like_kernel<float>, expand_like_kernel<double>,
+        [](const GradContext& c) { return R{sum_to_like(c.grad, c.inputs[0], c.where), Value()}; },
+        {{{{4}, {3, 4}}}, {{{3, 1}, {2, 3, 4}}}, {{{}, {3, 4}}}}, {true, false})),
+    OpRegistration(make(
+        "spread_like",
+        "y = g spread over the shape of `like` along `axes` (divided by their size when mean=1): "
+        "the gradient of sum and mean",
+        2, spread_like_shape, spread_like_kernel<float>, spread_like_kernel<double>,
+        [](const GradContext& c) {
+          Axes axes = c.attrs.ints("axes");
+          bool keep = c.attrs.i("keepdims") != 0;
+          Value g = c.attrs.i("mean") ? mean(c.grad, axes, keep, c.where) : sum(c.grad, axes, keep, c.where);
+          return R{g, Value()};
+        },
+        {{{{4}, {3, 4}}, {{"axes", Axes{0}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{1}}}},
+         {{{3, 1}, {3, 4}}, {{"axes", Axes{1}}, {"keepdims", std::int64_t{1}}, {"mean", std::int64_t{0}}}},
+         {{{}, {2, 3}}, {{"axes", Axes{}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{1}}}}},
+        {true, false})),
+    OpRegistration(make(
+        "kl_sparsity",
+        "y = sum_j rho ln(rho/p_j) + (1-rho) ln((1-rho)/(1-p_j)), p_j = mean over the batch of "
+        "h[:, j]; h [B, K] in (0, 1) -> scalar",
+        1,
+        [](std::span<const Shape> in, const Attrs& attrs) {
+          if (in[0].size() != 2) throw ShapeError("kl_sparsity needs codes of shape [B, K]");
+          double rho = attrs.f("rho");
+          if (!(rho > 0 && rho < 1)) throw ShapeError(fmt::format("rho must be in (0, 1), got {}", rho));
+          return Shape{};
+        },
+        kl_sparsity_kernel<float>, kl_sparsity_kernel<double>,
+        [](const GradContext& c) {
+          // d/dh_bj = (1/B) ((1 - rho)/(1 - p_j) - rho/p_j) g
+          double rho = c.attrs.f("rho");
+          Value h = c.inputs[0];
+          Value p = mean(h, {0}, false, c.where);
+          Value d = (1.0 - rho) / (1.0 - p) - rho / p;
+          return R{spread_like(mul(d, c.grad, c.where), h, {0}, false, true, c.where)};
+        },
+        {{{{5, 3}}, {{"rho", 0.1}}, {{0.05, 0.6}}}})),
+};
+
+}  // namespace
+}  // namespace ops
+
+namespace {
+Value reduce_node(const char* name, Value x, Axes axes, bool keepdims, Loc at) {
+  return x.graph().apply(ops::op(name), {x}, ops::reduce_attrs(std::move(axes), keepdims), at);
+}
+}  // namespace
+
+Value sum(Value x, Axes axes, bool keepdims, Loc at) { return reduce_node("sum", x, std::move(axes), keepdims, at); }
+Value mean(Value x, Axes axes, bool keepdims, Loc at) { return reduce_node("mean", x, std::move(axes), keepdims, at); }
+Value sum_to_like(Value g, Value like, Loc at) { return g.graph().apply(ops::op("sum_to_like"), {g, like}, {}, at); }
+Value expand_like(Value x, Value like, Loc at) { return x.graph().apply(ops::op("expand_like"), {x, like}, {}, at); }
+Value spread_like(Value g, Value like, Axes axes, bool keepdims, bool is_mean, Loc at) {
+  return g.graph().apply(ops::op("spread_like"), {g, like},
+                         {{"axes", std::move(axes)}, {"keepdims", std::int64_t{keepdims}},
+                          {"mean", std::int64_t{is_mean}}},
+                         at);
+}
+Value kl_sparsity(Value h, double rho, Loc at) { return h.graph().apply(ops::op("kl_sparsity"), {h}, {{"rho", rho}}, at); }
+
+Value l1_activity(Value h, Loc at) {
+  if (h.shape().empty()) throw ShapeError("l1_activity needs codes with a batch dimension");
+  Axes rest;
+  for (std::int64_t i = 1; i < static_cast<std::int64_t>(h.shape().size()); ++i) rest.push_back(i);
+  return mean(sum(abs(h, at), rest, false, at), {0}, false, at);
+}
+
+}  // namespace graphrun

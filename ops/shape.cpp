@@ -1,0 +1,258 @@
+// Ops that move data without arithmetic: reshape, transpose, concat, slice and their inverses.
+#include <graphrun/ops/kernel_util.hpp>
+#include <graphrun/ops/ops.hpp>
+
+#include <cstring>
+
+namespace graphrun {
+namespace ops {
+namespace {
+
+using R = std::vector<Value>;
+
+template <class T>
+void copy_kernel(const KernelArgs<T>& a) {
+  std::memcpy(a.out, a.in[0], static_cast<std::size_t>(a.out_numel()) * sizeof(T));
+}
+
+Shape reshape_shape(std::span<const Shape> in, const Attrs& attrs) {
+  const auto& want = attrs.ints("shape");
+  Shape out(want.begin(), want.end());
+  std::int64_t known = 1;
+  int infer = -1;
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    if (out[i] == -1) {
+      if (infer >= 0) throw ShapeError("reshape: at most one dimension may be -1");
+      infer = static_cast<int>(i);
+    } else if (out[i] < 0) {
+      throw ShapeError("reshape: negative dimension");
+    } else {
+      known *= out[i];
+    }
+  }
+  std::int64_t n = numel(in[0]);
+  if (infer >= 0) {
+    if (known == 0 || n % known != 0)
+      throw ShapeError(fmt::format("reshape: cannot infer the -1 dimension of {} elements", n));
+    out[static_cast<std::size_t>(infer)] = n / known;
+  }
+  if (numel(out) != n)
+    throw ShapeError(fmt::format("reshape: {} elements cannot take shape {}", n, to_string(out)));
+  return out;
+}
+
+Shape reshape_like_shape(std::span<const Shape> in, const Attrs&) {
+  if (numel(in[0]) != numel(in[1]))
+    throw ShapeError(fmt::format("{} and {} hold different numbers of elements", to_string(in[0]),
+                                 to_string(in[1])));
+  return in[1];
+}
+
+template <class T>
+void transpose_kernel(const KernelArgs<T>& a) {
+  std::int64_t m = a.in_shapes[0][0], n = a.in_shapes[0][1];
+  const T* x = a.in[0];
+  T* y = a.out;
+  constexpr std::int64_t kTile = 32;
+  parallel_for((m + kTile - 1) / kTile, 1, [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t ti = b * kTile; ti < std::min(m, e * kTile); ti += kTile)
+      for (std::int64_t tj = 0; tj < n; tj += kTile)
+        for (std::int64_t i = ti; i < std::min(m, ti + kTile); ++i)
+          for (std::int64_t j = tj; j < std::min(n, tj + kTile); ++j) y[j * m + i] = x[i * n + j];
+  });
+}
+
+// A tensor seen as [outer, axis, inner] around `axis`.
+struct Split3 {
+  std::int64_t outer = 1, axis = 1, inner = 1;
+};
+Split3 split_at(const Shape& s, std::int64_t axis) {
+  Split3 r;
+  for (std::int64_t i = 0; i < static_cast<std::int64_t>(s.size()); ++i) {
+    auto d = s[static_cast<std::size_t>(i)];
+    if (i < axis) r.outer *= d;
+    else if (i == axis) r.axis = d;
+    else r.inner *= d;
+  }
+  return r;
+}
+
+std::int64_t axis_of(const Shape& s, const Attrs& attrs) {
+  return normalize_axes({attrs.i("axis")}, static_cast<std::int64_t>(s.size()))[0];
+}
+
+Shape concat_shape(std::span<const Shape> in, const Attrs& attrs) {
+  if (in[0].empty()) throw ShapeError("concat needs inputs of rank >= 1");
+  auto axis = static_cast<std::size_t>(axis_of(in[0], attrs));
+  Shape out = in[0];
+  for (std::size_t k = 1; k < in.size(); ++k) {
+    bool ok = in[k].size() == out.size();
+    for (std::size_t i = 0; ok && i < out.size(); ++i) ok = i == axis || in[k][i] == out[i];
+    if (!ok) throw ShapeError(fmt::format("input {} {} does not match {} outside axis {}", k,
+                                          to_string(in[k]), to_string(in[0]), axis));
+    out[axis] += in[k][axis];
+  }
+  return out;
+}
+
+template <class T>
+void concat_kernel(const KernelArgs<T>& a) {
+  std::int64_t axis = axis_of(a.in_shapes[0], *a.attrs);
+  auto o = split_at(*a.out_shape, axis);
+  std::int64_t offset = 0;
+  for (std::size_t k = 0; k < a.in.size(); ++k) {
+    auto p = split_at(a.in_shapes[k], axis);
+    const T* x = a.in[k];
+    std::int64_t row = p.axis * p.inner;
+    for (std::int64_t r = 0; r < p.outer; ++r)
+      std::memcpy(a.out + r * o.axis * o.inner + offset * o.inner, x + r * row,
+                  static_cast<std::size_t>(row) * sizeof(T));
+    offset += p.axis;
+  }
+}
+
+Shape slice_shape(std::span<const Shape> in, const Attrs& attrs) {
+  if (in[0].empty()) throw ShapeError("slice needs an input of rank >= 1");
+  auto axis = static_cast<std::size_t>(axis_of(in[0], attrs));
+  auto b = attrs.i("begin"), e = attrs.i("end");
+  if (b < 0 || e < b || e > in[0][axis])
+    throw ShapeError(fmt::format("slice [{}, {}) is outside dimension {} of size {}", b, e, axis,
+                                 in[0][axis]));
+  Shape out = in[0];
+  out[axis] = e - b;
+  return out;
+}
+
+template <class T>
+void slice_kernel(const KernelArgs<T>& a) {
+  std::int64_t axis = axis_of(a.in_shapes[0], *a.attrs);
+  auto p = split_at(a.in_shapes[0], axis);
+  auto o = split_at(*a.out_shape, axis);
+  std::int64_t begin = a.attrs->i("begin");
+  for (std::int64_t r = 0; r < p.outer; ++r)
+    std::memcpy(a.out + r * o.axis * o.inner, a.in[0] + (r * p.axis + begin) * p.inner,
+                static_cast<std::size_t>(o.axis * o.inner) * sizeof(T));
+}
+
+Shape unslice_shape(std::span<const Shape> in, const Attrs& attrs) {
+  Shape expect = in[1];
+  if (expect.empty() || in[0].size() != expect.size()) throw ShapeError("ranks differ");
+  auto axis = static_cast<std::size_t>(axis_of(in[1], attrs));
+  auto b = attrs.i("begin");
+  expect[axis] = in[0][axis];
+  if (in[0] != expect || b < 0 || b + in[0][axis] > in[1][axis])
+    throw ShapeError(fmt::format("g {} does not fit in {} at offset {} of axis {}",
+                                 to_string(in[0]), to_string(in[1]), b, axis));
+  return in[1];
+}
+
+template <class T>
+void unslice_kernel(const KernelArgs<T>& a) {
+  std::int64_t axis = axis_of(a.in_shapes[1], *a.attrs);
+  auto p = split_at(a.in_shapes[0], axis);
+  auto o = split_at(*a.out_shape, axis);
+  std::int64_t begin = a.attrs->i("begin");
+  std::fill(a.out, a.out + a.out_numel(), T(0));
+  for (std::int64_t r = 0; r < p.outer; ++r)
+    std::memcpy(a.out + (r * o.axis + begin) * o.inner, a.in[0] + r * p.axis * p.inner,
+                static_cast<std::size_t>(p.axis * p.inner) * sizeof(T));
+}
+
+OpDef make(std::string name, std::string summary, int arity, ShapeRule shape, Kernel<float> f,
+           Kernel<double> d, GradRule grad, std::vector<GradSample> samples,
+           std::vector<bool> differentiable = {}) {
+  OpDef op;
+  op.name = std::move(name);
+  op.summary = std::move(summary);
+  op.arity = arity;
+  op.shape = std::move(shape);
+  op.f32 = f;
+  op.f64 = d;
+  op.grad = std::move(grad);
+  op.samples = std::move(samples);
+  op.differentiable = std::move(differentiable);
+  return op;
+}
+
+Attrs slice_attrs(std::int64_t axis, std::int64_t b, std::int64_t e) {
+  return {{"axis", axis}, {"begin", b}, {"end", e}};
+}
+
+const OpRegistration registrations[] = {
+    OpRegistration(make("reshape", "y = x with shape `shape` (one -1 inferred); same elements", 1,
+                        reshape_shape, copy_kernel<float>, copy_kernel<double>,
+                        [](const GradContext& c) { return R{reshape_like(c.grad, c.inputs[0], c.where)}; },
+                        {{{{3, 4}}, {{"shape", Axes{2, -1}}}}, {{{2, 3, 2}}, {{"shape", Axes{12}}}}})),
+    OpRegistration(make("reshape_like", "y = x with the shape of `like`; same number of elements",
+                        2, reshape_like_shape, copy_kernel<float>, copy_kernel<double>,
+                        [](const GradContext& c) {
+                          return R{reshape_like(c.grad, c.inputs[0], c.where), Value()};
+                        },
+                        {{{{3, 4}, {2, 6}}}, {{{6}, {2, 3}}}}, {true, false})),
+    OpRegistration(make("transpose", "y[j, i] = x[i, j]; [M, N] -> [N, M]", 1,
+                        [](std::span<const Shape> in, const Attrs&) {
+                          if (in[0].size() != 2) throw ShapeError("transpose needs a 2-D input");
+                          return Shape{in[0][1], in[0][0]};
+                        },
+                        transpose_kernel<float>, transpose_kernel<double>,
+                        [](const GradContext& c) { return R{transpose(c.grad, c.where)}; },
+                        {{{{3, 5}}}, {{{40, 33}}}})),
+    OpRegistration(make("concat", "y = inputs joined along `axis`; other dimensions equal", -1,
+                        concat_shape, concat_kernel<float>, concat_kernel<double>,
+                        [](const GradContext& c) {
+                          R grads;
+                          std::int64_t axis = axis_of(c.inputs[0].shape(), c.attrs), at = 0;
+                          for (const auto& x : c.inputs) {
+                            auto n = x.shape()[static_cast<std::size_t>(axis)];
+                            grads.push_back(slice(c.grad, axis, at, at + n, c.where));
+                            at += n;
+                          }
+                          return grads;
+                        },
+                        {{{{2, 3}, {2, 4}}, {{"axis", std::int64_t{1}}}},
+                         {{{2, 3}, {1, 3}, {3, 3}}, {{"axis", std::int64_t{0}}}},
+                         {{{2, 2, 3}, {2, 1, 3}}, {{"axis", std::int64_t{-2}}}}})),
+    OpRegistration(make("slice", "y = x[begin:end] along `axis`", 1, slice_shape,
+                        slice_kernel<float>, slice_kernel<double>,
+                        [](const GradContext& c) {
+                          return R{unslice_like(c.grad, c.inputs[0], c.attrs.i("axis"),
+                                                c.attrs.i("begin"), c.where)};
+                        },
+                        {{{{4, 5}}, slice_attrs(1, 1, 4)}, {{{4, 5}}, slice_attrs(0, 2, 4)},
+                         {{{2, 4, 3}}, slice_attrs(1, 0, 2)}})),
+    OpRegistration(make("unslice_like",
+                        "y = zeros shaped like `like` with g at [begin, begin + len) along `axis`: "
+                        "the gradient of slice",
+                        2, unslice_shape, unslice_kernel<float>, unslice_kernel<double>,
+                        [](const GradContext& c) {
+                          auto axis = axis_of(c.inputs[1].shape(), c.attrs);
+                          auto b = c.attrs.i("begin");
+                          auto len = c.inputs[0].shape()[static_cast<std::size_t>(axis)];
+                          return R{slice(c.grad, axis, b, b + len, c.where), Value()};
+                        },
+                        {{{{4, 2}, {4, 5}}, {{"axis", std::int64_t{1}}, {"begin", std::int64_t{2}}}}},
+                        {true, false})),
+};
+
+}  // namespace
+}  // namespace ops
+
+Value reshape(Value x, Shape shape, Loc at) {
+  return x.graph().apply(ops::op("reshape"), {x}, {{"shape", Axes(shape.begin(), shape.end())}}, at);
+}
+Value reshape_like(Value x, Value like, Loc at) {
+  return x.graph().apply(ops::op("reshape_like"), {x, like}, {}, at);
+}
+Value transpose(Value x, Loc at) { return x.graph().apply(ops::op("transpose"), {x}, {}, at); }
+Value concat(const std::vector<Value>& xs, std::int64_t axis, Loc at) {
+  if (xs.empty()) throw ShapeError("concat needs at least one input");
+  return xs[0].graph().apply(ops::op("concat"), xs, {{"axis", axis}}, at);
+}
+Value slice(Value x, std::int64_t axis, std::int64_t begin, std::int64_t end, Loc at) {
+  return x.graph().apply(ops::op("slice"), {x}, ops::slice_attrs(axis, begin, end), at);
+}
+Value unslice_like(Value g, Value like, std::int64_t axis, std::int64_t begin, Loc at) {
+  return g.graph().apply(ops::op("unslice_like"), {g, like}, {{"axis", axis}, {"begin", begin}}, at);
+}
+
+}  // namespace graphrun

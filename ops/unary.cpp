@@ -1,0 +1,123 @@
+// Elementwise unary ops: one registration each, with formula, kernel and gradient rule together.
+#include <graphrun/ops/kernel_util.hpp>
+#include <graphrun/ops/ops.hpp>
+
+#include <cmath>
+
+namespace graphrun {
+namespace ops {
+namespace {
+
+template <class T, class F>
+void unary_kernel(const KernelArgs<T>& a) {
+  unary_map(a, F{});
+}
+
+template <class F>
+OpDef unary(std::string name, std::string summary, GradRule grad,
+            std::vector<std::pair<double, double>> ranges = {{-2.0, 2.0}}) {
+  OpDef d;
+  d.name = std::move(name);
+  d.summary = std::move(summary);
+  d.arity = 1;
+  d.shape = same_shape;
+  d.f32 = unary_kernel<float, F>;
+  d.f64 = unary_kernel<double, F>;
+  d.grad = std::move(grad);
+  d.elementwise = true;
+  d.samples = {{{{3, 5}}, {}, ranges}, {{{2, 3, 4}}, {}, ranges}};
+  return d;
+}
+
+using R = std::vector<Value>;
+
+struct Neg { template <class T> T operator()(T x) const { return -x; } };
+struct Exp { template <class T> T operator()(T x) const { return std::exp(x); } };
+struct Log { template <class T> T operator()(T x) const { return std::log(x); } };
+struct Sqrt { template <class T> T operator()(T x) const { return std::sqrt(x); } };
+struct Square { template <class T> T operator()(T x) const { return x * x; } };
+struct Abs { template <class T> T operator()(T x) const { return std::abs(x); } };
+struct Sign {
+  template <class T> T operator()(T x) const { return static_cast<T>((x > 0) - (x < 0)); }
+};
+struct Relu { template <class T> T operator()(T x) const { return x > 0 ? x : T(0); } };
+struct Sigmoid {
+  // Written on e^-|x| so neither branch overflows.
+  template <class T> T operator()(T x) const {
+    T e = std::exp(-std::abs(x));
+    return x >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
+  }
+};
+struct Tanh { template <class T> T operator()(T x) const { return std::tanh(x); } };
+struct Softplus {
+  template <class T> T operator()(T x) const {
+    return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x)));
+  }
+};
+
+const OpRegistration registrations[] = {
+    OpRegistration(unary<Neg>("neg", "y = -x; any shape",
+                              [](const GradContext& c) { return R{neg(c.grad, c.where)}; })),
+    OpRegistration(unary<Exp>("exp", "y = e^x; any shape",
+                              [](const GradContext& c) { return R{mul(c.grad, c.output, c.where)}; })),
+    OpRegistration(unary<Log>("log", "y = ln x (x > 0); any shape",
+                              [](const GradContext& c) { return R{div(c.grad, c.inputs[0], c.where)}; },
+                              {{0.3, 3.0}})),
+    OpRegistration(unary<Sqrt>("sqrt", "y = sqrt(x) (x > 0); any shape",
+                               [](const GradContext& c) {
+                                 return R{div(c.grad, c.output * 2.0, c.where)};
+                               },
+                               {{0.3, 3.0}})),
+    OpRegistration(unary<Square>("square", "y = x^2; any shape",
+                                 [](const GradContext& c) {
+                                   return R{mul(c.grad, c.inputs[0] * 2.0, c.where)};
+                                 })),
+    OpRegistration(unary<Abs>("abs", "y = |x|; dy/dx = sign(x), 0 at 0; any shape",
+                              [](const GradContext& c) {
+                                return R{mul(c.grad, sign(c.inputs[0], c.where), c.where)};
+                              })),
+    OpRegistration(unary<Sign>("sign", "y = -1, 0 or 1 by the sign of x; derivative 0 almost "
+                                       "everywhere; any shape",
+                               [](const GradContext& c) { return R{c.grad * 0.0}; })),
+    OpRegistration(unary<Relu>("relu", "y = max(x, 0); dy/dx = 1 for x > 0, else 0; any shape",
+                               [](const GradContext& c) {
+                                 return R{relu_backward(c.grad, c.inputs[0], c.where)};
+                               })),
+    OpRegistration(unary<Sigmoid>("sigmoid", "y = 1 / (1 + e^-x), stable for any x; any shape",
+                                  [](const GradContext& c) {
+                                    return R{sigmoid_backward(c.grad, c.output, c.where)};
+                                  },
+                                  {{-4.0, 4.0}})),
+    OpRegistration(unary<Tanh>("tanh", "y = tanh x; any shape",
+                               [](const GradContext& c) {
+                                 return R{tanh_backward(c.grad, c.output, c.where)};
+                               })),
+    OpRegistration(unary<Softplus>("softplus", "y = ln(1 + e^x), stable for any x; any shape",
+                                   [](const GradContext& c) {
+                                     return R{mul(c.grad, sigmoid(c.inputs[0], c.where), c.where)};
+                                   },
+                                   {{-4.0, 4.0}})),
+};
+
+}  // namespace
+}  // namespace ops
+
+namespace {
+Value unary_node(const char* name, Value x, Loc at) {
+  return x.graph().apply(ops::op(name), {x}, {}, at);
+}
+}  // namespace
+
+Value neg(Value x, Loc at) { return unary_node("neg", x, at); }
+Value exp(Value x, Loc at) { return unary_node("exp", x, at); }
+Value log(Value x, Loc at) { return unary_node("log", x, at); }
+Value sqrt(Value x, Loc at) { return unary_node("sqrt", x, at); }
+Value square(Value x, Loc at) { return unary_node("square", x, at); }
+Value abs(Value x, Loc at) { return unary_node("abs", x, at); }
+Value sign(Value x, Loc at) { return unary_node("sign", x, at); }
+Value relu(Value x, Loc at) { return unary_node("relu", x, at); }
+Value sigmoid(Value x, Loc at) { return unary_node("sigmoid", x, at); }
+Value tanh(Value x, Loc at) { return unary_node("tanh", x, at); }
+Value softplus(Value x, Loc at) { return unary_node("softplus", x, at); }
+
+}  // namespace graphrun
