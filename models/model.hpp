@@ -1,0 +1,80 @@
+// What a model builder returns: the graph and the named handles a trainer, an evaluator or a
+// researcher's own loop needs. Builders are ordinary users of the graph API; nothing in the core
+// knows a model by name.
+#pragma once
+
+#include <graphrun/graph/graph.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace graphrun {
+
+// A scalar graph input the trainer sets before every step from the step number (e.g. a KL
+// weight warmed up linearly).
+struct ScalarSchedule {
+  std::string input;
+  std::function<double(std::int64_t step)> value;
+};
+
+struct Model {
+  std::string name;                  // the builder's name: "vae"
+  std::unique_ptr<Graph> graph;
+  Value x;                           // input batch [B, D], pixels in [0, 1]
+  Value per_sample_loss;             // [B]: the loss of each sample (the anomaly score)
+  Value loss;                        // scalar: mean of per_sample_loss, what training minimises
+  std::map<std::string, Value> terms;  // scalar parts of the loss, per sample (e.g. recon, kl)
+  Value code;                        // [B, K]: the code, or the posterior mean for a VAE
+  Value reconstruction;              // [B, D]: the decoder's mean for x (probabilities or values)
+  Value z;                           // input [B, K] feeding the decoder alone
+  Value decoded;                     // [B, D]: decoder mean for z
+  bool has_prior = false;            // samples can be drawn by decoding z ~ N(0, I)
+  std::vector<ScalarSchedule> schedules;
+};
+
+// Hyperparameters as text, from a model file or a command line: key -> value.
+using ModelOptions = std::map<std::string, std::string>;
+
+// A model option whose value is malformed or unknown; names the key.
+class ModelOptionError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+struct ModelKey {
+  std::string name;
+  std::string default_value;
+  std::string help;
+};
+
+struct ModelBuilder {
+  std::string name;     // also the model file extension: model.vae -> "vae"
+  std::string summary;
+  std::vector<ModelKey> keys;
+  // Builds for inputs of [batch, features]; options hold every key (defaults filled in).
+  std::function<Model(const ModelOptions& options, std::int64_t batch, std::int64_t features)> build;
+};
+
+// The model registry. Built-in builders are registered when the library loads; research code
+// calls register_model() for its own before handing over to the runner.
+void register_model(ModelBuilder builder);
+const ModelBuilder& find_model(const std::string& name);  // throws std::out_of_range listing names
+std::vector<const ModelBuilder*> all_models();
+
+// Builds `name` with `options` over the builder's defaults; rejects unknown keys by name.
+Model build_model(const std::string& name, const ModelOptions& options, std::int64_t batch,
+                  std::int64_t features);
+
+// Typed reads of option text, throwing ModelOptionError naming the key.
+std::int64_t option_int(const ModelOptions& o, const std::string& key);
+double option_double(const ModelOptions& o, const std::string& key);
+std::vector<std::int64_t> option_sizes(const ModelOptions& o, const std::string& key);  // "400,200"
+std::string option_choice(const ModelOptions& o, const std::string& key,
+                          const std::vector<std::string>& choices);
+
+}  // namespace graphrun

@@ -1,0 +1,122 @@
+#include <graphrun/graph/parallel.hpp>
+#include <graphrun/train/optimizer.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+
+namespace graphrun {
+
+Optimizer::Optimizer(OptimizerConfig config) : config_(std::move(config)) {
+  if (config_.kind != "adam" && config_.kind != "sgd")
+    throw std::invalid_argument(fmt::format("unknown optimizer '{}' (adam or sgd)", config_.kind));
+  if (!(config_.lr > 0)) throw std::invalid_argument(fmt::format("learning rate must be > 0, got {}", config_.lr));
+}
+
+void Optimizer::prepare(ParameterStore& params, const std::vector<GradRef>& grads) {
+  if (slots_.size() == grads.size()) {
+    bool same = true;
+    for (std::size_t i = 0; i < grads.size() && same; ++i) same = slots_[i].grad == grads[i].grad;
+    if (same) return;  // the usual case: the same program buffers every step
+  }
+  slots_.clear();
+  offsets_.clear();
+  std::int64_t total = 0;
+  for (const auto& g : grads) {
+    auto it = params.find(g.name);
+    if (it == params.end()) throw std::invalid_argument(fmt::format("optimizer: no parameter '{}'", g.name));
+    Tensor& p = it->second;
+    if (p.dtype() != DType::f32) throw std::invalid_argument(fmt::format("optimizer: '{}' is not float32", g.name));
+    auto& m = m_[g.name];
+    auto& v = v_[g.name];
+    if (m.empty() || m.shape() != p.shape()) m = Tensor(DType::f32, p.shape());
+    if (v.empty() || v.shape() != p.shape()) v = Tensor(DType::f32, p.shape());
+    slots_.push_back({p.data<float>(), g.grad, m.data<float>(), v.data<float>(), p.numel()});
+    offsets_.push_back(total);
+    total += p.numel();
+  }
+  offsets_.push_back(total);
+}
+
+double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads) {
+  prepare(params, grads);
+  std::int64_t total = offsets_.back();
+  // Finds the slot holding global index i (few slots: a linear walk from a hint is enough).
+  auto for_range = [&](std::int64_t b, std::int64_t e, auto&& f) {
+    std::size_t s = static_cast<std::size_t>(std::upper_bound(offsets_.begin(), offsets_.end(), b) - offsets_.begin()) - 1;
+    for (std::int64_t i = b; i < e;) {
+      while (offsets_[s + 1] <= i) ++s;
+      std::int64_t end = std::min(e, offsets_[s + 1]);
+      f(slots_[s], i - offsets_[s], end - offsets_[s]);
+      i = end;
+    }
+  };
+  double sq = deterministic_sum(total, [&](std::int64_t b, std::int64_t e) {
+    double acc = 0;
+    for_range(b, e, [&](const Slot& s, std::int64_t lo, std::int64_t hi) {
+      for (std::int64_t k = lo; k < hi; ++k) acc += static_cast<double>(s.grad[k]) * s.grad[k];
+    });
+    return acc;
+  });
+  double norm = std::sqrt(sq);
+  float scale = 1.0f;
+  if (config_.clip_norm > 0 && norm > config_.clip_norm) scale = static_cast<float>(config_.clip_norm / norm);
+  ++steps_;
+  const auto& c = config_;
+  if (c.kind == "adam") {
+    float lr = static_cast<float>(c.lr), b1 = static_cast<float>(c.beta1), b2 = static_cast<float>(c.beta2);
+    float eps = static_cast<float>(c.eps), wd = static_cast<float>(c.weight_decay);
+    double t = static_cast<double>(steps_);
+    float bc1 = static_cast<float>(1.0 - std::pow(c.beta1, t));
+    float bc2 = static_cast<float>(1.0 - std::pow(c.beta2, t));
+    float step_size = lr / bc1;
+    float inv_sqrt_bc2 = 1.0f / std::sqrt(bc2);
+    parallel_for(total, 32768, [&](std::int64_t b, std::int64_t e) {
+      for_range(b, e, [&](const Slot& s, std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t k = lo; k < hi; ++k) {
+          float g = s.grad[k] * scale;
+          s.m[k] = b1 * s.m[k] + (1 - b1) * g;
+          s.v[k] = b2 * s.v[k] + (1 - b2) * g * g;
+          float denom = std::sqrt(s.v[k]) * inv_sqrt_bc2 + eps;
+          s.param[k] -= step_size * s.m[k] / denom + lr * wd * s.param[k];
+        }
+      });
+    });
+  } else {
+    float lr = static_cast<float>(c.lr), mu = static_cast<float>(c.momentum), wd = static_cast<float>(c.weight_decay);
+    parallel_for(total, 32768, [&](std::int64_t b, std::int64_t e) {
+      for_range(b, e, [&](const Slot& s, std::int64_t lo, std::int64_t hi) {
+        for (std::int64_t k = lo; k < hi; ++k) {
+          float g = s.grad[k] * scale + wd * s.param[k];
+          s.m[k] = mu * s.m[k] + g;
+          s.param[k] -= lr * s.m[k];
+        }
+      });
+    });
+  }
+  return norm;
+}
+
+ParameterStore Optimizer::state() const {
+  ParameterStore out;
+  const char* first = config_.kind == "adam" ? "adam.m/" : "sgd.velocity/";
+  for (const auto& [name, t] : m_) out.emplace(first + name, t.clone());
+  if (config_.kind == "adam")
+    for (const auto& [name, t] : v_) out.emplace("adam.v/" + name, t.clone());
+  return out;
+}
+
+void Optimizer::load_state(const ParameterStore& state, std::int64_t steps) {
+  m_.clear();
+  v_.clear();
+  slots_.clear();
+  const std::string first = config_.kind == "adam" ? "adam.m/" : "sgd.velocity/";
+  for (const auto& [name, t] : state) {
+    if (name.rfind(first, 0) == 0) m_.emplace(name.substr(first.size()), t.to(DType::f32));
+    else if (name.rfind("adam.v/", 0) == 0) v_.emplace(name.substr(7), t.to(DType::f32));
+  }
+  steps_ = steps;
+}
+
+}  // namespace graphrun

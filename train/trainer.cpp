@@ -1,0 +1,204 @@
+#include <graphrun/graph/autodiff.hpp>
+#include <graphrun/graph/parameters.hpp>
+#include <graphrun/graph/random.hpp>
+#include <graphrun/train/idx.hpp>
+#include <graphrun/train/safetensors.hpp>
+#include <graphrun/train/trainer.hpp>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+namespace graphrun {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Keeps evaluation draws (the VAE's one-sample ELBO) apart from training's.
+constexpr std::uint64_t kEvalSeedSalt = 0x5eed0e7a1ull;
+
+std::vector<Value> eval_outputs(Model& m) {
+  std::vector<Value> outs{m.loss};
+  for (auto& [name, v] : m.terms) outs.push_back(v);
+  return outs;
+}
+
+std::string exact(double v) { return fmt::format("{:.17g}", v); }
+
+}  // namespace
+
+void for_each_batch(ProgramCache& cache, Value x, const Split& data, std::int64_t batch,
+                    ParameterStore& params, const RunOptions& run,
+                    const std::function<void(Program&, std::int64_t, std::int64_t)>& each,
+                    std::int64_t limit, const std::map<std::string, Tensor>& extra_inputs) {
+  std::int64_t n = limit < 0 ? data.count : std::min(limit, data.count);
+  const std::string& name = x.node().name;
+  std::map<std::int64_t, Tensor> buffers;
+  std::vector<std::int64_t> idx;
+  for (std::int64_t first = 0, k = 0; first < n; first += batch, ++k) {
+    std::int64_t rows = std::min(batch, n - first);
+    auto& buf = buffers[rows];
+    if (buf.empty()) buf = Tensor(DType::f32, {rows, data.features()});
+    idx.resize(static_cast<std::size_t>(rows));
+    std::iota(idx.begin(), idx.end(), first);
+    data.fill_batch<float>(idx, buf.data<float>());
+    Program& p = cache.get({{name, buf.shape()}});
+    p.bind_parameters(params);
+    p.bind(name, buf);
+    for (const auto& [input, t] : extra_inputs)
+      if (p.bindings().count(input)) p.bind(input, t);
+    RunOptions r = run;
+    r.step = static_cast<std::uint64_t>(k);
+    p.run(r);
+    each(p, first, rows);
+  }
+}
+
+Trainer::Trainer(Model& model, TrainConfig config)
+    : model_(model), config_(std::move(config)), optimizer_(config_.optimizer) {
+  if (config_.batch < 1) throw std::invalid_argument("batch size must be at least 1");
+  Graph& g = *model_.graph;
+  params_ = init_parameters(g, config_.seed);
+  auto params = g.parameters();
+  grads_ = grad(model_.loss, params);
+  for (auto& p : params) grad_names_.push_back(p.node().name);
+  std::vector<Value> train_outs = eval_outputs(model_);
+  train_outs.insert(train_outs.end(), grads_.begin(), grads_.end());
+  CompileOptions opts{DType::f32, config_.check_numerics};
+  train_programs_ = std::make_unique<ProgramCache>(g, train_outs, opts);
+  eval_programs_ = std::make_unique<ProgramCache>(g, eval_outputs(model_), opts);
+  for (const auto& s : model_.schedules) scalars_.emplace(s.input, Tensor(DType::f32, {}));
+}
+
+std::vector<std::int64_t> Trainer::epoch_order(std::int64_t count, std::int64_t epoch) const {
+  // Fisher-Yates driven by the counter-based generator: the order is a function of (seed,
+  // epoch) alone, which is what lets a resumed run see the same batches.
+  std::vector<std::int64_t> order(static_cast<std::size_t>(count));
+  std::iota(order.begin(), order.end(), 0);
+  RandomKey key{config_.seed, static_cast<std::uint64_t>(epoch), 0xda7au};
+  for (std::int64_t i = count - 1; i > 0; --i) {
+    auto j = static_cast<std::int64_t>(random_uniform(key, static_cast<std::uint64_t>(i)) * static_cast<double>(i + 1));
+    std::swap(order[static_cast<std::size_t>(i)], order[static_cast<std::size_t>(std::min(j, i))]);
+  }
+  return order;
+}
+
+EpochReport Trainer::train_epoch(const Split& train, const Split* test,
+                                 const std::function<void(const Progress&)>& on_batch,
+                                 const std::atomic<bool>* stop) {
+  const std::int64_t n = train.count, bs = config_.batch;
+  if (n == 0) throw std::invalid_argument("the training set is empty");
+  const std::int64_t batches = (n + bs - 1) / bs;
+  auto order = epoch_order(n, epoch_);
+  const std::string& x_name = model_.x.node().name;
+  const std::size_t n_terms = model_.terms.size();
+  EpochReport report;
+  auto start = Clock::now();
+  std::int64_t seen_now = 0;
+  for (std::int64_t b = batch_in_epoch_; b < batches; ++b) {
+    std::int64_t first = b * bs, rows = std::min(bs, n - first);
+    auto& buf = batches_[rows];
+    if (buf.empty()) buf = Tensor(DType::f32, {rows, train.features()});
+    train.fill_batch<float>({order.data() + first, static_cast<std::size_t>(rows)}, buf.data<float>());
+    Program& p = train_programs_->get({{x_name, buf.shape()}});
+    p.bind_parameters(params_);
+    p.bind(x_name, buf);
+    for (const auto& s : model_.schedules) {
+      Tensor& t = scalars_.at(s.input);
+      t.data<float>()[0] = static_cast<float>(s.value(step_));
+      p.bind(s.input, t);
+    }
+    p.run({true, config_.seed, static_cast<std::uint64_t>(step_)});
+    double loss = p.output(0).item();
+    if (!std::isfinite(loss))
+      throw NumericsError(fmt::format("the loss became {} at epoch {}, step {} (batch {} of {}); the "
+                                      "parameters are those before this step. Try a lower learning "
+                                      "rate, gradient clipping, or --check-numerics to find the node",
+                                      loss, epoch_ + 1, step_, b + 1, batches));
+    std::vector<GradRef> refs;
+    refs.reserve(grads_.size());
+    for (std::size_t i = 0; i < grads_.size(); ++i)
+      refs.push_back({grad_names_[i], p.output(1 + n_terms + i).data<float>()});
+    optimizer_.step(params_, refs);
+    ++step_;
+    batch_in_epoch_ = b + 1;
+    partial_loss_ += loss * static_cast<double>(rows);
+    std::size_t k = 1;
+    for (const auto& [name, v] : model_.terms) partial_terms_[name] += p.output(k++).item() * static_cast<double>(rows);
+    partial_samples_ += rows;
+    seen_now += rows;
+    if (on_batch) {
+      double secs = std::chrono::duration<double>(Clock::now() - start).count();
+      on_batch({b + 1, batches, partial_samples_, partial_loss_ / static_cast<double>(partial_samples_), secs});
+    }
+    if (stop && stop->load() && b + 1 < batches) {
+      report.interrupted = true;
+      break;
+    }
+  }
+  report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  report.samples_per_second = report.seconds > 0 ? static_cast<double>(seen_now) / report.seconds : 0;
+  report.step = step_;
+  report.train.samples = partial_samples_;
+  report.train.loss = partial_loss_ / static_cast<double>(std::max<std::int64_t>(partial_samples_, 1));
+  for (const auto& [name, v] : partial_terms_) report.train.terms[name] = v / static_cast<double>(std::max<std::int64_t>(partial_samples_, 1));
+  if (report.interrupted) {
+    report.epoch = epoch_ + 1;
+    return report;
+  }
+  ++epoch_;
+  batch_in_epoch_ = 0;
+  partial_loss_ = 0;
+  partial_terms_.clear();
+  partial_samples_ = 0;
+  report.epoch = epoch_;
+  if (test) {
+    report.test = evaluate(*test);
+    report.has_test = true;
+  }
+  return report;
+}
+
+LossReport Trainer::evaluate(const Split& data, std::int64_t limit) {
+  LossReport r;
+  std::map<std::string, double> sums;
+  double loss = 0;
+  for (const auto& s : model_.schedules) {
+    // Evaluation uses the schedule's value at the current step, bound once.
+    scalars_.at(s.input).data<float>()[0] = static_cast<float>(s.value(step_));
+  }
+  for_each_batch(*eval_programs_, model_.x, data, config_.batch, params_,
+                 {false, config_.seed ^ kEvalSeedSalt, 0},
+                 [&](Program& p, std::int64_t, std::int64_t rows) {
+                   loss += p.output(0).item() * static_cast<double>(rows);
+                   std::size_t k = 1;
+                   for (const auto& [name, v] : model_.terms) sums[name] += p.output(k++).item() * static_cast<double>(rows);
+                   r.samples += rows;
+                 },
+                 limit, scalars_);
+  r.loss = loss / static_cast<double>(std::max<std::int64_t>(r.samples, 1));
+  for (const auto& [name, v] : sums) r.terms[name] = v / static_cast<double>(std::max<std::int64_t>(r.samples, 1));
+  return r;
+}
+
+void Trainer::save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra) const {
+  SafetensorsFile f;
+  for (const auto& [name, t] : params_) f.tensors.emplace(name, t);
+  for (auto& [name, t] : optimizer_.state()) f.tensors.emplace(name, t);
+  f.metadata = extra;
+  f.metadata["format"] = "graphrun-checkpoint-1";
+  f.metadata["epoch"] = std::to_string(epoch_);
+  f.metadata["step"] = std::to_string(step_);
+  f.metadata["batch_in_epoch"] = std::to_string(batch_in_epoch_);
+  f.metadata["optimizer_steps"] = std::to_string(optimizer_.steps());
+  f.metadata["seed"] = std::to_string(config_.seed);
+  f.metadata["optimizer"] = config_.optimizer.kind;
+  f.metadata["partial_loss"] = exact(partial_loss_);
+  f.metadata["partial_samples"] = std::to_string(partial_samples_);
+  for (const auto& [name, v] : partial_terms_) f.metadata["partial_term/" + name] = exact(v);
+  save_safetensors(path, f);
+}
+
+}  // namespace graphrun

@@ -1,0 +1,105 @@
+// The training runtime: batches, the compiled training step, the optimizer, metrics and
+// checkpoints. A library, not the CLI: research code can drive it from its own loop.
+#pragma once
+
+#include <graphrun/graph/program.hpp>
+#include <graphrun/models/model.hpp>
+#include <graphrun/train/dataset.hpp>
+#include <graphrun/train/optimizer.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace graphrun {
+
+struct TrainConfig {
+  std::int64_t epochs = 10;
+  std::int64_t batch = 128;
+  OptimizerConfig optimizer;
+  std::uint64_t seed = 1;       // init, data order, noise: the whole run follows from it
+  bool check_numerics = false;  // stop at the first node producing NaN or Inf
+};
+
+// Mean loss and terms per sample over a pass.
+struct LossReport {
+  double loss = 0;
+  std::map<std::string, double> terms;
+  std::int64_t samples = 0;
+};
+
+struct EpochReport {
+  std::int64_t epoch = 0;  // 1-based number of the epoch just finished
+  std::int64_t step = 0;   // optimizer steps so far
+  LossReport train;
+  LossReport test;
+  bool has_test = false;
+  double seconds = 0;  // the training pass alone
+  double samples_per_second = 0;
+  bool interrupted = false;  // stopped early by the stop flag; the epoch is not complete
+};
+
+struct Progress {
+  std::int64_t batch = 0, batches = 0, samples = 0;
+  double running_loss = 0, seconds = 0;
+};
+
+// One pass of `outputs` over `data` in batches, evaluation mode, for inference and test losses.
+// `each` gets the program after each batch run and the number of rows in it.
+void for_each_batch(ProgramCache& cache, Value x, const Split& data, std::int64_t batch,
+                    ParameterStore& params, const RunOptions& run,
+                    const std::function<void(Program&, std::int64_t first, std::int64_t rows)>& each,
+                    std::int64_t limit = -1, const std::map<std::string, Tensor>& extra_inputs = {});
+
+class Trainer {
+ public:
+  // Initialises the parameters from config.seed (He/Xavier as the builder chose).
+  Trainer(Model& model, TrainConfig config);
+
+  // Trains up to the end of the current epoch (from where a checkpoint left it). Evaluates on
+  // `test` when given. Throws NumericsError on a NaN or Inf loss before applying that update, so
+  // the parameters stay the last good ones.
+  EpochReport train_epoch(const Split& train, const Split* test,
+                          const std::function<void(const Progress&)>& on_batch = {},
+                          const std::atomic<bool>* stop = nullptr);
+  LossReport evaluate(const Split& data, std::int64_t limit = -1);
+
+  ParameterStore& parameters() { return params_; }
+  Model& model() { return model_; }
+  const TrainConfig& config() const { return config_; }
+  std::int64_t epoch() const { return epoch_; }  // completed epochs
+  std::int64_t step() const { return step_; }
+  std::int64_t batch_in_epoch() const { return batch_in_epoch_; }
+
+  // Checkpoint: every parameter, the optimizer state, and in the metadata the epoch, step,
+  // position in the epoch, seed and `extra` (model name and options). Written atomically.
+  void save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra) const;
+  // Restores a checkpoint written by save(); refuses one whose tensors disagree with the model
+  // (missing, unexpected, wrong shape or dtype), naming the tensor. Returns its metadata.
+  std::map<std::string, std::string> load(const std::filesystem::path& path);
+
+ private:
+  std::vector<std::int64_t> epoch_order(std::int64_t count, std::int64_t epoch) const;
+
+  Model& model_;
+  TrainConfig config_;
+  ParameterStore params_;
+  Optimizer optimizer_;
+  std::vector<Value> grads_;
+  std::vector<std::string> grad_names_;
+  std::unique_ptr<ProgramCache> train_programs_;
+  std::unique_ptr<ProgramCache> eval_programs_;
+  std::map<std::int64_t, Tensor> batches_;  // one input buffer per batch size
+  std::map<std::string, Tensor> scalars_;   // schedule inputs
+  std::int64_t epoch_ = 0, step_ = 0, batch_in_epoch_ = 0;
+  double partial_loss_ = 0;  // the interrupted epoch's running sums, so a resumed epoch reports
+  std::map<std::string, double> partial_terms_;  // the whole epoch
+  std::int64_t partial_samples_ = 0;
+};
+
+}  // namespace graphrun
