@@ -60,6 +60,7 @@ double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads
     return acc;
   });
   double norm = std::sqrt(sq);
+  if (!std::isfinite(norm)) return norm;
   float scale = 1.0f;
   if (config_.clip_norm > 0 && norm > config_.clip_norm) scale = static_cast<float>(config_.clip_norm / norm);
   ++steps_;

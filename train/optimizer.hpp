@@ -29,8 +29,9 @@ struct GradRef {
 class Optimizer {
  public:
   explicit Optimizer(OptimizerConfig config);
-  // Applies one update; returns the global gradient norm before clipping. Throws
-  // std::invalid_argument if a parameter is missing or not float32.
+  // Applies one update; returns the global gradient norm before clipping. A NaN or infinite
+  // norm is returned without touching any parameter or state. Throws std::invalid_argument if a
+  // parameter is missing or not float32.
   double step(ParameterStore& params, const std::vector<GradRef>& grads);
   std::int64_t steps() const { return steps_; }
   const OptimizerConfig& config() const { return config_; }

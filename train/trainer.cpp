@@ -121,7 +121,12 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
     refs.reserve(grads_.size());
     for (std::size_t i = 0; i < grads_.size(); ++i)
       refs.push_back({grad_names_[i], p.output(1 + n_terms + i).data<float>()});
-    optimizer_.step(params_, refs);
+    double norm = optimizer_.step(params_, refs);
+    if (!std::isfinite(norm))
+      throw NumericsError(fmt::format("the gradient norm is {} at epoch {}, step {} (batch {} of {}) "
+                                      "while the loss is {}; the update was not applied. Try "
+                                      "--check-numerics to find the node", norm, epoch_ + 1, step_,
+                                      b + 1, batches, loss));
     ++step_;
     batch_in_epoch_ = b + 1;
     partial_loss_ += loss * static_cast<double>(rows);

@@ -1,0 +1,198 @@
+#include <graphrun/graph/random.hpp>
+#include <graphrun/models/model.hpp>
+#include <graphrun/train/idx.hpp>
+#include <graphrun/train/safetensors.hpp>
+#include <graphrun/train/trainer.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <unistd.h>
+
+namespace graphrun {
+namespace {
+
+namespace fs = std::filesystem;
+
+Split noisy_split(std::int64_t count, std::uint32_t stream) {
+  Split s;
+  s.count = count;
+  s.rows = 4;
+  s.cols = 4;
+  s.pixels.resize(static_cast<std::size_t>(count * 16));
+  for (std::size_t i = 0; i < s.pixels.size(); ++i)
+    s.pixels[i] = static_cast<std::uint8_t>(255 * random_uniform({3, 0, stream}, i));
+  return s;
+}
+
+fs::path temp_path(const std::string& name) {
+  auto dir = fs::temp_directory_path() / ("graphrun_trainer_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir / name;
+}
+
+bool same_bits(const ParameterStore& a, const ParameterStore& b) {
+  if (a.size() != b.size()) return false;
+  for (const auto& [name, t] : a) {
+    const auto& u = b.at(name);
+    if (t.shape() != u.shape() || std::memcmp(t.raw(), u.raw(), t.bytes()) != 0) return false;
+  }
+  return true;
+}
+
+ModelOptions small_vae() { return {{"hidden", "8"}, {"latent", "2"}}; }
+
+TEST_CASE("resuming from a checkpoint gives the same parameters bit for bit", "[train][resume]") {
+  Split train = noisy_split(70, 1);  // 70 / 16: the last batch has 6 rows
+  TrainConfig cfg;
+  cfg.batch = 16;
+  cfg.seed = 11;
+  Model straight_model = build_model("vae", small_vae(), 16, 16);
+  Trainer straight(straight_model, cfg);
+  for (int e = 0; e < 4; ++e) straight.train_epoch(train, nullptr);
+
+  SECTION("at an epoch boundary") {
+    Model m1 = build_model("vae", small_vae(), 16, 16);
+    Trainer first(m1, cfg);
+    for (int e = 0; e < 2; ++e) first.train_epoch(train, nullptr);
+    auto path = temp_path("boundary.safetensors");
+    first.save(path, {{"model", "vae"}});
+    Model m2 = build_model("vae", small_vae(), 16, 16);
+    Trainer resumed(m2, cfg);
+    resumed.load(path);
+    CHECK(resumed.epoch() == 2);
+    for (int e = 0; e < 2; ++e) resumed.train_epoch(train, nullptr);
+    CHECK(resumed.step() == straight.step());
+    CHECK(same_bits(resumed.parameters(), straight.parameters()));
+  }
+  SECTION("in the middle of an epoch, stopped by the flag") {
+    Model m1 = build_model("vae", small_vae(), 16, 16);
+    Trainer first(m1, cfg);
+    first.train_epoch(train, nullptr);
+    std::atomic<bool> stop{false};
+    auto report = first.train_epoch(train, nullptr, [&](const Progress& p) { stop = p.batch == 2; }, &stop);
+    CHECK(report.interrupted);
+    CHECK(first.batch_in_epoch() == 2);
+    auto path = temp_path("middle.safetensors");
+    first.save(path, {});
+    Model m2 = build_model("vae", small_vae(), 16, 16);
+    Trainer resumed(m2, cfg);
+    resumed.load(path);
+    auto rest = resumed.train_epoch(train, nullptr);
+    CHECK_FALSE(rest.interrupted);
+    CHECK(rest.train.samples == 70);  // the epoch's metrics cover the part before the stop too
+    for (int e = 0; e < 2; ++e) resumed.train_epoch(train, nullptr);
+    CHECK(same_bits(resumed.parameters(), straight.parameters()));
+  }
+}
+
+TEST_CASE("a checkpoint that disagrees with the model is refused, naming the tensor", "[train][checkpoint]") {
+  TrainConfig cfg;
+  cfg.batch = 8;
+  Model m = build_model("vae", small_vae(), 8, 16);
+  Trainer t(m, cfg);
+  t.train_epoch(noisy_split(16, 2), nullptr);
+  auto path = temp_path("ok.safetensors");
+  t.save(path, {});
+  auto file = load_safetensors(path);
+  auto refuse = [&](SafetensorsFile f) {
+    auto bad = temp_path("bad.safetensors");
+    save_safetensors(bad, f);
+    Model m2 = build_model("vae", small_vae(), 8, 16);
+    Trainer t2(m2, cfg);
+    try {
+      t2.load(bad);
+    } catch (const DataError& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  auto missing = file;
+  missing.tensors.erase("dec1.w");
+  CHECK_THAT(refuse(missing), Catch::Contains("dec1.w") && Catch::Contains("no tensor"));
+  auto reshaped = file;
+  reshaped.tensors["mu.b"] = Tensor(DType::f32, {3});
+  CHECK_THAT(refuse(reshaped), Catch::Contains("mu.b") && Catch::Contains("[3]"));
+  auto wrong_type = file;
+  wrong_type.tensors["mu.b"] = Tensor(DType::f64, {2});
+  CHECK_THAT(refuse(wrong_type), Catch::Contains("mu.b") && Catch::Contains("float64"));
+  auto extra = file;
+  extra.tensors["stowaway"] = Tensor(DType::f32, {1});
+  CHECK_THAT(refuse(extra), Catch::Contains("stowaway"));
+  Model bigger = build_model("vae", {{"hidden", "9"}, {"latent", "2"}}, 8, 16);
+  Trainer t3(bigger, cfg);
+  CHECK_THROWS_WITH(t3.load(path), Catch::Contains("has shape") && Catch::Contains("the model needs [9]"));
+}
+
+TEST_CASE("a NaN loss stops training before the update and keeps the parameters", "[train][numerics]") {
+  TrainConfig cfg;
+  cfg.batch = 8;
+  Model m = build_model("ae", {{"hidden", "4"}, {"code", "2"}}, 8, 16);
+  Trainer t(m, cfg);
+  t.parameters().at("dec2.b").data<float>()[0] = std::nanf("");  // feeds the loss directly
+  ParameterStore before;
+  for (const auto& [k, v] : t.parameters()) before.emplace(k, v.clone());
+  CHECK_THROWS_WITH(t.train_epoch(noisy_split(16, 3), nullptr),
+                    Catch::Contains("loss became nan") && Catch::Contains("step 0"));
+  CHECK(t.step() == 0);
+  for (const auto& [k, v] : t.parameters()) {
+    INFO(k);
+    CHECK(std::memcmp(v.raw(), before.at(k).raw(), v.bytes()) == 0);  // bits: NaN != NaN
+  }
+}
+
+TEST_CASE("an optimizer step with a NaN gradient changes nothing", "[train][optimizer]") {
+  ParameterStore params;
+  params.emplace("w", Tensor(DType::f32, {2}));
+  float g[2] = {std::nanf(""), 1.0f};
+  Optimizer opt({"adam", 0.1});
+  CHECK(std::isnan(opt.step(params, {{"w", g}})));
+  CHECK(params.at("w").data<float>()[1] == 0.0f);
+}
+
+TEST_CASE("adam and sgd updates match hand computation", "[train][optimizer]") {
+  ParameterStore params;
+  params.emplace("w", Tensor(DType::f32, {2}));
+  params.at("w").data<float>()[0] = 1.0f;
+  params.at("w").data<float>()[1] = -2.0f;
+  float g[2] = {0.5f, -0.25f};
+  SECTION("adam, first step") {
+    Optimizer opt({"adam", 0.1});
+    double norm = opt.step(params, {{"w", g}});
+    CHECK(norm == Approx(std::sqrt(0.25 + 0.0625)));
+    // Step 1: m = 0.1 g, v = 0.001 g^2, bias-corrected m/(sqrt v + eps) = sign(g): w -= 0.1 sign(g).
+    CHECK(params.at("w").data<float>()[0] == Approx(0.9).epsilon(1e-6));
+    CHECK(params.at("w").data<float>()[1] == Approx(-1.9).epsilon(1e-6));
+    CHECK(opt.state().count("adam.v/w") == 1);
+  }
+  SECTION("sgd with momentum and clipping") {
+    OptimizerConfig c;
+    c.kind = "sgd";
+    c.lr = 0.1;
+    c.momentum = 0.5;
+    c.clip_norm = 0.25;  // |g| = 0.559: scaled by 0.4472
+    Optimizer opt(c);
+    opt.step(params, {{"w", g}});
+    opt.step(params, {{"w", g}});
+    // velocity: v1 = s g, v2 = 0.5 v1 + s g = 1.5 s g; w = w0 - 0.1 (1 + 1.5) s g
+    double s = 0.25 / std::sqrt(0.3125);
+    CHECK(params.at("w").data<float>()[0] == Approx(1.0 - 0.25 * s * 0.5).epsilon(1e-5));
+    CHECK(params.at("w").data<float>()[1] == Approx(-2.0 + 0.25 * s * 0.25).epsilon(1e-5));
+  }
+  SECTION("AdamW's decay is decoupled from the gradient") {
+    OptimizerConfig c;
+    c.lr = 0.1;
+    c.weight_decay = 0.5;
+    Optimizer opt(c);
+    float zero[2] = {0, 0};
+    opt.step(params, {{"w", zero}});
+    // No gradient: only the decay moves w, by lr * wd * w.
+    CHECK(params.at("w").data<float>()[0] == Approx(1.0 - 0.05).epsilon(1e-6));
+  }
+  CHECK_THROWS_WITH(Optimizer({"rmsprop", 0.1}), Catch::Contains("rmsprop"));
+}
+
+}  // namespace
+}  // namespace graphrun
