@@ -162,14 +162,14 @@ Value operator+(Value a, Operand b) { return add(a, b.value, b.where); }
 Value operator-(Value a, Operand b) { return sub(a, b.value, b.where); }
 Value operator*(Value a, Operand b) { return mul(a, b.value, b.where); }
 Value operator/(Value a, Operand b) { return div(a, b.value, b.where); }
-Value operator+(Value a, double b) { return add(a, a.graph().scalar(b)); }
-Value operator-(Value a, double b) { return sub(a, a.graph().scalar(b)); }
-Value operator*(Value a, double b) { return mul(a, a.graph().scalar(b)); }
-Value operator/(Value a, double b) { return div(a, a.graph().scalar(b)); }
-Value operator+(double a, Value b) { return add(b.graph().scalar(a), b); }
-Value operator-(double a, Value b) { return sub(b.graph().scalar(a), b); }
-Value operator*(double a, Value b) { return mul(b.graph().scalar(a), b); }
-Value operator/(double a, Value b) { return div(b.graph().scalar(a), b); }
-Value operator-(Value a) { return neg(a); }
+Value operator+(Value a, ScalarOperand b) { return add(a, a.graph().scalar(b.value, b.where), b.where); }
+Value operator-(Value a, ScalarOperand b) { return sub(a, a.graph().scalar(b.value, b.where), b.where); }
+Value operator*(Value a, ScalarOperand b) { return mul(a, a.graph().scalar(b.value, b.where), b.where); }
+Value operator/(Value a, ScalarOperand b) { return div(a, a.graph().scalar(b.value, b.where), b.where); }
+Value operator+(ScalarOperand a, Value b) { return add(b.graph().scalar(a.value, a.where), b, a.where); }
+Value operator-(ScalarOperand a, Value b) { return sub(b.graph().scalar(a.value, a.where), b, a.where); }
+Value operator*(ScalarOperand a, Value b) { return mul(b.graph().scalar(a.value, a.where), b, a.where); }
+Value operator/(ScalarOperand a, Value b) { return div(b.graph().scalar(a.value, a.where), b, a.where); }
+Value operator-(Operand a) { return neg(a.value, a.where); }
 
 }  // namespace graphrun

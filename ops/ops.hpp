@@ -37,25 +37,32 @@ Value sub(Value a, Value b, Loc at = Loc::current());  // a - b
 Value mul(Value a, Value b, Loc at = Loc::current());  // a * b
 Value div(Value a, Value b, Loc at = Loc::current());  // a / b
 
-// Operators build the same nodes; the second operand records the caller's line.
+// Operators build the same nodes. Operators cannot take a default argument, so one operand is
+// converted through a wrapper whose constructor records the caller's line; a plain number becomes
+// a scalar constant built at that line too.
 struct Operand {
   Operand(Value v, Loc at = Loc::current()) : value(v), where(at) {}  // NOLINT: implicit
   Value value;
+  Loc where;
+};
+struct ScalarOperand {
+  ScalarOperand(double v, Loc at = Loc::current()) : value(v), where(at) {}  // NOLINT: implicit
+  double value;
   Loc where;
 };
 Value operator+(Value a, Operand b);
 Value operator-(Value a, Operand b);
 Value operator*(Value a, Operand b);
 Value operator/(Value a, Operand b);
-Value operator+(Value a, double b);
-Value operator-(Value a, double b);
-Value operator*(Value a, double b);
-Value operator/(Value a, double b);
-Value operator+(double a, Value b);
-Value operator-(double a, Value b);
-Value operator*(double a, Value b);
-Value operator/(double a, Value b);
-Value operator-(Value a);
+Value operator+(Value a, ScalarOperand b);
+Value operator-(Value a, ScalarOperand b);
+Value operator*(Value a, ScalarOperand b);
+Value operator/(Value a, ScalarOperand b);
+Value operator+(ScalarOperand a, Value b);
+Value operator-(ScalarOperand a, Value b);
+Value operator*(ScalarOperand a, Value b);
+Value operator/(ScalarOperand a, Value b);
+Value operator-(Operand a);
 
 // ---- linear algebra -----------------------------------------------------------------------------
 // op(a) @ op(b) with op = transpose when the flag is set: [M, K] @ [K, N] -> [M, N]. Runs on
