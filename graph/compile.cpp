@@ -197,8 +197,16 @@ ProgramCache::ProgramCache(const Graph& graph, std::vector<Value> outputs, Compi
     : graph_(&graph), outputs_(std::move(outputs)), options_(options) {}
 
 Program& ProgramCache::get(const ShapeMap& input_shapes) {
+  // Keyed by the shape every input will have, so a shape given explicitly and the same shape
+  // left to its declaration share one program, and names the graph does not read are ignored
+  // (as compile ignores them).
   std::string key;
-  for (const auto& [name, shape] : input_shapes) key += name + to_string(shape) + ";";
+  for (int id = 0; id < graph_->size(); ++id) {
+    const Node& node = graph_->node(id);
+    if (node.kind != NodeKind::input) continue;
+    auto given = input_shapes.find(node.name);
+    key += node.name + to_string(given != input_shapes.end() ? given->second : node.shape) + ";";
+  }
   auto& slot = programs_[key];
   if (!slot) slot = std::make_unique<Program>(compile_program(*graph_, outputs_, input_shapes, options_));
   return *slot;

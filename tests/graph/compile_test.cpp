@@ -1,0 +1,305 @@
+// compile_program: shape errors with concrete shapes, cycle detection, dead-code elimination, the
+// memory plan and the per-shape program cache.
+#include "graph/run_helpers.hpp"
+
+#include <graphrun/graph/autodiff.hpp>
+#include <graphrun/graph/parameters.hpp>
+#include <graphrun/graph/program.hpp>
+#include <graphrun/ops/ops.hpp>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace graphrun {
+namespace {
+
+using testing::make_tensor;
+using testing::message_of;
+using testing::to_vector;
+
+TEST_CASE("compile with a concrete input shape that breaks a later node reports that node",
+          "[graph][compile]") {
+  Graph g;
+  Value x = g.input("x", {2, 4});
+  Value w = g.parameter("w", {4, 3}, Init::zeros());
+  Value bias = g.input("bias", {2, 3});
+  Value h = matmul(x, w);  // [B, 3]: follows x
+  int line = __LINE__ + 1;
+  Value y = h + bias;  // [B, 3] + [2, 3]: only B = 2 (or 1) fits
+  Value loss = sum(y);
+  CHECK_NOTHROW(compile_program(g, {loss}, {{"x", {2, 4}}}));
+  auto msg = message_of<ShapeError>([&] { compile_program(g, {loss}, {{"x", {5, 4}}}); });
+  INFO(msg);
+  CHECK_THAT(msg, Catch::Contains(fmt::format("add (node {})", y.id())));
+  CHECK_THAT(msg, Catch::Contains("[5, 3]"));
+  CHECK_THAT(msg, Catch::Contains("[2, 3]"));
+  CHECK_THAT(msg, Catch::Contains(fmt::format("compile_test.cpp:{}", line)));
+  // A bad rank in the input shapes is refused before anything else.
+  CHECK_THROWS_AS(compile_program(g, {loss}, {{"x", {1, 1, 1, 1, 1}}}), ShapeError);
+}
+
+TEST_CASE("a cycle made with set_input is reported naming a node on it", "[graph][compile]") {
+  Graph g;
+  Value x = g.input("x", {3});
+  Value a = relu(x);     // node 1
+  Value b = exp(a);      // node 2
+  Value c = neg(b);      // node 3
+  Value out = sum(c);    // node 4
+  g.set_input(a.id(), 0, c);  // a <- c <- b <- a
+  auto msg = message_of<std::logic_error>([&] { compile_program(g, {out}); });
+  INFO(msg);
+  CHECK_THAT(msg, Catch::Contains("cycle"));
+  bool names_one = msg.find(fmt::format("node {} ", a.id())) != std::string::npos ||
+                   msg.find(fmt::format("node {} ", b.id())) != std::string::npos ||
+                   msg.find(fmt::format("node {} ", c.id())) != std::string::npos;
+  CHECK(names_one);
+  CHECK_THAT(msg, !Catch::Contains(fmt::format("node {} ", out.id())));
+  CHECK_THAT(msg, !Catch::Contains("node 0 "));
+
+  SECTION("a self-loop too") {
+    Graph h;
+    Value y = h.input("y", {2});
+    Value r = relu(y);
+    h.set_input(r.id(), 0, r);
+    auto self = message_of<std::logic_error>([&] { compile_program(h, {r}); });
+    CHECK_THAT(self, Catch::Contains(fmt::format("node {} 'relu'", r.id())));
+  }
+}
+
+TEST_CASE("grad refuses a graph with a cycle", "[graph][compile]") {
+  Graph g;
+  Value x = g.input("x", {});
+  Value a = exp(x);
+  Value b = a * a;
+  g.set_input(a.id(), 0, b);
+  CHECK_THROWS_WITH(grad(b, {x}), Catch::Contains("cycle"));
+}
+
+TEST_CASE("dead code is not scheduled and dead inputs need no binding", "[graph][compile]") {
+  Graph g;
+  Value x = g.input("x", {2});
+  Value unused = g.input("unused", {1000});
+  Value y = exp(x);
+  Value dead = relu(unused) * 3.0;  // never requested
+  (void)dead;
+  Value z = neg(y);
+
+  Program all = compile_program(g, {z, dead});
+  CHECK(all.num_steps() == 4);  // exp, neg, relu, mul
+  CHECK(all.bindings().count("unused") == 1);
+
+  Program p = compile_program(g, {z});
+  CHECK(p.num_steps() == 2);  // exp, neg
+  auto text = p.describe();
+  INFO(text);
+  CHECK_THAT(text, Catch::Contains("exp"));
+  CHECK_THAT(text, Catch::Contains("neg"));
+  CHECK_THAT(text, !Catch::Contains("relu"));
+  CHECK_THAT(text, !Catch::Contains("mul"));
+  CHECK(p.bindings().size() == 1);
+  CHECK(p.bindings().count("unused") == 0);
+  CHECK_THROWS_WITH(p.bind("unused", Tensor(DType::f32, {1000})), Catch::Contains("reads: x"));
+
+  Tensor xv = make_tensor({2}, {0.0, 1.0});
+  p.bind("x", xv);
+  p.run();  // runs although "unused" is never bound
+  // neg(exp([0, 1])) = [-1, -e]
+  testing::check_close(to_vector(p.output(0)), {-1.0, -std::exp(1.0)}, 1e-6);
+}
+
+TEST_CASE("run refuses an unbound live input, naming it", "[graph][compile]") {
+  Graph g;
+  Value x = g.input("x", {2});
+  Program p = compile_program(g, {relu(x)});
+  CHECK_THROWS_WITH(p.run(), Catch::Contains("'x'") && Catch::Contains("not bound"));
+  CHECK_THROWS_AS(p.bind("x", Tensor(DType::f32, {3})), ShapeError);
+  CHECK_THROWS_AS(p.bind("x", Tensor(DType::f64, {2})), ShapeError);
+}
+
+// A 784-256-128-10 MLP: logits and the loss of a batch, with gradients for every parameter.
+struct Mlp {
+  Graph g;
+  Value x, y, loss;
+  std::vector<Value> params, grads;
+
+  Mlp() {
+    x = g.input("x", {64, 784});
+    y = g.input("y", {64, 10});
+    Shape dims[] = {{784, 256}, {256, 128}, {128, 10}};
+    Value h = x;
+    for (int i = 0; i < 3; ++i) {
+      Value w = g.parameter(fmt::format("w{}", i), dims[i], Init::xavier_uniform());
+      Value b = g.parameter(fmt::format("b{}", i), {dims[i][1]}, Init::normal(0.1));
+      params.push_back(w);
+      params.push_back(b);
+      h = matmul(h, w) + b;
+      if (i < 2) h = relu(h);
+    }
+    loss = mean(sum(bce_with_logits(h, y), {1}));
+    grads = grad(loss, params);
+  }
+  std::vector<Value> outputs() const {
+    std::vector<Value> out{loss};
+    out.insert(out.end(), grads.begin(), grads.end());
+    return out;
+  }
+};
+
+Tensor filled(const Shape& shape, double scale, double offset, DType dtype) {
+  Tensor t(DType::f64, shape);
+  auto v = t.values<double>();
+  for (std::size_t i = 0; i < v.size(); ++i)
+    v[i] = offset + scale * std::sin(0.37 * static_cast<double>(i) + 0.1);
+  return t.to(dtype);
+}
+
+// The MLP's logits with plain loops over the parameter store (float64).
+std::vector<double> hand_forward(const ParameterStore& params, const Tensor& x) {
+  std::vector<double> h = to_vector(x);
+  std::int64_t rows = x.shape()[0], width = x.shape()[1];
+  for (int i = 0; i < 3; ++i) {
+    const Tensor& w = params.at(fmt::format("w{}", i));
+    const Tensor& b = params.at(fmt::format("b{}", i));
+    std::int64_t out = w.shape()[1];
+    std::vector<double> next(static_cast<std::size_t>(rows * out));
+    for (std::int64_t r = 0; r < rows; ++r)
+      for (std::int64_t j = 0; j < out; ++j) {
+        double acc = b.item(j);
+        for (std::int64_t k = 0; k < width; ++k)
+          acc += h[static_cast<std::size_t>(r * width + k)] * w.item(k * out + j);
+        next[static_cast<std::size_t>(r * out + j)] = i < 2 ? std::max(acc, 0.0) : acc;
+      }
+    h = std::move(next);
+    width = out;
+  }
+  return h;
+}
+
+TEST_CASE("the memory plan shares buffers and outputs stay correct", "[graph][compile][memory]") {
+  Mlp m;
+  ParameterStore params = init_parameters(m.g, 7, DType::f64);
+  Tensor x = filled({64, 784}, 0.5, 0.5, DType::f64);
+  Tensor y = filled({64, 10}, 0.5, 0.5, DType::f64);
+
+  Program p = compile_program(m.g, m.outputs(), {}, {DType::f64, false});
+  const auto& plan = p.memory_plan();
+  INFO(p.describe());
+  CHECK(plan.arena_bytes < plan.buffer_bytes);
+  CHECK(plan.arena_bytes > 0);
+  // Forward and backward keep at least the activations: 64 x (256 + 128) doubles.
+  CHECK(plan.arena_bytes >= 64 * (256 + 128) * sizeof(double));
+  p.bind_parameters(params);
+  p.bind("x", x);
+  p.bind("y", y);
+  p.run();
+  p.run();  // a second run over reused memory gives the same
+
+  // Reference: each gradient computed by its own program, with no buffer of one output shared
+  // with another output's computation ending earlier than it.
+  for (std::size_t i = 0; i < m.outputs().size(); ++i) {
+    Program one = compile_program(m.g, {m.outputs()[i]}, {}, {DType::f64, false});
+    one.bind_parameters(params);
+    one.bind("x", x);
+    one.bind("y", y);
+    one.run();
+    auto want = to_vector(one.output(0));
+    auto got = to_vector(p.output(i));
+    INFO("output " << i);
+    REQUIRE(got.size() == want.size());
+    CHECK(got == want);
+  }
+
+  // And by hand, with plain loops: the loss and the last bias gradient,
+  // d loss / d b2[j] = mean_b (sigmoid(logit_bj) - y_bj).
+  auto logits = hand_forward(params, x);
+  double loss = 0;
+  std::vector<double> db2(10, 0.0);
+  for (int b = 0; b < 64; ++b)
+    for (int j = 0; j < 10; ++j) {
+      double l = logits[static_cast<std::size_t>(b * 10 + j)], t = y.item(b * 10 + j);
+      loss += std::max(l, 0.0) - l * t + std::log1p(std::exp(-std::abs(l)));
+      db2[static_cast<std::size_t>(j)] += (1 / (1 + std::exp(-l)) - t) / 64;
+    }
+  CHECK(p.output(0).item() == Approx(loss / 64).epsilon(1e-12));
+  testing::check_close(to_vector(p.output(6)), db2, 1e-12);
+}
+
+TEST_CASE("the bias gradient of the MLP matches the closed form", "[graph][compile][memory]") {
+  Graph g;
+  Value x = g.input("x", {3, 2});
+  Value y = g.input("y", {3, 2});
+  Value w = g.parameter("w", {2, 2}, Init::zeros());
+  Value b = g.parameter("b", {2}, Init::zeros());
+  Value logits = matmul(x, w) + b;
+  Value loss = mean(sum(bce_with_logits(logits, y), {1}));
+  auto grads = grad(loss, {b});
+  ParameterStore values{{"x", make_tensor({3, 2}, {1, 2, 3, 4, 5, 6}, DType::f64)},
+                        {"y", make_tensor({3, 2}, {1, 0, 0, 1, 1, 1}, DType::f64)},
+                        {"w", make_tensor({2, 2}, {0, 0, 0, 0}, DType::f64)},
+                        {"b", make_tensor({2}, {0, 0}, DType::f64)}};
+  auto got = testing::run_values(g, grads[0], values, DType::f64);
+  // logits are 0, sigmoid 0.5: db_j = mean_b(0.5 - y_bj) = 0.5 - mean(y[:, j]):
+  // j=0: 0.5 - 2/3, j=1: 0.5 - 2/3.
+  testing::check_close(got, {0.5 - 2.0 / 3.0, 0.5 - 2.0 / 3.0}, 1e-12);
+}
+
+TEST_CASE("ProgramCache compiles once per distinct set of input shapes", "[graph][compile]") {
+  Mlp m;
+  ProgramCache cache(m.g, m.outputs());
+  Program& full = cache.get({{"x", {64, 784}}, {"y", {64, 10}}});
+  CHECK(cache.size() == 1);
+  Program& last = cache.get({{"x", {17, 784}}, {"y", {17, 10}}});
+  CHECK(cache.size() == 2);
+  CHECK(&full != &last);
+  CHECK(&cache.get({{"x", {64, 784}}, {"y", {64, 10}}}) == &full);
+  CHECK(&cache.get({{"x", {17, 784}}, {"y", {17, 10}}}) == &last);
+  CHECK(cache.size() == 2);
+  // The declared shapes, given or left out, are the same program.
+  CHECK(&cache.get({}) == &full);
+  CHECK(&cache.get({{"x", {64, 784}}}) == &full);
+  CHECK(cache.size() == 2);
+  CHECK(last.bindings().at("x") == Shape{17, 784});
+  CHECK(last.output_shape(1) == Shape{784, 256});  // a weight gradient keeps its shape
+  CHECK(last.output_shape(0) == Shape{});
+
+  // The small batch runs and matches a direct compile.
+  ParameterStore params = init_parameters(m.g, 3);
+  Tensor x = filled({17, 784}, 0.5, 0.5, DType::f32);
+  Tensor y = filled({17, 10}, 0.5, 0.5, DType::f32);
+  last.bind_parameters(params);
+  last.bind("x", x);
+  last.bind("y", y);
+  last.run();
+  Program direct = compile_program(m.g, m.outputs(), {{"x", {17, 784}}, {"y", {17, 10}}});
+  direct.bind_parameters(params);
+  direct.bind("x", x);
+  direct.bind("y", y);
+  direct.run();
+  CHECK(last.output(0).item() == direct.output(0).item());
+  CHECK(std::isfinite(last.output(0).item()));
+}
+
+TEST_CASE("outputs may be inputs, parameters or constants", "[graph][compile]") {
+  Graph g;
+  Value x = g.input("x", {2});
+  Value c = g.constant({2}, {3, 4});
+  Value s = x + c;
+  Program p = compile_program(g, {x, c, s});
+  Tensor xv = make_tensor({2}, {1, 2});
+  p.bind("x", xv);
+  p.run();
+  CHECK(to_vector(p.output(0)) == std::vector<double>{1, 2});
+  CHECK(to_vector(p.output(1)) == std::vector<double>{3, 4});
+  CHECK(to_vector(p.output(2)) == std::vector<double>{4, 6});  // [1+3, 2+4]
+}
+
+TEST_CASE("compile refuses outputs from another graph", "[graph][compile]") {
+  Graph g, other;
+  Value x = other.input("x", {1});
+  CHECK_THROWS_AS(compile_program(g, {x}), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace graphrun
