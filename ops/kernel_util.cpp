@@ -34,15 +34,23 @@ std::vector<std::int64_t> normalize_axes(const std::vector<std::int64_t>& axes, 
     for (std::int64_t i = 0; i < rank; ++i) out.push_back(i);
     return out;
   }
-  for (auto a : axes) {
-    std::int64_t n = a < 0 ? a + rank : a;
-    if (n < 0 || n >= rank)
-      throw ShapeError(fmt::format("axis {} is out of range for rank {}", a, rank));
-    out.push_back(n);
-  }
+  for (auto a : axes) out.push_back(normalize_axis(a, rank));
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
+}
+
+std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank) {
+  std::int64_t n = axis < 0 ? axis + rank : axis;
+  if (n < 0 || n >= rank)
+    throw ShapeError(fmt::format("axis {} is out of range for rank {}", axis, rank));
+  return n;
+}
+
+std::int64_t trailing_numel(const Shape& s, std::size_t count) {
+  std::int64_t n = 1;
+  for (std::size_t i = s.size() - std::min(count, s.size()); i < s.size(); ++i) n *= s[i];
+  return n;
 }
 
 Shape reduced_shape(const Shape& in, const std::vector<std::int64_t>& axes, bool keepdims) {

@@ -26,6 +26,11 @@ bool broadcasts_to(const Shape& from, const Shape& to);
 std::vector<std::int64_t> normalize_axes(const std::vector<std::int64_t>& axes, std::int64_t rank);
 // The shape after reducing `axes` (all axes when empty).
 Shape reduced_shape(const Shape& in, const std::vector<std::int64_t>& axes, bool keepdims);
+// One possibly negative axis normalised against `rank`; throws ShapeError when out of range.
+// Allocates nothing, so kernels may call it on every run.
+std::int64_t normalize_axis(std::int64_t axis, std::int64_t rank);
+// Product of the last `count` dimensions of `s`.
+std::int64_t trailing_numel(const Shape& s, std::size_t count);
 
 // Strides of `from` broadcast against `to`, right-aligned and padded to kMaxRank dims, with 0 for
 // broadcast dimensions.
@@ -66,13 +71,21 @@ void binary_map(const KernelArgs<T>& a, F f) {
     parallel_for(n, kGrain, [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t i = b; i < e; ++i) y[i] = f(c, z[i]);
     });
-  } else if (nx == n && nz > 0 && sz.size() >= 1 && n % nz == 0 &&
-             broadcasts_to(sz, so) && numel(Shape(so.end() - static_cast<std::ptrdiff_t>(sz.size()), so.end())) == nz) {
+  } else if (nx == n && nz > 0 && n % nz == 0 && broadcasts_to(sz, so) &&
+             trailing_numel(so, sz.size()) == nz) {
     // Trailing-block broadcast, e.g. a bias [N] against [B, N].
     std::int64_t rows = n / nz;
     parallel_for(rows, std::max<std::int64_t>(1, kGrain / nz), [&](std::int64_t b, std::int64_t e) {
       for (std::int64_t r = b; r < e; ++r)
         for (std::int64_t j = 0; j < nz; ++j) y[r * nz + j] = f(x[r * nz + j], z[j]);
+    });
+  } else if (nz == n && nx > 0 && n % nx == 0 && broadcasts_to(sx, so) &&
+             trailing_numel(so, sx.size()) == nx) {
+    // The same with the roles swapped, e.g. [N] - [B, N].
+    std::int64_t rows = n / nx;
+    parallel_for(rows, std::max<std::int64_t>(1, kGrain / nx), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t r = b; r < e; ++r)
+        for (std::int64_t j = 0; j < nx; ++j) y[r * nx + j] = f(x[j], z[r * nx + j]);
     });
   } else {
     auto dx = broadcast_strides(sx, so);

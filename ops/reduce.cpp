@@ -77,17 +77,25 @@ void reduce_masked(const T* x, const Shape& xs, const Mask& mask, T* out, double
   });
 }
 
+// The reduced dimensions of `s` padded to kMaxRank (all when `axes` is empty). Kernels call it on
+// every run, so it allocates nothing.
 Mask axes_mask(const Shape& s, const std::vector<std::int64_t>& axes) {
   Mask m{false, false, false, false};
-  auto ax = normalize_axes(axes, static_cast<std::int64_t>(s.size()));
+  auto rank = static_cast<std::int64_t>(s.size());
   std::size_t off = kMaxRank - s.size();
-  for (auto a : ax) m[off + static_cast<std::size_t>(a)] = true;
+  if (axes.empty())
+    for (std::size_t i = 0; i < s.size(); ++i) m[off + i] = true;
+  for (auto a : axes) m[off + static_cast<std::size_t>(normalize_axis(a, rank))] = true;
   return m;
 }
 
+// How many elements of `s` each output of a reduction over `axes` sums.
 double count_over(const Shape& s, const std::vector<std::int64_t>& axes) {
+  auto mask = axes_mask(s, axes);
+  auto dims = padded_dims(s);
   double n = 1;
-  for (auto a : normalize_axes(axes, static_cast<std::int64_t>(s.size()))) n *= static_cast<double>(s[static_cast<std::size_t>(a)]);
+  for (int i = 0; i < kMaxRank; ++i)
+    if (mask[static_cast<std::size_t>(i)]) n *= static_cast<double>(dims[static_cast<std::size_t>(i)]);
   return n;
 }
 
@@ -118,10 +126,24 @@ Shape sum_to_like_shape(std::span<const Shape> in, const Attrs&) {
   return in[1];
 }
 
-// out = x broadcast to like's shape, times `scale`.
+// Strides of x, laid out as `to` with the dimensions in `mask` removed, when broadcast back over
+// `to`: 0 along the masked dimensions.
+std::array<std::int64_t, kMaxRank> strides_without(const Shape& to, const Mask& mask) {
+  auto dims = padded_dims(to);
+  std::array<std::int64_t, kMaxRank> strides{};
+  std::int64_t s = 1;
+  for (int d = kMaxRank - 1; d >= 0; --d) {
+    auto i = static_cast<std::size_t>(d);
+    strides[i] = mask[i] ? 0 : s;
+    if (!mask[i]) s *= dims[i];
+  }
+  return strides;
+}
+
+// out[i] = x[index of i under `strides`] * scale over the shape `to`.
 template <class T>
-void spread(const T* x, const Shape& xs, const Shape& to, T* out, T scale) {
-  auto strides = broadcast_strides(xs, to);
+void spread(const T* x, const std::array<std::int64_t, kMaxRank>& strides, const Shape& to,
+            T* out, T scale) {
   auto dims = padded_dims(to);
   parallel_for(numel(to), kGrain, [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t i = b; i < e; ++i) {
@@ -137,7 +159,7 @@ void spread(const T* x, const Shape& xs, const Shape& to, T* out, T scale) {
 
 template <class T>
 void expand_like_kernel(const KernelArgs<T>& a) {
-  spread(a.in[0], a.in_shapes[0], a.in_shapes[1], a.out, T(1));
+  spread(a.in[0], broadcast_strides(a.in_shapes[0], a.in_shapes[1]), a.in_shapes[1], a.out, T(1));
 }
 
 Shape expand_like_shape(std::span<const Shape> in, const Attrs&) {
@@ -150,9 +172,8 @@ template <class T>
 void spread_like_kernel(const KernelArgs<T>& a) {
   const auto& axes = a.attrs->ints("axes");
   const Shape& like = a.in_shapes[1];
-  Shape kept = reduced_shape(like, axes, true);
   T scale = a.attrs->i("mean") ? T(1.0 / count_over(like, axes)) : T(1);
-  spread(a.in[0], kept, like, a.out, scale);
+  spread(a.in[0], strides_without(like, axes_mask(like, axes)), like, a.out, scale);
 }
 
 Shape spread_like_shape(std::span<const Shape> in, const Attrs& attrs) {

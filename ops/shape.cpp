@@ -78,7 +78,7 @@ Split3 split_at(const Shape& s, std::int64_t axis) {
 }
 
 std::int64_t axis_of(const Shape& s, const Attrs& attrs) {
-  return normalize_axes({attrs.i("axis")}, static_cast<std::int64_t>(s.size()))[0];
+  return normalize_axis(attrs.i("axis"), static_cast<std::int64_t>(s.size()));
 }
 
 Shape concat_shape(std::span<const Shape> in, const Attrs& attrs) {
