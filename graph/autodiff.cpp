@@ -62,9 +62,8 @@ std::vector<Value> apply_rule(Graph& g, const Node node, Value grad_out,
     throw std::logic_error(fmt::format("gradient rule of {} returned {} gradients for {} inputs",
                                        node.describe(), grads.size(), inputs.size()));
   for (std::size_t i = 0; i < grads.size(); ++i) {
-    if (!needs[static_cast<std::size_t>(node.inputs[i])]) continue;
-    if (!op.input_differentiable(i)) {
-      grads[i] = Value();  // the op says no gradient flows to this input
+    if (!needs[static_cast<std::size_t>(node.inputs[i])] || !op.input_differentiable(i)) {
+      grads[i] = Value();  // off the path to `wrt`, or the op says no gradient flows there
       continue;
     }
     if (!grads[i].valid())
