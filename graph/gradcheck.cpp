@@ -31,10 +31,11 @@ namespace {
 
 std::vector<std::int64_t> sample_indices(std::int64_t n, int max_elements) {
   std::vector<std::int64_t> idx;
-  if (n <= max_elements) {
+  if (n <= std::max(max_elements, 1)) {
     for (std::int64_t i = 0; i < n; ++i) idx.push_back(i);
     return idx;
   }
+  if (max_elements <= 1) return {0};
   // Spread over the tensor, first and last included, with a fixed stride.
   for (int k = 0; k < max_elements; ++k)
     idx.push_back(static_cast<std::int64_t>(static_cast<double>(k) * static_cast<double>(n - 1) /
