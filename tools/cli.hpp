@@ -1,0 +1,38 @@
+// The command line of graphrun: `graphrun [VERB] MODEL [options]`, parsed into a plain struct.
+#pragma once
+
+#include <graphrun/tools/model_file.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace graphrun::cli {
+
+enum class Verb {
+  train, eval, sample, reconstruct, encode, interpolate, anomaly, graph, info, gradcheck
+};
+
+enum class Action { run, help, version, list, list_ops, list_keys };
+
+struct CliConfig {
+  Action action = Action::run;
+  Verb verb = Verb::train;
+  std::string model;  // MODEL as typed: a model file, or a builder name meaning model.<name>
+  std::vector<Override> overrides;
+  std::filesystem::path out;         // run folder; empty: runs/<model file stem>
+  std::filesystem::path checkpoint;  // empty: <out>/checkpoint.safetensors
+  bool resume = false;
+  bool markdown = false;
+  std::int64_t count = 0;  // images / steps / top-k for the verb; 0: the verb's default
+  std::vector<std::string> args;  // argv[1..] as given, to print the command again
+};
+
+// Throws UsageError for anything it cannot make sense of.
+CliConfig parse_args(int argc, char** argv);
+
+std::string help_text();
+std::string verb_name(Verb verb);
+
+}  // namespace graphrun::cli

@@ -1,0 +1,152 @@
+// The verbs that look at a model without training it: graph, info, gradcheck.
+#include <graphrun/graph/autodiff.hpp>
+#include <graphrun/graph/dot.hpp>
+#include <graphrun/graph/gradcheck.hpp>
+#include <graphrun/graph/parameters.hpp>
+#include <graphrun/graph/program.hpp>
+#include <graphrun/tools/commands.hpp>
+#include <graphrun/tools/spawn.hpp>
+#include <graphrun/train/atomic_file.hpp>
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <limits>
+#include <numeric>
+
+namespace graphrun::cli {
+namespace fs = std::filesystem;
+namespace {
+
+std::unique_ptr<Model> model_for_inspection(const Run& run, std::int64_t batch) {
+  auto [rows, cols] = image_size(run.settings);
+  return build(run.settings, run.settings.model_options, batch, rows * cols);
+}
+
+// Renders `dot_file` to SVG and PNG beside it; returns the files made, or a note why not.
+std::vector<fs::path> render(const fs::path& dot_file, std::string& note) {
+  std::vector<fs::path> made;
+  for (const char* format : {"svg", "png"}) {
+    fs::path target = fs::path(dot_file).replace_extension(format);
+    fs::path partial = target;
+    partial += fmt::format(".part-{}", ::getpid());
+    auto r = run_program({"dot", fmt::format("-T{}", format), dot_file.string(), "-o", partial.string()});
+    std::error_code ec;
+    if (!r.found) {
+      note = fmt::format("Graphviz 'dot' could not run ({}); install graphviz for SVG and PNG", r.error);
+      return made;
+    }
+    if (r.exit_code != 0) {
+      fs::remove(partial, ec);
+      note = fmt::format("dot -T{} failed with exit code {}", format, r.exit_code);
+      continue;
+    }
+    fs::rename(partial, target);
+    made.push_back(target);
+  }
+  return made;
+}
+
+std::vector<Value> training_outputs(Model& m, const std::vector<Value>& grads) {
+  std::vector<Value> outs{m.loss};
+  for (auto& [name, v] : m.terms) outs.push_back(v);
+  outs.insert(outs.end(), grads.begin(), grads.end());
+  return outs;
+}
+
+std::string mib(std::size_t bytes) { return fmt::format("{:.2f} MiB", static_cast<double>(bytes) / (1 << 20)); }
+
+}  // namespace
+
+int graph_command(const Run& run) {
+  auto model = model_for_inspection(run, run.settings.train.batch);
+  Graph& g = *model->graph;
+  const std::string forward = to_dot(g, {model->loss});
+  auto grads = grad(model->loss, g.parameters());
+  std::vector<Value> outs{model->loss};
+  outs.insert(outs.end(), grads.begin(), grads.end());
+  const std::string backward = to_dot(g, outs);
+  std::vector<fs::path> files{run.dir / "graph_forward.dot", run.dir / "graph_backward.dot"};
+  write_file_atomic(files[0], forward);
+  write_file_atomic(files[1], backward);
+  std::string note;
+  std::vector<fs::path> pictures;
+  for (const auto& f : {files[0], files[1]}) {
+    auto made = render(f, note);
+    pictures.insert(pictures.end(), made.begin(), made.end());
+  }
+  files.insert(files.end(), pictures.begin(), pictures.end());
+  fmt::print("{} graph: forward (loss) and backward (loss and {} gradients)\n", model->name,
+             grads.size());
+  for (const auto& f : files) fmt::print("  wrote {}\n", f.string());
+  if (!note.empty()) fmt::print(stderr, "graphrun: note: {}\n", note);
+  return 0;
+}
+
+int info_command(const Run& run) {
+  const Settings& s = run.settings;
+  auto model = model_for_inspection(run, s.train.batch);
+  Graph& g = *model->graph;
+  const int forward_nodes = g.size();
+  auto params = g.parameters();
+  auto grads = grad(model->loss, params);
+  const int backward_nodes = g.size() - forward_nodes;
+  const Shape x_shape = model->x.shape();
+  Program program = compile_program(g, training_outputs(*model, grads), {{model->x.node().name, x_shape}});
+  fmt::print("model {} ({}) from {}\n", model->name, options_text(s.model_options), s.file.string());
+  fmt::print("graph: {} nodes, {} forward and {} backward (from grad)\n", g.size(), forward_nodes,
+             backward_nodes);
+  fmt::print("\nparameters:\n  {:<16} {:<14} {:>12}\n", "name", "shape", "count");
+  std::int64_t total = 0;
+  for (const auto& p : params) {
+    total += numel(p.shape());
+    fmt::print("  {:<16} {:<14} {:>12}\n", p.node().name, to_string(p.shape()), numel(p.shape()));
+  }
+  fmt::print("  {:<16} {:<14} {:>12}  ({})\n", "total", "", total,
+             mib(static_cast<std::size_t>(total) * sizeof(float)));
+  const MemoryPlan& plan = program.memory_plan();
+  fmt::print("\ntraining program for x {} (float32): {} kernels\n", to_string(x_shape),
+             program.num_steps());
+  fmt::print("  arena      {:>12} bytes  {}  (planned; buffers share space)\n", plan.arena_bytes,
+             mib(plan.arena_bytes));
+  fmt::print("  buffers    {:>12} bytes  {}  ({} buffers, were none shared)\n", plan.buffer_bytes,
+             mib(plan.buffer_bytes), plan.buffers);
+  fmt::print("  constants  {:>12} bytes\n", plan.constant_bytes);
+  if (plan.buffer_bytes > 0)
+    fmt::print("  the plan needs {:.0f}% of the unshared size\n",
+               100.0 * static_cast<double>(plan.arena_bytes) / static_cast<double>(plan.buffer_bytes));
+  return 0;
+}
+
+int gradcheck_command(const Run& run) {
+  const Settings& s = run.settings;
+  std::int64_t batch = run.cli.count > 0 ? run.cli.count : 4;
+  Dataset data = load_dataset(s.dataset, batch, batch);
+  batch = std::min(batch, data.train.count);
+  auto model = build(s, s.model_options, batch, data.train.features());
+  Graph& g = *model->graph;
+  ParameterStore values = init_parameters(g, s.train.seed, DType::f64);
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(batch));
+  std::iota(idx.begin(), idx.end(), 0);
+  Tensor x(DType::f64, {batch, data.train.features()});
+  data.train.fill_batch<double>(idx, x.data<double>());
+  values.emplace(model->x.node().name, x);
+  for (const auto& schedule : model->schedules) {
+    Tensor t(DType::f64, {});  // a scheduled scalar at its final value
+    t.data<double>()[0] = schedule.value(std::numeric_limits<std::int64_t>::max() / 2);
+    values.emplace(schedule.input, t);
+  }
+  std::vector<std::string> wrt;
+  for (auto& p : g.parameters()) wrt.push_back(p.node().name);
+  GradCheckOptions options;
+  options.run.seed = s.train.seed;
+  GradCheckReport report = check_gradients(g, model->loss, wrt, values, options);
+  fmt::print("gradient check of {} ({}) in float64 on {} {} images, central differences, eps {}, "
+             "tolerance {}\n\n{}",
+             model->name, options_text(s.model_options), batch, s.dataset, options.eps,
+             options.tolerance, report.to_string());
+  fmt::print("\n{}: worst relative error {:.3e}\n", report.ok() ? "ok" : "FAILED", report.worst());
+  return report.ok() ? 0 : 1;
+}
+
+}  // namespace graphrun::cli

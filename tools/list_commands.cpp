@@ -1,0 +1,89 @@
+// --list, --list-ops, --list-keys and --version: reference text generated from the registries,
+// the source of the README's op and key tables.
+#include <graphrun/graph/op.hpp>
+#include <graphrun/tools/commands.hpp>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <filesystem>
+
+#ifndef GRAPHRUN_VERSION
+#define GRAPHRUN_VERSION "0.1.0"
+#endif
+
+namespace graphrun::cli {
+namespace {
+
+std::string cell(const std::string& text) {
+  std::string out;
+  for (char c : text) out += c == '|' ? std::string("\\|") : std::string(1, c);
+  return out;
+}
+
+// A builder name, or a model file whose extension (or builder line) names one.
+const ModelBuilder& builder_for(const std::string& name) {
+  for (const auto* b : all_models())
+    if (b->name == name) return *b;
+  try {
+    return find_model(load_settings(find_model_file(name), {}).model);
+  } catch (const UsageError& e) {
+    std::vector<std::string> names;
+    for (const auto* b : all_models()) names.push_back(b->name);
+    throw UsageError(fmt::format("--list-keys: '{}' is neither a model ({}) nor a readable model "
+                                 "file: {}",
+                                 name, fmt::join(names, ", "), e.what()));
+  }
+}
+
+}  // namespace
+
+int list_command() {
+  fmt::print("Models (a model file's extension names its builder; keys: graphrun --list-keys NAME):\n");
+  for (const auto* b : all_models()) {
+    std::vector<std::string> keys;
+    for (const auto& k : b->keys) keys.push_back(k.name);
+    fmt::print("  {:<6} {}\n         [model] keys: {}\n", b->name, b->summary, fmt::join(keys, ", "));
+  }
+  auto ops = op_registry().all();
+  fmt::print("\nOps ({}):\n", ops.size());
+  for (const auto* op : ops) fmt::print("  {:<18} {}\n", op->name, op->summary);
+  return 0;
+}
+
+int list_ops_command(bool markdown) {
+  if (markdown) fmt::print("| op | summary |\n|---|---|\n");
+  for (const auto* op : op_registry().all()) {
+    if (markdown) fmt::print("| `{}` | {} |\n", op->name, cell(op->summary));
+    else fmt::print("{}\n", op->name);
+  }
+  return 0;
+}
+
+int list_keys_command(const std::string& model, bool markdown) {
+  const ModelBuilder& builder = builder_for(model);
+  auto keys = setting_keys(builder);
+  if (markdown) {
+    fmt::print("| section | key | default | meaning |\n|---|---|---|---|\n");
+    for (const auto& k : keys)
+      fmt::print("| `[{}]` | `{}` | `{}` | {} |\n", k.section, k.name, k.default_value, cell(k.help));
+    return 0;
+  }
+  std::string section;
+  for (const auto& k : keys) {
+    if (k.section != section) {
+      section = k.section;
+      fmt::print("{}[{}]{}\n", section == "model" ? "" : "\n", section,
+                 section == "model" ? fmt::format("  ({}: {})", builder.name, builder.summary) : "");
+    }
+    fmt::print("  {:<28} {}\n", fmt::format("{} = {}", k.name, k.default_value), k.help);
+  }
+  return 0;
+}
+
+int version_command() {
+  fmt::print("graphrun {}\n", GRAPHRUN_VERSION);
+  return 0;
+}
+
+}  // namespace graphrun::cli

@@ -1,0 +1,146 @@
+#include <graphrun/graph/parallel.hpp>
+#include <graphrun/tools/session.hpp>
+#include <graphrun/train/idx.hpp>
+#include <graphrun/train/safetensors.hpp>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <cstdio>
+
+namespace graphrun::cli {
+namespace fs = std::filesystem;
+namespace {
+
+ModelOptions options_from_json(const std::string& text, const fs::path& file) {
+  try {
+    return nlohmann::json::parse(text).get<ModelOptions>();
+  } catch (const nlohmann::json::exception&) {
+    throw DataError(fmt::format("'{}': the checkpoint's model_options are not a JSON object of "
+                                "strings",
+                                file.string()));
+  }
+}
+
+std::string meta_at(const std::map<std::string, std::string>& meta, const std::string& key) {
+  auto it = meta.find(key);
+  return it == meta.end() ? "(none)" : it->second;
+}
+
+std::string quoted(const std::string& arg) {
+  if (!arg.empty() && arg.find_first_of(" \t'\"$\\*?;&|<>()") == std::string::npos) return arg;
+  std::string out = "'";
+  for (char c : arg) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+}  // namespace
+
+Run open_run(const CliConfig& cli) {
+  Run run;
+  run.cli = cli;
+  run.settings = load_settings(find_model_file(cli.model), cli.overrides);
+  run.dir = cli.out.empty() ? fs::path("runs") / run.settings.file.filename() : cli.out;
+  run.checkpoint = cli.checkpoint.empty() ? run.dir / "checkpoint.safetensors" : cli.checkpoint;
+  set_num_threads(run.settings.threads);
+  return run;
+}
+
+Dataset load_data(const Settings& s) {
+  return load_dataset(s.dataset, s.load_limit(), s.load_limit());
+}
+
+std::pair<std::int64_t, std::int64_t> image_size(const Settings& s) {
+  try {
+    Dataset d = load_dataset(s.dataset, 1, 1);
+    return {d.train.rows, d.train.cols};
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "graphrun: note: assuming 28x28 images ({})\n", e.what());
+    return {28, 28};
+  }
+}
+
+std::unique_ptr<Model> build(const Settings& s, const ModelOptions& options, std::int64_t batch,
+                             std::int64_t features) {
+  try {
+    return std::make_unique<Model>(build_model(s.model, options, batch, features));
+  } catch (const ModelOptionError& e) {
+    Settings with = s;
+    with.model_options = options;
+    rethrow_model_error(with, e);
+  }
+}
+
+std::map<std::string, std::string> checkpoint_identity(const Settings& s) {
+  return {{"model", s.model},
+          {"model_options", nlohmann::json(s.model_options).dump()},
+          {"batch", std::to_string(s.train.batch)},
+          {"seed", std::to_string(s.train.seed)},
+          {"dataset", s.dataset},
+          {"limit", std::to_string(s.limit)},
+          {"config", to_ini(s)}};
+}
+
+void check_resumable(const std::map<std::string, std::string>& meta, const Settings& s,
+                     const fs::path& file) {
+  std::vector<std::string> differ;
+  if (meta_at(meta, "model") != s.model)
+    throw UsageError(fmt::format("--resume: '{}' holds a '{}' model, {} describes a '{}'",
+                                 file.string(), meta_at(meta, "model"), s.file.string(), s.model));
+  auto saved = options_from_json(meta_at(meta, "model_options"), file);
+  for (const auto& [key, value] : s.model_options) {
+    auto it = saved.find(key);
+    std::string was = it == saved.end() ? "(unset)" : it->second;
+    if (was != value)
+      differ.push_back(fmt::format("model.{}: checkpoint {}, now {} ({})", key, was, value,
+                                   s.origin.at("model." + key)));
+  }
+  auto id = checkpoint_identity(s);
+  for (const char* key : {"batch", "seed", "dataset", "limit"}) {
+    std::string section = std::string(key) == "dataset" || std::string(key) == "limit" ? "data" : "train";
+    if (meta_at(meta, key) != id.at(key))
+      differ.push_back(fmt::format("{}.{}: checkpoint {}, now {} ({})", section, key,
+                                   meta_at(meta, key), id.at(key), s.origin.at(section + "." + key)));
+  }
+  if (!differ.empty())
+    throw UsageError(fmt::format(
+        "--resume: the checkpoint '{}' was made with other settings, so the run cannot continue "
+        "the same way:\n  {}\nuse the same settings, or start afresh (without --resume, or "
+        "with another --out)",
+        file.string(), fmt::join(differ, "\n  ")));
+}
+
+Trained load_trained(const Run& run) {
+  std::error_code ec;
+  if (!fs::is_regular_file(run.checkpoint, ec))
+    throw std::runtime_error(fmt::format("no checkpoint at '{}'; train first: {}",
+                                         run.checkpoint.string(), command_line(run, "")));
+  Trained t;
+  t.meta = load_safetensors(run.checkpoint).metadata;
+  const Settings& s = run.settings;
+  if (meta_at(t.meta, "model") != s.model)
+    throw UsageError(fmt::format("'{}' holds a '{}' model, {} describes a '{}'",
+                                 run.checkpoint.string(), meta_at(t.meta, "model"),
+                                 s.file.string(), s.model));
+  ModelOptions options = options_from_json(meta_at(t.meta, "model_options"), run.checkpoint);
+  if (options != s.model_options)
+    fmt::print(stderr, "graphrun: note: using the checkpoint's model options ({}), not {} ({})\n",
+               options_text(options), s.file.string(), options_text(s.model_options));
+  t.data = load_data(s);
+  t.model = build(s, options, s.train.batch, t.data.train.features());
+  TrainConfig config = s.train;
+  config.optimizer.kind = meta_at(t.meta, "optimizer");
+  t.trainer = std::make_unique<Trainer>(*t.model, config);
+  t.trainer->load(run.checkpoint);
+  return t;
+}
+
+std::string command_line(const Run& run, const std::string& extra) {
+  std::string out = "graphrun";
+  for (const auto& arg : run.cli.args) out += fmt::format(" {}", quoted(arg));
+  if (!extra.empty()) out += fmt::format(" {}", extra);
+  return out;
+}
+
+}  // namespace graphrun::cli

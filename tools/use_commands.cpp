@@ -1,0 +1,121 @@
+// The verbs that use a trained model: eval, sample, reconstruct, encode, interpolate, anomaly.
+#include <graphrun/tools/commands.hpp>
+#include <graphrun/tools/console.hpp>
+#include <graphrun/train/inference.hpp>
+#include <graphrun/train/report.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace graphrun::cli {
+namespace fs = std::filesystem;
+namespace {
+
+std::int64_t count_or(const Run& run, std::int64_t fallback) {
+  return run.cli.count > 0 ? run.cli.count : fallback;
+}
+
+const Split& test_split(const Trained& t) {
+  if (t.data.test.count > 0) return t.data.test;
+  fmt::print(stderr, "graphrun: note: the data set has no test images; using the training set\n");
+  return t.data.train;
+}
+
+std::string trained_at(const Trained& t) {
+  return fmt::format("{} after epoch {} (step {})", t.model->name, t.trainer->epoch(),
+                     t.trainer->step());
+}
+
+Inference make_inference(const Run& run, Trained& t) {
+  return Inference(*t.model, t.trainer->parameters(), 256, run.settings.train.seed);
+}
+
+}  // namespace
+
+int eval_command(const Run& run) {
+  Trained t = load_trained(run);
+  const Split& test = test_split(t);
+  LossReport r = t.trainer->evaluate(test);
+  fmt::print("{}, {} test images: loss {}\n", trained_at(t), r.samples, format_loss(r));
+  return 0;
+}
+
+int sample_command(const Run& run) {
+  Trained t = load_trained(run);
+  if (!t.model->has_prior)
+    throw UsageError(fmt::format("sample: a '{}' has no prior to sample from; only a VAE has "
+                                 "(try 'reconstruct' or 'interpolate')",
+                                 t.model->name));
+  auto side = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(count_or(run, 64)))));
+  Inference inference = make_inference(run, t);
+  write_png(run.dir / "samples.png", sample_figure(inference, test_split(t), side, run.settings.train.seed));
+  fmt::print("wrote {}: {}x{} draws from the prior of {}\n", (run.dir / "samples.png").string(),
+             side, side, trained_at(t));
+  return 0;
+}
+
+int reconstruct_command(const Run& run) {
+  Trained t = load_trained(run);
+  const Split& test = test_split(t);
+  auto n = static_cast<int>(std::min(count_or(run, 16), test.count));
+  Inference inference = make_inference(run, t);
+  write_png(run.dir / "reconstructions.png", reconstruction_figure(inference, test, n));
+  fmt::print("wrote {}: the first {} test images over their reconstructions by {}\n",
+             (run.dir / "reconstructions.png").string(), n, trained_at(t));
+  return 0;
+}
+
+int encode_command(const Run& run) {
+  Trained t = load_trained(run);
+  const Split& test = test_split(t);
+  std::int64_t n = run.cli.count > 0 ? std::min(run.cli.count, test.count) : test.count;
+  Inference inference = make_inference(run, t);
+  Tensor codes = inference.encode(test, n);
+  write_codes_csv(run.dir / "codes.csv", codes, test);
+  fmt::print("wrote {}: {} codes of {} dimensions (index, label, z1..z{})\n",
+             (run.dir / "codes.csv").string(), n, codes.shape()[1], codes.shape()[1]);
+  return 0;
+}
+
+int interpolate_command(const Run& run) {
+  Trained t = load_trained(run);
+  auto steps = static_cast<int>(std::max<std::int64_t>(count_or(run, 10), 2));
+  Inference inference = make_inference(run, t);
+  write_png(run.dir / "interpolation.png", interpolation_figure(inference, test_split(t), 8, steps));
+  fmt::print("wrote {}: per row, a test image, {} decodes along the line between the codes, and "
+             "the other image\n",
+             (run.dir / "interpolation.png").string(), steps);
+  return 0;
+}
+
+int anomaly_command(const Run& run) {
+  Trained t = load_trained(run);
+  const Split& test = test_split(t);
+  Inference inference = make_inference(run, t);
+  std::vector<double> scores = inference.anomaly_scores(test);
+  write_scores_csv(run.dir / "anomaly.csv", scores, test);
+  std::vector<std::int64_t> order(scores.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) {
+    return scores[static_cast<std::size_t>(a)] > scores[static_cast<std::size_t>(b)];
+  });
+  order.resize(static_cast<std::size_t>(std::min<std::int64_t>(count_or(run, 16), test.count)));
+  write_png(run.dir / "anomalies.png", images_figure(test, order, 8));
+  auto names = class_names(t.data);
+  fmt::print("scored {} test images with {} (loss per image; higher = more unusual)\n",
+             scores.size(), trained_at(t));
+  for (std::size_t r = 0; r < std::min<std::size_t>(order.size(), 5); ++r) {
+    auto i = static_cast<std::size_t>(order[r]);
+    std::string label = test.labels.empty() ? "" : names.empty() ? std::to_string(test.labels[i])
+                                                                 : names[test.labels[i] % names.size()];
+    fmt::print("  #{} image {} {:<12} score {:.4g}\n", r + 1, i, label, scores[i]);
+  }
+  fmt::print("wrote {} (every score) and {} (the top {})\n", (run.dir / "anomaly.csv").string(),
+             (run.dir / "anomalies.png").string(), order.size());
+  return 0;
+}
+
+}  // namespace graphrun::cli

@@ -1,0 +1,307 @@
+#include <graphrun/train/atomic_file.hpp>
+#include <graphrun/train/idx.hpp>
+#include <graphrun/train/pca.hpp>
+#include <graphrun/train/plot.hpp>
+#include <graphrun/train/report.hpp>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <numeric>
+
+namespace graphrun {
+namespace fs = std::filesystem;
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+Json row_json(const EpochReport& r) {
+  Json j;
+  j["epoch"] = r.epoch;
+  j["step"] = r.step;
+  j["train_loss"] = r.train.loss;
+  for (const auto& [name, v] : r.train.terms) j["train_" + name] = v;
+  if (r.has_test) {
+    j["test_loss"] = r.test.loss;
+    for (const auto& [name, v] : r.test.terms) j["test_" + name] = v;
+  }
+  j["seconds"] = r.seconds;
+  j["samples_per_second"] = r.samples_per_second;
+  return j;
+}
+
+double number_or_nan(const Json& v) {
+  return v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN();
+}
+
+EpochReport row_from_json(const Json& j) {
+  EpochReport r;
+  r.epoch = j.at("epoch").get<std::int64_t>();
+  r.step = j.at("step").get<std::int64_t>();
+  r.seconds = number_or_nan(j.at("seconds"));
+  r.samples_per_second = number_or_nan(j.at("samples_per_second"));
+  for (const auto& [key, v] : j.items()) {
+    for (auto [prefix, report] : {std::pair{"train_", &r.train}, std::pair{"test_", &r.test}}) {
+      std::string p = prefix;
+      if (key.rfind(p, 0) != 0) continue;
+      std::string name = key.substr(p.size());
+      if (name == "loss") report->loss = number_or_nan(v);
+      else report->terms[name] = number_or_nan(v);
+      if (report == &r.test) r.has_test = true;
+    }
+  }
+  return r;
+}
+
+std::string csv_number(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "nan"; }
+
+// Standard normal quantile by bisection on the CDF 0.5 erfc(-x / sqrt 2).
+double normal_quantile(double p) {
+  double lo = -10, hi = 10;
+  for (int i = 0; i < 200 && hi - lo > 1e-12; ++i) {
+    double mid = 0.5 * (lo + hi);
+    (0.5 * std::erfc(-mid / std::sqrt(2.0)) < p ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+int label_of(const Split& data, std::int64_t i) {
+  return data.labels.empty() ? -1 : data.labels[static_cast<std::size_t>(i)];
+}
+
+}  // namespace
+
+MetricsLog::MetricsLog(fs::path dir) : dir_(std::move(dir)) {}
+
+void MetricsLog::load(std::int64_t up_to_epoch) {
+  rows_.clear();
+  std::ifstream in(jsonl_path());
+  if (!in) return;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    try {
+      EpochReport r = row_from_json(Json::parse(line));
+      if (r.epoch <= up_to_epoch) rows_.push_back(r);
+    } catch (const nlohmann::json::exception& e) {
+      throw DataError(fmt::format("{}:{}: not a metrics row: {}", jsonl_path().string(), number, e.what()));
+    }
+  }
+}
+
+void MetricsLog::add(const EpochReport& report) { rows_.push_back(report); }
+
+void MetricsLog::write() const {
+  std::string jsonl, csv;
+  std::vector<std::string> columns;
+  for (const auto& r : rows_) {
+    Json j = row_json(r);
+    jsonl += j.dump() + "\n";
+    for (const auto& [key, v] : j.items())
+      if (std::find(columns.begin(), columns.end(), key) == columns.end()) columns.push_back(key);
+  }
+  csv = fmt::format("{}\n", fmt::join(columns, ","));
+  for (const auto& r : rows_) {
+    Json j = row_json(r);
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      const auto& c = columns[i];
+      if (i > 0) csv += ',';
+      if (j.contains(c)) csv += j[c].is_number_integer() ? j[c].dump() : csv_number(number_or_nan(j[c]));
+    }
+    csv += "\n";
+  }
+  write_file_atomic(jsonl_path(), jsonl);
+  write_file_atomic(csv_path(), csv);
+}
+
+std::vector<std::string> class_names(const Dataset& data) {
+  std::string id = data.name + " " + data.dir.string();
+  std::transform(id.begin(), id.end(), id.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (id.find("fashion") != std::string::npos)
+    return {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+            "Sandal",      "Shirt",   "Sneaker",  "Bag",   "Ankle boot"};
+  if (id.find("mnist") != std::string::npos)
+    return {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  return {};
+}
+
+Image loss_figure(const std::vector<EpochReport>& rows, const std::string& title) {
+  Series train{"train", {}, {}, palette_color(0)}, test{"test", {}, {}, palette_color(1)};
+  for (const auto& r : rows) {
+    train.x.push_back(static_cast<double>(r.epoch));
+    train.y.push_back(r.train.loss);
+    if (!r.has_test) continue;
+    test.x.push_back(static_cast<double>(r.epoch));
+    test.y.push_back(r.test.loss);
+  }
+  LinePlot plot{title, "epoch", "loss per image", {train}};
+  if (!test.x.empty()) plot.series.push_back(test);
+  return line_plot(plot);
+}
+
+Image reconstruction_figure(Inference& inference, const Split& data, int count) {
+  count = static_cast<int>(std::min<std::int64_t>(count, data.count));
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(count));
+  std::iota(idx.begin(), idx.end(), 0);
+  Tensor x = Inference::images(data, idx);
+  Tensor y = inference.reconstruct(x);
+  std::vector<float> both(x.values<float>().begin(), x.values<float>().end());
+  both.insert(both.end(), y.values<float>().begin(), y.values<float>().end());
+  return image_grid(both, 2 * count, static_cast<int>(data.rows), static_cast<int>(data.cols), count);
+}
+
+Image sample_figure(Inference& inference, const Split& shape, int side, std::uint64_t seed) {
+  Tensor s = inference.sample(static_cast<std::int64_t>(side) * side, seed);
+  return image_grid(s.values<float>(), side * side, static_cast<int>(shape.rows),
+                    static_cast<int>(shape.cols), side);
+}
+
+Image manifold_figure(Inference& inference, const Split& shape, int side) {
+  if (inference.code_size() != 2)
+    throw std::invalid_argument(fmt::format("the manifold figure needs a 2-D code, this one has {}",
+                                            inference.code_size()));
+  Tensor z(DType::f32, {static_cast<std::int64_t>(side) * side, 2});
+  float* v = z.data<float>();
+  for (int row = 0; row < side; ++row)
+    for (int col = 0; col < side; ++col) {
+      double p_x = 0.05 + 0.9 * col / std::max(side - 1, 1);
+      double p_y = 0.95 - 0.9 * row / std::max(side - 1, 1);
+      v[2 * (row * side + col)] = static_cast<float>(normal_quantile(p_x));
+      v[2 * (row * side + col) + 1] = static_cast<float>(normal_quantile(p_y));
+    }
+  Tensor images = inference.decode(z);
+  return image_grid(images.values<float>(), side * side, static_cast<int>(shape.rows),
+                    static_cast<int>(shape.cols), side, 0, 1);
+}
+
+Image latent_figure(std::span<const float> codes, std::int64_t n, std::int64_t k,
+                    const std::vector<std::uint8_t>& labels, const std::vector<std::string>& names,
+                    const std::string& title) {
+  ScatterPlot plot;
+  plot.title = title;
+  plot.class_names = names;
+  if (k == 2) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      plot.x.push_back(codes[static_cast<std::size_t>(2 * i)]);
+      plot.y.push_back(codes[static_cast<std::size_t>(2 * i + 1)]);
+    }
+    plot.x_label = "z1";
+    plot.y_label = "z2";
+  } else {
+    Pca pca = fit_pca(codes.first(static_cast<std::size_t>(n * k)), n, k, 2);
+    auto p = project(pca, codes.first(static_cast<std::size_t>(n * k)));
+    double total = 0;  // the sum of every dimension's variance
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t d = 0; d < k; ++d) {
+        double c = codes[static_cast<std::size_t>(i * k + d)] - pca.mean[static_cast<std::size_t>(d)];
+        total += c * c / static_cast<double>(n - 1);
+      }
+    for (std::int64_t i = 0; i < n; ++i) {
+      plot.x.push_back(p[static_cast<std::size_t>(2 * i)]);
+      plot.y.push_back(p[static_cast<std::size_t>(2 * i + 1)]);
+    }
+    auto share = [&](int c) { return total > 0 ? 100.0 * pca.variances[static_cast<std::size_t>(c)] / total : 0.0; };
+    plot.x_label = fmt::format("PC1 ({:.0f}% of variance)", share(0));
+    plot.y_label = fmt::format("PC2 ({:.0f}% of variance)", share(1));
+  }
+  if (!labels.empty()) plot.labels.assign(labels.begin(), labels.begin() + n);
+  return scatter_plot(plot);
+}
+
+Image interpolation_figure(Inference& inference, const Split& data, int pairs, int steps) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> ends;
+  for (std::int64_t i = 0; i + 1 < data.count && static_cast<int>(ends.size()) < pairs;) {
+    std::int64_t j = i + 1;
+    while (j + 1 < data.count && label_of(data, j) == label_of(data, i) && label_of(data, i) >= 0) ++j;
+    ends.push_back({i, j});
+    i = j + 1;
+  }
+  if (ends.empty()) throw std::invalid_argument("interpolation needs at least two images");
+  const std::int64_t d = data.features();
+  const int cols = steps + 2;
+  std::vector<float> tiles;
+  for (const auto& [a, b] : ends) {
+    Tensor ia = Inference::images(data, {a}), ib = Inference::images(data, {b});
+    Tensor line = inference.interpolate(ia, ib, steps);
+    tiles.insert(tiles.end(), ia.values<float>().begin(), ia.values<float>().end());
+    tiles.insert(tiles.end(), line.values<float>().begin(), line.values<float>().begin() + steps * d);
+    tiles.insert(tiles.end(), ib.values<float>().begin(), ib.values<float>().end());
+  }
+  return image_grid(tiles, static_cast<int>(ends.size()) * cols, static_cast<int>(data.rows),
+                    static_cast<int>(data.cols), cols);
+}
+
+Image images_figure(const Split& data, const std::vector<std::int64_t>& indices, int grid_cols) {
+  Tensor x = Inference::images(data, indices);
+  return image_grid(x.values<float>(), static_cast<int>(indices.size()), static_cast<int>(data.rows),
+                    static_cast<int>(data.cols), std::min<int>(grid_cols, static_cast<int>(indices.size())));
+}
+
+void write_codes_csv(const fs::path& path, const Tensor& codes, const Split& data) {
+  const std::int64_t n = codes.shape()[0], k = codes.shape()[1];
+  std::string csv = "index,label";
+  for (std::int64_t j = 0; j < k; ++j) csv += fmt::format(",z{}", j + 1);
+  csv += "\n";
+  const float* c = codes.data<float>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    int label = label_of(data, i);
+    csv += label >= 0 ? fmt::format("{},{}", i, label) : fmt::format("{},", i);
+    for (std::int64_t j = 0; j < k; ++j) csv += fmt::format(",{}", c[i * k + j]);
+    csv += "\n";
+  }
+  write_file_atomic(path, csv);
+}
+
+void write_scores_csv(const fs::path& path, const std::vector<double>& scores, const Split& data) {
+  std::vector<std::size_t> order(scores.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return scores[a] > scores[b]; });
+  std::vector<std::size_t> rank(scores.size());
+  for (std::size_t r = 0; r < order.size(); ++r) rank[order[r]] = r + 1;
+  std::string csv = "index,label,score,rank\n";
+  for (std::size_t i = 0; i < scores.size(); ++i) {
+    int label = label_of(data, static_cast<std::int64_t>(i));
+    csv += fmt::format("{},{},{},{}\n", i, label >= 0 ? std::to_string(label) : "", csv_number(scores[i]), rank[i]);
+  }
+  write_file_atomic(path, csv);
+}
+
+std::vector<fs::path> write_training_figures(const fs::path& dir, Inference& inference,
+                                             const Dataset& data, const std::vector<EpochReport>& rows,
+                                             const Model& model, std::uint64_t seed) {
+  const Split& test = data.test.count > 0 ? data.test : data.train;
+  std::vector<fs::path> written;
+  auto save = [&](const char* name, const Image& image) {
+    write_png(dir / name, image);
+    written.push_back(dir / name);
+  };
+  const std::string& model_name = model.name;
+  const bool prior = model.has_prior;
+  save("loss.png", loss_figure(rows, model_name + " loss"));
+  save("reconstructions.png", reconstruction_figure(inference, test, 16));
+  if (prior) save("samples.png", sample_figure(inference, test, 8, seed));
+  const std::int64_t k = inference.code_size();
+  const std::int64_t n = std::min<std::int64_t>(test.count, 5000);
+  if (n < 2) return written;
+  Tensor codes = inference.encode(test, n);
+  auto names = class_names(data);
+  const std::string what = prior ? "latent means" : "codes";
+  if (k == 2) {
+    if (prior) save("manifold.png", manifold_figure(inference, test, 15));
+    save("latent.png", latent_figure(codes.values<float>(), n, k, test.labels, names,
+                                     fmt::format("{} {} of {} test images", model_name, what, n)));
+  } else if (k > 2) {
+    save("latent_pca.png",
+         latent_figure(codes.values<float>(), n, k, test.labels, names,
+                       fmt::format("{} {} ({}-D), first two principal components", model_name, what, k)));
+  }
+  return written;
+}
+
+}  // namespace graphrun
