@@ -61,13 +61,14 @@ void Tensor::check_dtype(DType want) const {
 }
 
 Tensor Tensor::clone() const {
+  if (empty()) return {};  // nothing to copy: its shape [] would claim one element
   Tensor t(dtype_, shape_);
   if (bytes()) std::memcpy(t.data_, data_, bytes());
   return t;
 }
 
 Tensor Tensor::to(DType dtype) const {
-  if (dtype == dtype_) return clone();
+  if (dtype == dtype_ || empty()) return clone();
   Tensor t(dtype, shape_);
   auto n = static_cast<std::size_t>(numel());
   if (dtype == DType::f64) {
@@ -83,7 +84,7 @@ Tensor Tensor::to(DType dtype) const {
 }
 
 double Tensor::item(std::int64_t i) const {
-  if (i < 0 || i >= numel())
+  if (empty() || i < 0 || i >= numel())
     throw std::out_of_range(fmt::format("index {} outside tensor {}", i, to_string(shape_)));
   return dtype_ == DType::f32 ? static_cast<const float*>(data_)[i]
                               : static_cast<const double*>(data_)[i];
