@@ -22,13 +22,14 @@ Model build(const Config& c, std::int64_t batch, std::int64_t features) {
   Value v = g.parameter("dec.w", {c.code, features}, Init::xavier_uniform());
   Value b = g.parameter("dec.b", {features}, Init::zeros());
   auto decode = [&](Value code) { return matmul(code, v) + b; };
-  Value recon = reconstruction_loss(decode(h), m.x, Likelihood::bernoulli);
+  Value logits = decode(h);
+  Value recon = reconstruction_loss(logits, m.x, Likelihood::bernoulli);
   m.per_sample_loss = recon + contractive * c.lambda;
   m.loss = mean(m.per_sample_loss);
   m.terms["recon"] = mean(recon);
   m.terms["contractive"] = mean(contractive);
   m.code = h;
-  m.reconstruction = decoder_mean(decode(h), Likelihood::bernoulli);
+  m.reconstruction = decoder_mean(logits, Likelihood::bernoulli);
   m.z = g.input("z", {batch, c.code});
   m.decoded = decoder_mean(decode(m.z), Likelihood::bernoulli);
   return m;
