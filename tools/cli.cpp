@@ -102,6 +102,7 @@ void take_positionals(const std::vector<std::string>& positionals, CliConfig& c)
     for (const auto& [verb, name] : kVerbs)
       if (positionals[0] == name) {
         c.verb = verb;
+        c.verb_given = true;
         at = 1;
       }
   }

@@ -19,6 +19,7 @@ enum class Action { run, help, version, list, list_ops, list_keys };
 struct CliConfig {
   Action action = Action::run;
   Verb verb = Verb::train;
+  bool verb_given = false;  // named on the command line, not the default
   std::string model;  // MODEL as typed: a model file, or a builder name meaning model.<name>
   std::vector<Override> overrides;
   std::filesystem::path out;         // run folder; empty: runs/<model file stem>

@@ -286,8 +286,14 @@ void rethrow_model_error(const Settings& s, const std::exception& e) {
   if (found.empty())
     throw UsageError(fmt::format("{}: model '{}' ({}): {}", s.file.string(), s.model,
                                  options_text(s.model_options), what));
+  // "model option 'k': 'v' is not ..." reads better as "model.k = 'v' is not ...".
+  const std::string& value = s.model_options.at(found);
+  const std::string prefix = fmt::format("model option '{}': '{}' ", found, value);
+  if (what.rfind(prefix, 0) == 0)
+    throw UsageError(fmt::format("{}: model.{} = '{}' {}", s.origin.at("model." + found), found,
+                                 value, what.substr(prefix.size())));
   throw UsageError(fmt::format("{}: model.{} = '{}': {}", s.origin.at("model." + found), found,
-                               s.model_options.at(found), what));
+                               value, what));
 }
 
 std::string to_ini(const Settings& s) {

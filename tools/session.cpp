@@ -138,7 +138,14 @@ Trained load_trained(const Run& run) {
 
 std::string command_line(const Run& run, const std::string& extra) {
   std::string out = "graphrun";
-  for (const auto& arg : run.cli.args) out += fmt::format(" {}", quoted(arg));
+  bool verb_dropped = !run.cli.verb_given;
+  for (const auto& arg : run.cli.args) {
+    if (!verb_dropped && arg == verb_name(run.cli.verb)) {
+      verb_dropped = true;  // the hints are for training, the default verb
+      continue;
+    }
+    out += fmt::format(" {}", quoted(arg));
+  }
   if (!extra.empty()) out += fmt::format(" {}", extra);
   return out;
 }

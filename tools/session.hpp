@@ -54,7 +54,8 @@ struct Trained {
 };
 Trained load_trained(const Run& run);
 
-// The command that repeats this run (for "resume with: ..." hints).
+// The command that trains this run (for "train first: ..." and "resume with: ..." hints): the
+// command line without its verb, plus `extra`.
 std::string command_line(const Run& run, const std::string& extra);
 
 }  // namespace graphrun::cli
