@@ -1,0 +1,73 @@
+// Unary ops by hand, and sigmoid / softplus at +-100.
+#include "graph/run_helpers.hpp"
+
+#include <graphrun/ops/ops.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+namespace graphrun {
+namespace {
+
+using testing::check_close;
+using testing::make_tensor;
+using testing::run_values;
+
+std::vector<double> map_values(Value (*f)(Value, Loc), const std::vector<double>& xs,
+                          DType dtype = DType::f64) {
+  Graph g;
+  auto n = static_cast<std::int64_t>(xs.size());
+  Value x = g.input("x", {n});
+  return run_values(g, f(x, Loc::current()), {{"x", make_tensor({n}, xs, dtype)}}, dtype);
+}
+
+TEST_CASE("unary ops on small values", "[ops][unary]") {
+  std::vector<double> xs{-2, -0.5, 0, 1.5};
+  CHECK(map_values(neg, xs) == std::vector<double>{2, 0.5, 0, -1.5});
+  CHECK(map_values(square, xs) == std::vector<double>{4, 0.25, 0, 2.25});
+  CHECK(map_values(abs, xs) == std::vector<double>{2, 0.5, 0, 1.5});
+  CHECK(map_values(sign, xs) == std::vector<double>{-1, -1, 0, 1});
+  CHECK(map_values(relu, xs) == std::vector<double>{0, 0, 0, 1.5});
+  check_close(map_values(exp, xs), {std::exp(-2.0), std::exp(-0.5), 1, std::exp(1.5)}, 1e-12);
+  check_close(map_values(tanh, xs), {std::tanh(-2.0), std::tanh(-0.5), 0, std::tanh(1.5)}, 1e-12);
+  // sigmoid(0) = 0.5, sigmoid(-x) = 1 - sigmoid(x)
+  check_close(map_values(sigmoid, xs), {1 / (1 + std::exp(2.0)), 1 / (1 + std::exp(0.5)), 0.5,
+                                   1 / (1 + std::exp(-1.5))}, 1e-12);
+  // softplus(0) = ln 2
+  check_close(map_values(softplus, xs), {std::log1p(std::exp(-2.0)), std::log1p(std::exp(-0.5)),
+                                    std::log(2.0), std::log1p(std::exp(1.5))}, 1e-12);
+  // ln [1, e, 0.25] = [0, 1, -1.386294]; sqrt [4, 0.25, 2] = [2, 0.5, 1.414214]
+  check_close(map_values(log, {1, std::exp(1.0), 0.25}), {0, 1, std::log(0.25)}, 1e-12);
+  check_close(map_values(sqrt, {4, 0.25, 2}), {2, 0.5, std::sqrt(2.0)}, 1e-12);
+}
+
+TEST_CASE("sigmoid and softplus are finite and right at +-100", "[ops][unary][numerics]") {
+  for (DType dtype : {DType::f32, DType::f64}) {
+    INFO(dtype_name(dtype));
+    auto s = map_values(sigmoid, {100, -100, 30, -30}, dtype);
+    CHECK(s[0] == 1.0);
+    CHECK(s[1] > 0);  // e^-100 = 3.7e-44: a float denormal, never a NaN from inf/inf
+    CHECK(s[1] == Approx(std::exp(-100.0)).epsilon(dtype == DType::f32 ? 0.05 : 1e-12));
+    CHECK(s[2] == Approx(1.0));
+    CHECK(s[3] == Approx(std::exp(-30.0) / (1 + std::exp(-30.0))).epsilon(1e-6));
+    auto sp = map_values(softplus, {100, -100, 0}, dtype);
+    CHECK(sp[0] == Approx(100));
+    CHECK(sp[1] == Approx(std::exp(-100.0)).epsilon(dtype == DType::f32 ? 0.05 : 1e-12));
+    CHECK(sp[2] == Approx(std::log(2.0)));
+    for (double v : s) CHECK(std::isfinite(v));
+    for (double v : sp) CHECK(std::isfinite(v));
+  }
+}
+
+TEST_CASE("unary ops keep rank-3 shapes and elementwise order", "[ops][unary]") {
+  Graph g;
+  Value x = g.input("x", {2, 2, 2});
+  Value y = relu(x);
+  CHECK(y.shape() == Shape{2, 2, 2});
+  auto got = run_values(g, y, {{"x", make_tensor({2, 2, 2}, {1, -1, 2, -2, 3, -3, 4, -4})}});
+  CHECK(got == std::vector<double>{1, 0, 2, 0, 3, 0, 4, 0});
+}
+
+}  // namespace
+}  // namespace graphrun
