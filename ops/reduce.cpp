@@ -51,8 +51,33 @@ void reduce_masked(const T* x, const Shape& xs, const Mask& mask, T* out, double
                  });
     return;
   }
-  // General case: each output walks its reduced sub-block in a fixed order.
+  if (kept == 0) return;  // no outputs (a kept dimension of size 0)
   std::int64_t reduced = total / kept;
+  // Leading case (a bias gradient: [B, N] -> [N]): the reduced dimensions all come before the
+  // kept ones, so output j sums x[r * kept + j] over r. Rows are streamed in order into a block
+  // of accumulators: the same order per output as the general case, so the same bits.
+  int last_reduced = -1, first_kept = kMaxRank;
+  for (int i = 0; i < kMaxRank; ++i) {
+    if (d[i] == 1) continue;
+    if (mask[i]) last_reduced = i;
+    else first_kept = std::min(first_kept, i);
+  }
+  if (last_reduced < first_kept) {
+    constexpr std::int64_t kBlock = 256;
+    parallel_for((kept + kBlock - 1) / kBlock, 1, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t blk = b; blk < e; ++blk) {
+        std::int64_t j0 = blk * kBlock, width = std::min(kBlock, kept - j0);
+        double acc[kBlock] = {};
+        for (std::int64_t r = 0; r < reduced; ++r) {
+          const T* row = x + r * kept + j0;
+          for (std::int64_t j = 0; j < width; ++j) acc[j] += row[j];
+        }
+        for (std::int64_t j = 0; j < width; ++j) out[j0 + j] = static_cast<T>(acc[j] * scale);
+      }
+    });
+    return;
+  }
+  // General case: each output walks its reduced sub-block in a fixed order.
   parallel_for(kept, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(reduced, 1)),
                [&](std::int64_t b, std::int64_t e) {
     for (std::int64_t o = b; o < e; ++o) {
@@ -313,7 +338,9 @@ Value l1_activity(Value h, Loc at) {
   if (h.shape().empty()) throw ShapeError("l1_activity needs codes with a batch dimension");
   Axes rest;
   for (std::int64_t i = 1; i < static_cast<std::int64_t>(h.shape().size()); ++i) rest.push_back(i);
-  return mean(sum(abs(h, at), rest, false, at), {0}, false, at);
+  Value a = abs(h, at);
+  // Codes of rank 1 are one number per sample: no per-sample sum (empty axes would mean all).
+  return mean(rest.empty() ? a : sum(a, rest, false, at), {0}, false, at);
 }
 
 }  // namespace graphrun

@@ -1,0 +1,143 @@
+// Reductions and their inverses by hand, and the sparsity penalties.
+#include "graph/run_helpers.hpp"
+
+#include <graphrun/ops/ops.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+namespace graphrun {
+namespace {
+
+using testing::check_close;
+using testing::make_tensor;
+using testing::run_values;
+
+// x = [[[1, 2, 3], [4, 5, 6]], [[7, 8, 9], [10, 11, 12]]], shape [2, 2, 3]
+struct Cube {
+  Graph g;
+  Value x = g.input("x", {2, 2, 3});
+  ParameterStore v{{"x", make_tensor({2, 2, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12})}};
+  std::vector<double> run(Value y) { return run_values(g, y, v); }
+};
+
+TEST_CASE("sum over various axes", "[ops][reduce]") {
+  Cube c;
+  CHECK(c.run(sum(c.x)) == std::vector<double>{78});  // 12 * 13 / 2
+  CHECK(sum(c.x).shape() == Shape{});
+  // axis 0: [[1+7, 2+8, 3+9], [4+10, 5+11, 6+12]]
+  CHECK(c.run(sum(c.x, {0})) == std::vector<double>{8, 10, 12, 14, 16, 18});
+  // axis 1: [[1+4, 2+5, 3+6], [7+10, 8+11, 9+12]]
+  CHECK(c.run(sum(c.x, {1})) == std::vector<double>{5, 7, 9, 17, 19, 21});
+  // axis 2 (and -1): row sums [6, 15, 24, 33]
+  CHECK(c.run(sum(c.x, {2})) == std::vector<double>{6, 15, 24, 33});
+  CHECK(c.run(sum(c.x, {-1})) == std::vector<double>{6, 15, 24, 33});
+  // axes 0 and 2: [6 + 24, 15 + 33]
+  CHECK(c.run(sum(c.x, {0, 2})) == std::vector<double>{30, 48});
+  // axes 1 and 2 with keepdims: [[[21]], [[57]]]
+  Value k = sum(c.x, {1, 2}, true);
+  CHECK(k.shape() == Shape{2, 1, 1});
+  CHECK(c.run(k) == std::vector<double>{21, 57});
+  CHECK(sum(c.x, {0}, true).shape() == Shape{1, 2, 3});
+  CHECK(sum(c.x, {}, true).shape() == Shape{1, 1, 1});
+}
+
+TEST_CASE("mean over various axes", "[ops][reduce]") {
+  Cube c;
+  CHECK(c.run(mean(c.x)) == std::vector<double>{6.5});  // 78 / 12
+  check_close(c.run(mean(c.x, {0})), {4, 5, 6, 7, 8, 9});
+  check_close(c.run(mean(c.x, {2}, true)), {2, 5, 8, 11});
+  check_close(c.run(mean(c.x, {0, 1})), {5.5, 6.5, 7.5});  // (1+4+7+10)/4, ...
+}
+
+TEST_CASE("a rank-4 reduction over inner axes", "[ops][reduce]") {
+  Graph g;
+  Value x = g.input("x", {2, 2, 2, 2});
+  std::vector<double> xs(16);
+  for (std::size_t i = 0; i < 16; ++i) xs[i] = static_cast<double>(i);
+  // axes 1 and 3: out[a, c] = sum_{b, d} x[a, b, c, d] = sum of 8a + 4b + 2c + d
+  // = 4 (8a + 2c) + 2 * 4 + 2 * 1 = 32a + 8c + 10
+  auto got = run_values(g, sum(x, {1, 3}), {{"x", make_tensor({2, 2, 2, 2}, xs)}});
+  CHECK(got == std::vector<double>{10, 18, 42, 50});
+}
+
+TEST_CASE("a column sum over many rows (the bias gradient)", "[ops][reduce]") {
+  Graph g;
+  const std::int64_t rows = 513, cols = 70;
+  Value x = g.input("x", {rows, cols});
+  Tensor xv(DType::f32, {rows, cols});
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t j = 0; j < cols; ++j) xv.data<float>()[r * cols + j] = static_cast<float>(r % 5 + j);
+  auto got = run_values(g, sum(x, {0}), {{"x", xv}});
+  // sum_r (r % 5 + j) = (513 rows: 102 full cycles of 0..4 = 1020, plus 0, 1, 2) + 513 j
+  for (std::int64_t j = 0; j < cols; ++j)
+    CHECK(got[static_cast<std::size_t>(j)] == static_cast<double>(1020 + 3 + 513 * j));
+}
+
+TEST_CASE("sum_to_like, expand_like and spread_like", "[ops][reduce]") {
+  Graph g;
+  Value gr = g.input("g", {2, 3});
+  Value row = g.input("row", {3});
+  Value col = g.input("col", {2, 1});
+  Value s = g.input("s", {});
+  ParameterStore v{{"g", make_tensor({2, 3}, {1, 2, 3, 4, 5, 6})},
+                   {"row", make_tensor({3}, {1, 2, 3})},
+                   {"col", make_tensor({2, 1}, {10, 20})},
+                   {"s", make_tensor({}, {5})}};
+  CHECK(run_values(g, sum_to_like(gr, row), v) == std::vector<double>{5, 7, 9});
+  CHECK(run_values(g, sum_to_like(gr, col), v) == std::vector<double>{6, 15});
+  CHECK(run_values(g, sum_to_like(gr, s), v) == std::vector<double>{21});
+  CHECK(run_values(g, expand_like(row, gr), v) == std::vector<double>{1, 2, 3, 1, 2, 3});
+  CHECK(run_values(g, expand_like(col, gr), v) == std::vector<double>{10, 10, 10, 20, 20, 20});
+  CHECK(run_values(g, expand_like(s, gr), v) == std::vector<double>(6, 5.0));
+  // spread_like undoes sum / mean over axes: a [3] over axis 0 of [2, 3], divided by 2 for mean
+  CHECK(run_values(g, spread_like(row, gr, {0}, false, false), v) ==
+        std::vector<double>{1, 2, 3, 1, 2, 3});
+  CHECK(run_values(g, spread_like(row, gr, {0}, false, true), v) ==
+        std::vector<double>{0.5, 1, 1.5, 0.5, 1, 1.5});
+  // [2, 1] over axis 1 with keepdims, mean: each / 3
+  check_close(run_values(g, spread_like(col, gr, {1}, true, true), v),
+              {10 / 3.0, 10 / 3.0, 10 / 3.0, 20 / 3.0, 20 / 3.0, 20 / 3.0});
+  // a scalar over all axes, mean: 5 / 6
+  check_close(run_values(g, spread_like(s, gr, {}, false, true), v), std::vector<double>(6, 5 / 6.0));
+  CHECK_THROWS_AS(sum_to_like(row, gr), ShapeError);
+  CHECK_THROWS_AS(expand_like(gr, row), ShapeError);
+  CHECK_THROWS_AS(spread_like(col, gr, {0}, false, false), ShapeError);
+}
+
+TEST_CASE("l1_activity is sum |h| per sample", "[ops][reduce]") {
+  Graph g;
+  Value h = g.input("h", {2, 3});
+  // (|1| + |-2| + |3| + |-4| + |0| + |6|) / 2 = 8
+  auto got = run_values(g, l1_activity(h), {{"h", make_tensor({2, 3}, {1, -2, 3, -4, 0, 6})}});
+  CHECK(got == std::vector<double>{8});
+  Value v = g.input("v", {4});
+  // rank 1: (1 + 2 + 3 + 4) / 4 = 2.5
+  CHECK(run_values(g, l1_activity(v), {{"v", make_tensor({4}, {1, -2, 3, -4})}}) ==
+        std::vector<double>{2.5});
+  Value r3 = g.input("r3", {2, 1, 2});
+  CHECK(run_values(g, l1_activity(r3), {{"r3", make_tensor({2, 1, 2}, {1, 1, -1, -3})}}) ==
+        std::vector<double>{3});  // (2 + 4) / 2
+}
+
+TEST_CASE("kl_sparsity is zero when every code equals rho, and matches by hand", "[ops][reduce]") {
+  Graph g;
+  Value h = g.input("h", {3, 2});
+  Value kl = kl_sparsity(h, 0.2);
+  CHECK(run_values(g, kl, {{"h", make_tensor({3, 2}, std::vector<double>(6, 0.2), DType::f64)}},
+                   DType::f64)[0] == Approx(0).margin(1e-15));
+  // Columns average to p = [0.5, 0.1]:
+  // 0.2 ln(0.2/0.5) + 0.8 ln(0.8/0.5) + 0.2 ln(0.2/0.1) + 0.8 ln(0.8/0.9)
+  // = (-0.18326 + 0.37601) + (0.13863 - 0.09423) = 0.19275 + 0.04440
+  double want = 0.2 * std::log(0.4) + 0.8 * std::log(1.6) + 0.2 * std::log(2.0) + 0.8 * std::log(0.8 / 0.9);
+  auto got = run_values(g, kl, {{"h", make_tensor({3, 2}, {0.3, 0.1, 0.5, 0.05, 0.7, 0.15},
+                                                  DType::f64)}}, DType::f64);
+  CHECK(got[0] == Approx(want).epsilon(1e-12));
+  CHECK(want == Approx(0.23715).epsilon(1e-4));
+  CHECK_THROWS_AS(kl_sparsity(h, 1.0), ShapeError);
+  CHECK_THROWS_AS(kl_sparsity(g.input("v", {3}), 0.1), ShapeError);
+}
+
+}  // namespace
+}  // namespace graphrun
