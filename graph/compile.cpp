@@ -14,21 +14,27 @@
 namespace graphrun {
 namespace {
 
-std::vector<int> live_nodes(const Graph& graph, const std::vector<Value>& outputs) {
-  std::vector<char> seen(static_cast<std::size_t>(graph.size()), 0);
-  std::vector<int> stack;
-  for (const auto& v : outputs) stack.push_back(v.id());
-  std::vector<int> live;
+enum Need : char { kNone = 0, kShape = 1, kValue = 2 };
+
+// What `outputs` need of each node: its value, or only its shape (an input an op declares
+// shape-only, and everything upstream of it that nothing else needs the value of).
+std::vector<char> needed(const Graph& graph, const std::vector<Value>& outputs) {
+  std::vector<char> need(static_cast<std::size_t>(graph.size()), kNone);
+  std::vector<std::pair<int, char>> stack;
+  for (const auto& v : outputs) stack.emplace_back(v.id(), kValue);
   while (!stack.empty()) {
-    int id = stack.back();
+    auto [id, level] = stack.back();
     stack.pop_back();
-    if (seen[static_cast<std::size_t>(id)]) continue;
-    seen[static_cast<std::size_t>(id)] = 1;
-    live.push_back(id);
-    for (int in : graph.node(id).inputs) stack.push_back(in);
+    auto& n = need[static_cast<std::size_t>(id)];
+    if (n >= level) continue;  // levels only rise, so this ends even on a cycle
+    n = level;
+    const Node& node = graph.node(id);
+    for (std::size_t i = 0; i < node.inputs.size(); ++i) {
+      bool value = level == kValue && !(node.op && node.op->input_shape_only(i));
+      stack.emplace_back(node.inputs[i], value ? kValue : kShape);
+    }
   }
-  std::sort(live.begin(), live.end());
-  return live;
+  return need;
 }
 
 // Orders the live nodes so that each follows its inputs, with Boost.Graph's topological sort.
@@ -115,24 +121,38 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
   p.graph_ = &graph;
   p.dtype_ = options.dtype;
   p.check_numerics_ = options.check_numerics;
-  auto live = live_nodes(graph, outputs);
+  auto need = needed(graph, outputs);
+  std::vector<int> live;
+  for (int id = 0; id < graph.size(); ++id)
+    if (need[static_cast<std::size_t>(id)] != kNone) live.push_back(id);
   auto order = schedule_order(graph, live, outputs);
 
+  // Shapes of every live node; slots (memory) only for the nodes whose values are needed.
+  std::vector<Shape> shape_of(static_cast<std::size_t>(graph.size()));
   std::vector<int> slot_of(static_cast<std::size_t>(graph.size()), -1);
-  std::vector<std::vector<Shape>> step_shapes;
   std::size_t esize = dtype_size(options.dtype);
   for (int id : order) {
     const Node& node = graph.node(id);
+    std::vector<Shape> in_shapes;
+    for (int in : node.inputs) in_shapes.push_back(shape_of[static_cast<std::size_t>(in)]);
+    auto given = input_shapes.find(node.name);
+    Shape& shape = shape_of[static_cast<std::size_t>(id)];
+    if (node.kind == NodeKind::op) shape = infer_shape(node, in_shapes);
+    else if (node.kind == NodeKind::input && given != input_shapes.end()) shape = given->second;
+    else shape = node.shape;
+    if (need[static_cast<std::size_t>(id)] != kValue) continue;
+
     Program::Slot slot;
+    slot.shape = shape;
     if (node.kind == NodeKind::op) {
-      std::vector<Shape> in_shapes;
-      for (int in : node.inputs) in_shapes.push_back(p.slots_[static_cast<std::size_t>(slot_of[static_cast<std::size_t>(in)])].shape);
-      slot.shape = infer_shape(node, in_shapes);
       Program::Step step;
       step.node = id;
       step.op = node.op;
       step.attrs = node.attrs;
-      for (int in : node.inputs) step.in_slots.push_back(slot_of[static_cast<std::size_t>(in)]);
+      for (std::size_t i = 0; i < node.inputs.size(); ++i)
+        step.in_slots.push_back(node.op->input_shape_only(i)
+                                    ? -1
+                                    : slot_of[static_cast<std::size_t>(node.inputs[i])]);
       step.in_shapes = std::move(in_shapes);
       step.in_ptrs.resize(step.in_slots.size());
       step.out_slot = static_cast<int>(p.slots_.size());
@@ -140,7 +160,6 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
       p.steps_.push_back(std::move(step));
     } else if (node.kind == NodeKind::constant) {
       slot.kind = Program::Slot::Kind::constant;
-      slot.shape = node.shape;
       Tensor t(DType::f64, node.shape);
       std::copy(node.values.begin(), node.values.end(), t.data<double>());
       p.constants_.push_back(options.dtype == DType::f64 ? t : t.to(DType::f32));
@@ -149,9 +168,6 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
     } else {
       slot.kind = Program::Slot::Kind::external;
       slot.name = node.name;
-      auto given = input_shapes.find(node.name);
-      slot.shape = (node.kind == NodeKind::input && given != input_shapes.end()) ? given->second
-                                                                                   : node.shape;
       p.binding_shapes_[node.name] = slot.shape;
     }
     slot_of[static_cast<std::size_t>(id)] = static_cast<int>(p.slots_.size());
@@ -163,7 +179,8 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
   constexpr int kForever = std::numeric_limits<int>::max();
   std::vector<int> last_use(p.slots_.size(), -1);
   for (std::size_t s = 0; s < p.steps_.size(); ++s)
-    for (int in : p.steps_[s].in_slots) last_use[static_cast<std::size_t>(in)] = static_cast<int>(s);
+    for (int in : p.steps_[s].in_slots)
+      if (in >= 0) last_use[static_cast<std::size_t>(in)] = static_cast<int>(s);
   for (int out : p.outputs_) last_use[static_cast<std::size_t>(out)] = kForever;
   std::vector<std::vector<int>> dies_after(p.steps_.size());
   for (std::size_t s = 0; s < p.slots_.size(); ++s)

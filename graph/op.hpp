@@ -78,10 +78,15 @@ struct OpDef {
   std::vector<GradSample> samples;
   bool random = false;       // reads RandomKey
   bool elementwise = false;  // output[i] depends on input[i] only (same shapes), fusable
+  // Per input: only its shape is used, never its values (the `like` of sum_to_like, the input of
+  // a random op). Empty means every input's values are read. compile() neither computes nor
+  // keeps alive a value read only this way, and the kernel gets a null pointer for it.
+  std::vector<bool> shape_only;
 
   bool input_differentiable(std::size_t i) const {
     return differentiable.empty() || (i < differentiable.size() && differentiable[i]);
   }
+  bool input_shape_only(std::size_t i) const { return i < shape_only.size() && shape_only[i]; }
 };
 
 class OpRegistry {

@@ -42,7 +42,8 @@ void Program::resolve() {
                                               to_string(slot.shape)));
   for (auto& step : steps_)
     for (std::size_t i = 0; i < step.in_slots.size(); ++i)
-      step.in_ptrs[i] = slots_[static_cast<std::size_t>(step.in_slots[i])].ptr;
+      step.in_ptrs[i] = step.in_slots[i] < 0 ? nullptr  // shape-only: never read
+                                             : slots_[static_cast<std::size_t>(step.in_slots[i])].ptr;
   resolved_ = true;
 }
 
@@ -65,6 +66,7 @@ void Program::check_step(const Step& step) const {
   if (finite(out.ptr, n, lo, hi)) return;
   std::vector<std::string> ranges;
   for (std::size_t i = 0; i < step.in_ptrs.size(); ++i) {
+    if (!step.in_ptrs[i]) continue;  // a shape-only input has no values
     double a, b;
     finite(step.in_ptrs[i], numel(step.in_shapes[i]), a, b);
     ranges.push_back(fmt::format("input {} {} in [{:g}, {:g}]", i, to_string(step.in_shapes[i]), a, b));

@@ -79,7 +79,7 @@ class Program {
     int node = -1;
     const OpDef* op = nullptr;
     Attrs attrs;  // a copy: the graph may grow (and move its nodes) after compiling
-    std::vector<int> in_slots;
+    std::vector<int> in_slots;  // -1 for an input the op reads only the shape of
     int out_slot = -1;
     std::vector<Shape> in_shapes;
     std::vector<const void*> in_ptrs;  // resolved from in_slots before a run

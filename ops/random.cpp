@@ -49,6 +49,7 @@ OpDef random_op(std::string name, std::string summary, Kernel<float> f, Kernel<d
   op.f64 = d;
   op.random = true;
   op.differentiable = {false};
+  op.shape_only = {true};  // the input gives the shape only
   op.grad = [](const GradContext&) { return R{Value()}; };
   op.samples = {{{{3, 4}}, std::move(sample_attrs)}};
   return op;

@@ -241,6 +241,12 @@ OpDef make(std::string name, std::string summary, int arity, ShapeRule shape, Ke
   return op;
 }
 
+// The op with input 1 (`like`) read only for its shape.
+OpDef with_like(OpDef op) {
+  op.shape_only = {false, true};
+  return op;
+}
+
 Attrs reduce_attrs(Axes axes, bool keepdims) {
   return {{"axes", std::move(axes)}, {"keepdims", std::int64_t{keepdims}}};
 }
@@ -265,17 +271,17 @@ const OpRegistration registrations[] = {
     OpRegistration(make("mean", "y = mean of x over `axes` (all when empty), keepdims optional",
                         1, reduce_shape, reduce_kernel<float, true>, reduce_kernel<double, true>,
                         reduce_grad(true), reduce_samples())),
-    OpRegistration(make(
+    OpRegistration(with_like(make(
         "sum_to_like", "y = g summed down to the shape of `like` (undoes broadcasting); y: like's shape",
         2, sum_to_like_shape, sum_to_like_kernel<float>, sum_to_like_kernel<double>,
         [](const GradContext& c) { return R{expand_like(c.grad, c.inputs[0], c.where), Value()}; },
-        {{{{3, 4}, {4}}}, {{{2, 3, 4}, {3, 1}}}, {{{3, 4}, {}}}}, {true, false})),
-    OpRegistration(make(
+        {{{{3, 4}, {4}}}, {{{2, 3, 4}, {3, 1}}}, {{{3, 4}, {}}}}, {true, false}))),
+    OpRegistration(with_like(make(
         "expand_like", "y = x broadcast to the shape of `like`; y: like's shape", 2,
         expand_like_shape, expand_like_kernel<float>, expand_like_kernel<double>,
         [](const GradContext& c) { return R{sum_to_like(c.grad, c.inputs[0], c.where), Value()}; },
-        {{{{4}, {3, 4}}}, {{{3, 1}, {2, 3, 4}}}, {{{}, {3, 4}}}}, {true, false})),
-    OpRegistration(make(
+        {{{{4}, {3, 4}}}, {{{3, 1}, {2, 3, 4}}}, {{{}, {3, 4}}}}, {true, false}))),
+    OpRegistration(with_like(make(
         "spread_like",
         "y = g spread over the shape of `like` along `axes` (divided by their size when mean=1): "
         "the gradient of sum and mean",
@@ -289,7 +295,7 @@ const OpRegistration registrations[] = {
         {{{{4}, {3, 4}}, {{"axes", Axes{0}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{1}}}},
          {{{3, 1}, {3, 4}}, {{"axes", Axes{1}}, {"keepdims", std::int64_t{1}}, {"mean", std::int64_t{0}}}},
          {{{}, {2, 3}}, {{"axes", Axes{}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{1}}}}},
-        {true, false})),
+        {true, false}))),
     OpRegistration(make(
         "kl_sparsity",
         "y = sum_j rho ln(rho/p_j) + (1-rho) ln((1-rho)/(1-p_j)), p_j = mean over the batch of "

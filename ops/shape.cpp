@@ -174,6 +174,12 @@ OpDef make(std::string name, std::string summary, int arity, ShapeRule shape, Ke
   return op;
 }
 
+// The op with input 1 (`like`) read only for its shape.
+OpDef with_like(OpDef op) {
+  op.shape_only = {false, true};
+  return op;
+}
+
 Attrs slice_attrs(std::int64_t axis, std::int64_t b, std::int64_t e) {
   return {{"axis", axis}, {"begin", b}, {"end", e}};
 }
@@ -183,12 +189,13 @@ const OpRegistration registrations[] = {
                         reshape_shape, copy_kernel<float>, copy_kernel<double>,
                         [](const GradContext& c) { return R{reshape_like(c.grad, c.inputs[0], c.where)}; },
                         {{{{3, 4}}, {{"shape", Axes{2, -1}}}}, {{{2, 3, 2}}, {{"shape", Axes{12}}}}})),
-    OpRegistration(make("reshape_like", "y = x with the shape of `like`; same number of elements",
-                        2, reshape_like_shape, copy_kernel<float>, copy_kernel<double>,
+    OpRegistration(with_like(make("reshape_like",
+                        "y = x with the shape of `like`; same number of elements", 2,
+                        reshape_like_shape, copy_kernel<float>, copy_kernel<double>,
                         [](const GradContext& c) {
                           return R{reshape_like(c.grad, c.inputs[0], c.where), Value()};
                         },
-                        {{{{3, 4}, {2, 6}}}, {{{6}, {2, 3}}}}, {true, false})),
+                        {{{{3, 4}, {2, 6}}}, {{{6}, {2, 3}}}}, {true, false}))),
     OpRegistration(make("transpose", "y[j, i] = x[i, j]; [M, N] -> [N, M]", 1,
                         [](std::span<const Shape> in, const Attrs&) {
                           if (in[0].size() != 2) throw ShapeError("transpose needs a 2-D input");
@@ -220,7 +227,7 @@ const OpRegistration registrations[] = {
                         },
                         {{{{4, 5}}, slice_attrs(1, 1, 4)}, {{{4, 5}}, slice_attrs(0, 2, 4)},
                          {{{2, 4, 3}}, slice_attrs(1, 0, 2)}})),
-    OpRegistration(make("unslice_like",
+    OpRegistration(with_like(make("unslice_like",
                         "y = zeros shaped like `like` with g at [begin, begin + len) along `axis`: "
                         "the gradient of slice",
                         2, unslice_shape, unslice_kernel<float>, unslice_kernel<double>,
@@ -231,7 +238,7 @@ const OpRegistration registrations[] = {
                           return R{slice(c.grad, axis, b, b + len, c.where), Value()};
                         },
                         {{{{4, 2}, {4, 5}}, {{"axis", std::int64_t{1}}, {"begin", std::int64_t{2}}}}},
-                        {true, false})),
+                        {true, false}))),
 };
 
 }  // namespace

@@ -109,6 +109,44 @@ TEST_CASE("dead code is not scheduled and dead inputs need no binding", "[graph]
   testing::check_close(to_vector(p.output(0)), {-1.0, -std::exp(1.0)}, 1e-6);
 }
 
+TEST_CASE("a value read only for its shape is neither computed nor bound", "[graph][compile]") {
+  Graph g;
+  Value x = g.input("x", {1000});
+  Value s = g.input("s", {});
+  Value big = exp(x);
+  Value spread = expand_like(s, big);  // reads big's shape, not its values
+  Program p = compile_program(g, {spread}, {{"x", {4}}});
+  CHECK(p.num_steps() == 1);           // no exp
+  CHECK(p.bindings().size() == 1);     // only s
+  CHECK(p.output_shape(0) == Shape{4});  // the shape still follows x
+  Tensor sv = make_tensor({}, {2.5});
+  p.bind("s", sv);
+  p.run();
+  CHECK(to_vector(p.output(0)) == std::vector<double>{2.5, 2.5, 2.5, 2.5});
+  // Random ops read their input's shape only.
+  Program noise = compile_program(g, {random_normal_like(exp(x))});
+  CHECK(noise.num_steps() == 1);
+  CHECK(noise.bindings().empty());
+}
+
+TEST_CASE("a shape-only use does not keep a buffer alive", "[graph][compile][memory]") {
+  Graph g;
+  Value x = g.input("x", {1000});
+  Value a = exp(x);
+  Value b = neg(a);
+  Value c = neg(b);                    // a is dead here: only its shape is used later
+  Value d = expand_like(sum(c), a);
+  Program p = compile_program(g, {d});
+  // Live at once at most: b and c (4000 bytes each), then d with c's sum.
+  CHECK(p.memory_plan().arena_bytes < 3 * 4000);
+  CHECK(p.memory_plan().buffer_bytes > 4 * 4000);
+  Tensor xv(DType::f32, {1000});
+  p.bind("x", xv);
+  p.run();
+  // x = 0: a = 1, c = 1, sum = 1000, spread over 1000 elements.
+  CHECK(p.output(0).item(999) == 1000.0);
+}
+
 TEST_CASE("run refuses an unbound live input, naming it", "[graph][compile]") {
   Graph g;
   Value x = g.input("x", {2});
