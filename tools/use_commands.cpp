@@ -111,7 +111,7 @@ int anomaly_command(const Run& run) {
     auto i = static_cast<std::size_t>(order[r]);
     std::string label = test.labels.empty() ? "" : names.empty() ? std::to_string(test.labels[i])
                                                                  : names[test.labels[i] % names.size()];
-    fmt::print("  #{} image {} {:<12} score {:.4g}\n", r + 1, i, label, scores[i]);
+    fmt::print("  #{:<2} test image {:>5}  {:<12} score {:.4g}\n", r + 1, i, label, scores[i]);
   }
   fmt::print("wrote {} (every score) and {} (the top {})\n", (run.dir / "anomaly.csv").string(),
              (run.dir / "anomalies.png").string(), order.size());
