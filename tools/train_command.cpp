@@ -95,24 +95,11 @@ void finish(const Run& run, const Dataset& data, Trainer& trainer, const Metrics
   fmt::print("done in {:.1f} s; wrote {}/: {}\n", seconds, run.dir.string(), files);
 }
 
-}  // namespace
-
-int train_command(const Run& run) {
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
+// Trains up to the configured epochs; returns the exit code when the run ends early (signal or
+// NaN), -1 when every epoch is done. The signal handlers live only as long as this loop, so a
+// Ctrl-C while the figures are drawn ends the process at once (the checkpoint is already saved).
+int train_epochs(const Run& run, const Dataset& data, Trainer& trainer, MetricsLog& metrics) {
   const Settings& s = run.settings;
-  Dataset data = load_data(s);
-  auto model = build(s, s.model_options, s.train.batch, data.train.features());
-  Trainer trainer(*model, s.train);
-  MetricsLog metrics(run.dir);
-  if (run.cli.resume) {
-    if (!resume(run, trainer, metrics)) return 0;
-  } else if (std::error_code ec; fs::exists(run.checkpoint, ec)) {
-    fmt::print(stderr, "graphrun: note: starting afresh, replacing the run in {} (--resume would "
-                       "continue it)\n", run.dir.string());
-  }
-  write_file_atomic(run.dir / "config.ini", to_ini(s));
-  print_header(run, data, trainer);
   const auto identity = checkpoint_identity(s);
   const Split* test = data.test.count > 0 ? &data.test : nullptr;
   const std::int64_t batches = (data.train.count + s.train.batch - 1) / s.train.batch;
@@ -146,6 +133,28 @@ int train_command(const Run& run) {
     if (signals.stopped() && trainer.epoch() < s.train.epochs)
       return stopped(run, signals, trainer, batches);
   }
+  return -1;
+}
+
+}  // namespace
+
+int train_command(const Run& run) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const Settings& s = run.settings;
+  Dataset data = load_data(s);
+  auto model = build(s, s.model_options, s.train.batch, data.train.features());
+  Trainer trainer(*model, s.train);
+  MetricsLog metrics(run.dir);
+  if (run.cli.resume) {
+    if (!resume(run, trainer, metrics)) return 0;
+  } else if (std::error_code ec; fs::exists(run.checkpoint, ec)) {
+    fmt::print(stderr, "graphrun: note: starting afresh, replacing the run in {} (--resume would "
+                       "continue it)\n", run.dir.string());
+  }
+  write_file_atomic(run.dir / "config.ini", to_ini(s));
+  print_header(run, data, trainer);
+  if (int code = train_epochs(run, data, trainer, metrics); code >= 0) return code;
   finish(run, data, trainer, metrics, std::chrono::duration<double>(Clock::now() - start).count());
   return 0;
 }
