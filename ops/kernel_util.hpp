@@ -87,20 +87,39 @@ void binary_map(const KernelArgs<T>& a, F f) {
       for (std::int64_t r = b; r < e; ++r)
         for (std::int64_t j = 0; j < nx; ++j) y[r * nx + j] = f(x[j], z[r * nx + j]);
     });
-  } else {
+  } else if (n > 0) {
+    // General broadcasting, one innermost row of the output at a time: the row's start is
+    // found with a few divisions, then each operand either runs along it (stride 1) or holds
+    // one value (stride 0).
     auto dx = broadcast_strides(sx, so);
     auto dz = broadcast_strides(sz, so);
     auto dims = padded_dims(so);
-    parallel_for(n, kGrain, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t i = b; i < e; ++i) {
-        std::int64_t rest = i, ix = 0, iz = 0;
-        for (int d = kMaxRank - 1; d >= 0; --d) {
+    std::int64_t inner = dims[kMaxRank - 1], rows = n / inner;
+    parallel_for(rows, std::max<std::int64_t>(1, kGrain / inner), [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t r = b; r < e; ++r) {
+        std::int64_t rest = r, ox = 0, oz = 0;
+        for (int d = kMaxRank - 2; d >= 0; --d) {
           std::int64_t k = rest % dims[d];
           rest /= dims[d];
-          ix += k * dx[d];
-          iz += k * dz[d];
+          ox += k * dx[d];
+          oz += k * dz[d];
         }
-        y[i] = f(x[ix], z[iz]);
+        const T* xr = x + ox;
+        const T* zr = z + oz;
+        T* yr = y + r * inner;
+        bool runs_x = dx[kMaxRank - 1] != 0, runs_z = dz[kMaxRank - 1] != 0;
+        if (runs_x && runs_z) {
+          for (std::int64_t j = 0; j < inner; ++j) yr[j] = f(xr[j], zr[j]);
+        } else if (runs_x) {
+          T c = zr[0];
+          for (std::int64_t j = 0; j < inner; ++j) yr[j] = f(xr[j], c);
+        } else if (runs_z) {
+          T c = xr[0];
+          for (std::int64_t j = 0; j < inner; ++j) yr[j] = f(c, zr[j]);
+        } else {
+          T v = f(xr[0], zr[0]);
+          for (std::int64_t j = 0; j < inner; ++j) yr[j] = v;
+        }
       }
     });
   }

@@ -165,19 +165,29 @@ std::array<std::int64_t, kMaxRank> strides_without(const Shape& to, const Mask& 
   return strides;
 }
 
-// out[i] = x[index of i under `strides`] * scale over the shape `to`.
+// out[i] = x[index of i under `strides`] * scale over the shape `to`, one innermost row at a
+// time: the row either runs along x (stride 1) or repeats one value (stride 0).
 template <class T>
 void spread(const T* x, const std::array<std::int64_t, kMaxRank>& strides, const Shape& to,
             T* out, T scale) {
   auto dims = padded_dims(to);
-  parallel_for(numel(to), kGrain, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i) {
-      std::int64_t rest = i, ix = 0;
-      for (int d = kMaxRank - 1; d >= 0; --d) {
+  std::int64_t inner = dims[kMaxRank - 1], n = numel(to);
+  if (n == 0) return;
+  bool runs = strides[kMaxRank - 1] != 0;
+  parallel_for(n / inner, std::max<std::int64_t>(1, kGrain / inner), [&](std::int64_t b, std::int64_t e) {
+    for (std::int64_t r = b; r < e; ++r) {
+      std::int64_t rest = r, ix = 0;
+      for (int d = kMaxRank - 2; d >= 0; --d) {
         ix += (rest % dims[d]) * strides[d];
         rest /= dims[d];
       }
-      out[i] = x[ix] * scale;
+      T* row = out + r * inner;
+      if (runs) {
+        for (std::int64_t j = 0; j < inner; ++j) row[j] = x[ix + j] * scale;
+      } else {
+        T v = x[ix] * scale;
+        for (std::int64_t j = 0; j < inner; ++j) row[j] = v;
+      }
     }
   });
 }
