@@ -1,5 +1,6 @@
 // Elementwise binary ops: arithmetic with broadcasting, fused backward helpers and the
 // elementwise losses.
+#include <graphrun/ops/fast_math.hpp>
 #include <graphrun/ops/kernel_util.hpp>
 #include <graphrun/ops/ops.hpp>
 
@@ -56,7 +57,7 @@ struct TanhBackward { template <class T> T operator()(T g, T y) const { return g
 struct Mse { template <class T> T operator()(T a, T b) const { return (a - b) * (a - b); } };
 struct Bce {
   template <class T> T operator()(T l, T t) const {
-    return std::max(l, T(0)) - l * t + std::log1p(std::exp(-std::abs(l)));
+    return std::max(l, T(0)) - l * t + log1p_exp_neg(std::abs(l));
   }
 };
 struct KlNormal {

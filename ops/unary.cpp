@@ -1,4 +1,5 @@
 // Elementwise unary ops: one registration each, with formula, kernel and gradient rule together.
+#include <graphrun/ops/fast_math.hpp>
 #include <graphrun/ops/kernel_util.hpp>
 #include <graphrun/ops/ops.hpp>
 
@@ -32,7 +33,10 @@ OpDef unary(std::string name, std::string summary, GradRule grad,
 using R = std::vector<Value>;
 
 struct Neg { template <class T> T operator()(T x) const { return -x; } };
-struct Exp { template <class T> T operator()(T x) const { return std::exp(x); } };
+struct Exp {
+  double operator()(double x) const { return std::exp(x); }
+  float operator()(float x) const { return fast_exp(x); }
+};
 struct Log { template <class T> T operator()(T x) const { return std::log(x); } };
 struct Sqrt { template <class T> T operator()(T x) const { return std::sqrt(x); } };
 struct Square { template <class T> T operator()(T x) const { return x * x; } };
@@ -44,15 +48,13 @@ struct Relu { template <class T> T operator()(T x) const { return x > 0 ? x : T(
 struct Sigmoid {
   // Written on e^-|x| so neither branch overflows.
   template <class T> T operator()(T x) const {
-    T e = std::exp(-std::abs(x));
+    T e = exp_of(-std::abs(x));
     return x >= 0 ? T(1) / (T(1) + e) : e / (T(1) + e);
   }
 };
 struct Tanh { template <class T> T operator()(T x) const { return std::tanh(x); } };
 struct Softplus {
-  template <class T> T operator()(T x) const {
-    return std::max(x, T(0)) + std::log1p(std::exp(-std::abs(x)));
-  }
+  template <class T> T operator()(T x) const { return std::max(x, T(0)) + log1p_exp_neg(std::abs(x)); }
 };
 
 const OpRegistration registrations[] = {
