@@ -42,7 +42,9 @@ std::vector<Gemm> step_products(const std::vector<int>& widths, int batch) {
 }
 
 void run_one(const Gemm& g, const float* a, const float* b, float* c, int threads) {
-  constexpr int kRowBlock = 64;
+  // The executor's split (ops/matmul.cpp): at most 4 blocks of at least 64 rows.
+  int nblocks = std::clamp(g.m / 64, 1, 4);
+  int kRowBlock = (g.m + nblocks - 1) / nblocks;
   int blocks = (g.m + kRowBlock - 1) / kRowBlock;
   int lda = g.ta ? g.m : g.k, ldb = g.tb ? g.k : g.n;
   auto block = [&](int blk) {

@@ -6,14 +6,24 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+
 namespace graphrun {
 namespace ops {
 namespace {
 
 using R = std::vector<Value>;
 
-// Rows of C per task. Fixed, so the same gemm calls happen at any thread count.
-constexpr std::int64_t kRowBlock = 64;
+// The rows of C are split into at most kMaxBlocks blocks of at least kMinRows rows. The split
+// depends on the shape alone, so the same gemm calls happen at any thread count. Few, large
+// blocks: each gemm call packs all of op(B), so small blocks repeat that work.
+constexpr std::int64_t kMinRows = 64;
+constexpr std::int64_t kMaxBlocks = 4;
+
+std::int64_t row_block(std::int64_t m) {
+  std::int64_t blocks = std::clamp<std::int64_t>(m / kMinRows, 1, kMaxBlocks);
+  return (m + blocks - 1) / blocks;
+}
 
 Shape matmul_shape(std::span<const Shape> in, const Attrs& attrs) {
   const Shape& a = in[0];
@@ -59,10 +69,11 @@ void matmul_kernel(const KernelArgs<T>& args) {
     return;
   }
   std::int64_t lda = sa[1], ldb = sb[1];
-  std::int64_t blocks = (m + kRowBlock - 1) / kRowBlock;
+  std::int64_t block = row_block(m);
+  std::int64_t blocks = (m + block - 1) / block;
   parallel_for(blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t blk = lo; blk < hi; ++blk) {
-      std::int64_t r0 = blk * kRowBlock, rows = std::min(kRowBlock, m - r0);
+      std::int64_t r0 = blk * block, rows = std::min(block, m - r0);
       // Row r of op(A) starts at A + r*lda untransposed, or at column r (A + r) transposed.
       const T* a_rows = ta ? a + r0 : a + r0 * lda;
       gemm(ta, tb, rows, n, k, a_rows, lda, b, ldb, c + r0 * n);
