@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Speed and memory against PyTorch, side by side in one run on this machine: for each model and
+# thread count, one training epoch of graphrun and of bench/torch_ref.py (same model,
+# hyperparameters and IDX files, batch 128, the full 60k training set), repeated; medians of the
+# training-pass time, samples/s and peak RSS, and their ratios. Also the GEMM limit of a VAE step.
+#
+#   bash bench/compare.sh [REPEATS]          default 3; writes bench/results/compare-*.txt
+#
+# PyTorch runs in its best configuration here (bench/TORCH_REF.md): torch.set_num_threads(1)
+# with OpenBLAS on N threads (OPENBLAS_NUM_THREADS=N). The whole table is made twice: under the
+# environment as it is (it may set OPENBLAS_CORETYPE=Haswell, AVX2 kernels) and with
+# OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (native AVX-512 kernels), both sides alike.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build}
+repeats=${1:-3}
+out=bench/results
+mkdir -p "$out"
+models=(vae ae dae sae)
+
+run_graphrun() {  # model threads -> "seconds samples_per_second rss_kib"
+  local dir
+  dir=$(mktemp -d)
+  /usr/bin/time -f "%M" -o "$dir/rss" "./$build/graphrun" "models/model.$1" --epochs 1 \
+    --threads "$2" --out "$dir/run" > /dev/null
+  python3 -c "import json,sys; d=json.loads(open('$dir/run/metrics.jsonl').readline()); print(d['seconds'], d['samples_per_second'], open('$dir/rss').read().strip())"
+  rm -rf "$dir"
+}
+
+run_torch() {  # model threads -> "seconds samples_per_second rss_kib"
+  local dir
+  dir=$(mktemp -d)
+  OPENBLAS_NUM_THREADS=$2 /usr/bin/time -f "%M" -o "$dir/rss" /usr/bin/python3 bench/torch_ref.py \
+    --model "$1" --epochs 1 --threads 1 --train-only --jsonl "$dir/m.jsonl" > /dev/null
+  python3 -c "import json; d=json.loads(open('$dir/m.jsonl').readline()); print(d['epoch_seconds'], d['samples_per_second'], open('$dir/rss').read().strip())"
+  rm -rf "$dir"
+}
+
+table() {  # label
+  local raw="$out/compare-$1.raw"
+  : > "$raw"
+  for m in "${models[@]}"; do
+    for t in 1 2; do
+      for ((r = 0; r < repeats; r++)); do
+        echo "$m $t graphrun $(run_graphrun "$m" "$t")" >> "$raw"
+        echo "$m $t torch $(run_torch "$m" "$t")" >> "$raw"
+      done
+    done
+  done
+  for t in 1 2; do
+    echo "gemm $t $("./$build/bench/gemm_limit" --threads "$t" | awk '/epoch_limit_seconds/ {print $2}')" >> "$raw"
+  done
+  python3 - "$raw" "$1" <<'PY'
+import statistics, sys
+rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
+med = {}
+gemm = {}
+for r in rows:
+    if r[0] == 'gemm':
+        gemm[r[1]] = float(r[2]); continue
+    m, t, who, sec, sps, rss = r
+    med.setdefault((m, t, who), []).append((float(sec), float(sps), float(rss) / 1024))
+print(f"environment: {sys.argv[2]}   (medians of {len(next(iter(med.values())))} runs; one epoch, 60k images, batch 128)")
+print(f"{'model':5} {'thr':>3} | {'graphrun s':>10} {'img/s':>7} {'RSS MiB':>7} | {'PyTorch s':>9} {'img/s':>7} {'RSS MiB':>7} | {'speed x':>7} {'memory /':>8}")
+for (m, t, who) in sorted(k for k in med if k[2] == 'graphrun'):
+    g = [statistics.median(v) for v in zip(*med[(m, t, 'graphrun')])]
+    p = [statistics.median(v) for v in zip(*med[(m, t, 'torch')])]
+    print(f"{m:5} {t:>3} | {g[0]:10.2f} {g[1]:7.0f} {g[2]:7.0f} | {p[0]:9.2f} {p[1]:7.0f} {p[2]:7.0f} | {g[1]/p[1]:7.2f} {p[2]/g[2]:8.2f}")
+for m in sorted({k[0] for k in med}):
+    one = statistics.median(v[0] for v in med[(m, '1', 'graphrun')])
+    two = statistics.median(v[0] for v in med[(m, '2', 'graphrun')])
+    print(f"graphrun {m}: 2 threads vs 1: {one / two:.2f}x")
+for t, lim in sorted(gemm.items()):
+    vae = statistics.median(v[0] for v in med[('vae', t, 'graphrun')])
+    print(f"VAE GEMM limit at {t} thread(s): {lim:.2f} s/epoch; graphrun epoch / limit = {vae / lim:.2f}")
+PY
+}
+
+if [[ ${2:-} == --native ]]; then
+  table "native (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset)" | tee "$out/compare-native.txt"
+else
+  table "as-is (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})" | tee "$out/compare-asis.txt"
+  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE bash "$0" "$repeats" --native
+fi
