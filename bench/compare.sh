@@ -5,6 +5,7 @@
 # training-pass time, samples/s and peak RSS, and their ratios. Also the GEMM limit of a VAE step.
 #
 #   bash bench/compare.sh [REPEATS]          default 3; writes bench/results/compare-*.txt
+#   MODELS="vae" bash bench/compare.sh 1     a quicker look at one model
 #
 # PyTorch runs in its best configuration here (bench/TORCH_REF.md): torch.set_num_threads(1)
 # with OpenBLAS on N threads (OPENBLAS_NUM_THREADS=N). The whole table is made twice: under the
@@ -16,7 +17,7 @@ build=${BUILD_DIR:-build}
 repeats=${1:-3}
 out=bench/results
 mkdir -p "$out"
-models=(vae ae dae sae)
+read -r -a models <<< "${MODELS:-vae ae dae sae}"
 
 run_graphrun() {  # model threads -> "seconds samples_per_second rss_kib"
   local dir
