@@ -37,7 +37,7 @@ run_torch() {  # model threads -> "seconds samples_per_second rss_kib"
   rm -rf "$dir"
 }
 
-table() {  # label
+table() {  # name label
   local raw="$out/compare-$1.raw"
   : > "$raw"
   for m in "${models[@]}"; do
@@ -51,7 +51,7 @@ table() {  # label
   for t in 1 2; do
     echo "gemm $t $("./$build/bench/gemm_limit" --threads "$t" | awk '/epoch_limit_seconds/ {print $2}')" >> "$raw"
   done
-  python3 - "$raw" "$1" <<'PY'
+  python3 - "$raw" "$2" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 med = {}
@@ -78,8 +78,8 @@ PY
 }
 
 if [[ ${2:-} == --native ]]; then
-  table "native (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset)" | tee "$out/compare-native.txt"
+  table native "native (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset)" | tee "$out/compare-native.txt"
 else
-  table "as-is (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})" | tee "$out/compare-asis.txt"
+  table asis "as-is (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})" | tee "$out/compare-asis.txt"
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE bash "$0" "$repeats" --native
 fi
