@@ -32,7 +32,7 @@ CliResult interrupt_after_first_epoch(const fs::path& cwd, int sig, const std::s
 
 }  // namespace
 
-TEST_CASE("--resume continues a run to the same bits as an uninterrupted one", "[e2e]") {
+TEST_CASE("graphrun --resume continues a run to the same bits as an uninterrupted one", "[e2e]") {
   TempDir tmp;
   auto first = run_cli_process(small({"model.vae", "--epochs", "1", "--out", "a"}), tmp.path());
   REQUIRE(first.code == 0);
@@ -54,7 +54,7 @@ TEST_CASE("--resume continues a run to the same bits as an uninterrupted one", "
   CHECK(done.out.find("nothing to do") != std::string::npos);
 }
 
-TEST_CASE("--resume refuses a checkpoint made with other settings", "[e2e]") {
+TEST_CASE("graphrun --resume refuses a checkpoint made with other settings", "[e2e]") {
   TempDir tmp;
   REQUIRE(run_cli_process(small({"model.vae", "--epochs", "1", "--out", "a"}), tmp.path()).code == 0);
   auto r = run_cli_process(small({"model.vae", "--epochs", "2", "--out", "a", "--resume", "--model.latent", "3"}),
