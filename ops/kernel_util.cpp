@@ -83,6 +83,22 @@ std::array<std::int64_t, kMaxRank> broadcast_strides(const Shape& from, const Sh
   return strides;
 }
 
+OpDef make_op(std::string name, std::string summary, int arity, ShapeRule shape, Kernel<float> f,
+              Kernel<double> d, GradRule grad, std::vector<GradSample> samples,
+              std::vector<bool> differentiable) {
+  OpDef op;
+  op.name = std::move(name);
+  op.summary = std::move(summary);
+  op.arity = arity;
+  op.shape = std::move(shape);
+  op.f32 = f;
+  op.f64 = d;
+  op.grad = std::move(grad);
+  op.samples = std::move(samples);
+  op.differentiable = std::move(differentiable);
+  return op;
+}
+
 Shape same_shape(std::span<const Shape> in, const Attrs&) {
   for (std::size_t i = 1; i < in.size(); ++i)
     if (in[i] != in[0])

@@ -125,6 +125,11 @@ void binary_map(const KernelArgs<T>& a, F f) {
   }
 }
 
+// An OpDef from its parts, for op files that register several ops of different shapes.
+OpDef make_op(std::string name, std::string summary, int arity, ShapeRule shape, Kernel<float> f,
+              Kernel<double> d, GradRule grad, std::vector<GradSample> samples,
+              std::vector<bool> differentiable = {});
+
 // Shape rule for ops whose output has the shape of input 0 and all inputs share it.
 Shape same_shape(std::span<const Shape> in, const Attrs&);
 // Shape rule: the output has the shape of input 1 (the "like" reference).

@@ -235,22 +235,6 @@ void kl_sparsity_kernel(const KernelArgs<T>& a) {
   a.out[0] = static_cast<T>(total);
 }
 
-OpDef make(std::string name, std::string summary, int arity, ShapeRule shape, Kernel<float> f,
-           Kernel<double> d, GradRule grad, std::vector<GradSample> samples,
-           std::vector<bool> differentiable = {}) {
-  OpDef op;
-  op.name = std::move(name);
-  op.summary = std::move(summary);
-  op.arity = arity;
-  op.shape = std::move(shape);
-  op.f32 = f;
-  op.f64 = d;
-  op.grad = std::move(grad);
-  op.samples = std::move(samples);
-  op.differentiable = std::move(differentiable);
-  return op;
-}
-
 // The op with input 1 (`like`) read only for its shape.
 OpDef with_like(OpDef op) {
   op.shape_only = {false, true};
@@ -275,23 +259,23 @@ GradRule reduce_grad(bool is_mean) {
 }
 
 const OpRegistration registrations[] = {
-    OpRegistration(make("sum", "y = sum of x over `axes` (all when empty), keepdims optional",
+    OpRegistration(make_op("sum", "y = sum of x over `axes` (all when empty), keepdims optional",
                         1, reduce_shape, reduce_kernel<float, false>, reduce_kernel<double, false>,
                         reduce_grad(false), reduce_samples())),
-    OpRegistration(make("mean", "y = mean of x over `axes` (all when empty), keepdims optional",
+    OpRegistration(make_op("mean", "y = mean of x over `axes` (all when empty), keepdims optional",
                         1, reduce_shape, reduce_kernel<float, true>, reduce_kernel<double, true>,
                         reduce_grad(true), reduce_samples())),
-    OpRegistration(with_like(make(
+    OpRegistration(with_like(make_op(
         "sum_to_like", "y = g summed down to the shape of `like` (undoes broadcasting); y: like's shape",
         2, sum_to_like_shape, sum_to_like_kernel<float>, sum_to_like_kernel<double>,
         [](const GradContext& c) { return R{expand_like(c.grad, c.inputs[0], c.where), Value()}; },
         {{{{3, 4}, {4}}}, {{{2, 3, 4}, {3, 1}}}, {{{3, 4}, {}}}}, {true, false}))),
-    OpRegistration(with_like(make(
+    OpRegistration(with_like(make_op(
         "expand_like", "y = x broadcast to the shape of `like`; y: like's shape", 2,
         expand_like_shape, expand_like_kernel<float>, expand_like_kernel<double>,
         [](const GradContext& c) { return R{sum_to_like(c.grad, c.inputs[0], c.where), Value()}; },
         {{{{4}, {3, 4}}}, {{{3, 1}, {2, 3, 4}}}, {{{}, {3, 4}}}}, {true, false}))),
-    OpRegistration(with_like(make(
+    OpRegistration(with_like(make_op(
         "spread_like",
         "y = g spread over the shape of `like` along `axes` (divided by their size when mean=1): "
         "the gradient of sum and mean",
@@ -306,7 +290,7 @@ const OpRegistration registrations[] = {
          {{{3, 1}, {3, 4}}, {{"axes", Axes{1}}, {"keepdims", std::int64_t{1}}, {"mean", std::int64_t{0}}}},
          {{{}, {2, 3}}, {{"axes", Axes{}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{1}}}}},
         {true, false}))),
-    OpRegistration(make(
+    OpRegistration(make_op(
         "kl_sparsity",
         "y = sum_j rho ln(rho/p_j) + (1-rho) ln((1-rho)/(1-p_j)), p_j = mean over the batch of "
         "h[:, j]; h [B, K] in (0, 1) -> scalar",

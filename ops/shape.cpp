@@ -158,22 +158,6 @@ void unslice_kernel(const KernelArgs<T>& a) {
                 static_cast<std::size_t>(p.axis * p.inner) * sizeof(T));
 }
 
-OpDef make(std::string name, std::string summary, int arity, ShapeRule shape, Kernel<float> f,
-           Kernel<double> d, GradRule grad, std::vector<GradSample> samples,
-           std::vector<bool> differentiable = {}) {
-  OpDef op;
-  op.name = std::move(name);
-  op.summary = std::move(summary);
-  op.arity = arity;
-  op.shape = std::move(shape);
-  op.f32 = f;
-  op.f64 = d;
-  op.grad = std::move(grad);
-  op.samples = std::move(samples);
-  op.differentiable = std::move(differentiable);
-  return op;
-}
-
 // The op with input 1 (`like`) read only for its shape.
 OpDef with_like(OpDef op) {
   op.shape_only = {false, true};
@@ -185,18 +169,18 @@ Attrs slice_attrs(std::int64_t axis, std::int64_t b, std::int64_t e) {
 }
 
 const OpRegistration registrations[] = {
-    OpRegistration(make("reshape", "y = x with shape `shape` (one -1 inferred); same elements", 1,
+    OpRegistration(make_op("reshape", "y = x with shape `shape` (one -1 inferred); same elements", 1,
                         reshape_shape, copy_kernel<float>, copy_kernel<double>,
                         [](const GradContext& c) { return R{reshape_like(c.grad, c.inputs[0], c.where)}; },
                         {{{{3, 4}}, {{"shape", Axes{2, -1}}}}, {{{2, 3, 2}}, {{"shape", Axes{12}}}}})),
-    OpRegistration(with_like(make("reshape_like",
+    OpRegistration(with_like(make_op("reshape_like",
                         "y = x with the shape of `like`; same number of elements", 2,
                         reshape_like_shape, copy_kernel<float>, copy_kernel<double>,
                         [](const GradContext& c) {
                           return R{reshape_like(c.grad, c.inputs[0], c.where), Value()};
                         },
                         {{{{3, 4}, {2, 6}}}, {{{6}, {2, 3}}}}, {true, false}))),
-    OpRegistration(make("transpose", "y[j, i] = x[i, j]; [M, N] -> [N, M]", 1,
+    OpRegistration(make_op("transpose", "y[j, i] = x[i, j]; [M, N] -> [N, M]", 1,
                         [](std::span<const Shape> in, const Attrs&) {
                           if (in[0].size() != 2) throw ShapeError("transpose needs a 2-D input");
                           return Shape{in[0][1], in[0][0]};
@@ -204,7 +188,7 @@ const OpRegistration registrations[] = {
                         transpose_kernel<float>, transpose_kernel<double>,
                         [](const GradContext& c) { return R{transpose(c.grad, c.where)}; },
                         {{{{3, 5}}}, {{{40, 33}}}})),
-    OpRegistration(make("concat", "y = inputs joined along `axis`; other dimensions equal", -1,
+    OpRegistration(make_op("concat", "y = inputs joined along `axis`; other dimensions equal", -1,
                         concat_shape, concat_kernel<float>, concat_kernel<double>,
                         [](const GradContext& c) {
                           R grads;
@@ -219,7 +203,7 @@ const OpRegistration registrations[] = {
                         {{{{2, 3}, {2, 4}}, {{"axis", std::int64_t{1}}}},
                          {{{2, 3}, {1, 3}, {3, 3}}, {{"axis", std::int64_t{0}}}},
                          {{{2, 2, 3}, {2, 1, 3}}, {{"axis", std::int64_t{-2}}}}})),
-    OpRegistration(make("slice", "y = x[begin:end] along `axis`", 1, slice_shape,
+    OpRegistration(make_op("slice", "y = x[begin:end] along `axis`", 1, slice_shape,
                         slice_kernel<float>, slice_kernel<double>,
                         [](const GradContext& c) {
                           return R{unslice_like(c.grad, c.inputs[0], c.attrs.i("axis"),
@@ -227,7 +211,7 @@ const OpRegistration registrations[] = {
                         },
                         {{{{4, 5}}, slice_attrs(1, 1, 4)}, {{{4, 5}}, slice_attrs(0, 2, 4)},
                          {{{2, 4, 3}}, slice_attrs(1, 0, 2)}})),
-    OpRegistration(with_like(make("unslice_like",
+    OpRegistration(with_like(make_op("unslice_like",
                         "y = zeros shaped like `like` with g at [begin, begin + len) along `axis`: "
                         "the gradient of slice",
                         2, unslice_shape, unslice_kernel<float>, unslice_kernel<double>,
