@@ -224,9 +224,11 @@ Program& ProgramCache::get(const ShapeMap& input_shapes) {
     auto given = input_shapes.find(node.name);
     key += node.name + to_string(given != input_shapes.end() ? given->second : node.shape) + ";";
   }
-  auto& slot = programs_[key];
-  if (!slot) slot = std::make_unique<Program>(compile_program(*graph_, outputs_, input_shapes, options_));
-  return *slot;
+  auto found = programs_.find(key);
+  if (found != programs_.end()) return *found->second;
+  // Compiled before it is stored, so a shape error leaves no empty entry behind.
+  auto program = std::make_unique<Program>(compile_program(*graph_, outputs_, input_shapes, options_));
+  return *programs_.emplace(std::move(key), std::move(program)).first->second;
 }
 
 }  // namespace graphrun

@@ -299,6 +299,9 @@ TEST_CASE("ProgramCache compiles once per distinct set of input shapes", "[graph
   CHECK(&cache.get({{"x", {64, 784}}}) == &full);
   CHECK(cache.size() == 2);
   CHECK(last.bindings().at("x") == Shape{17, 784});
+  // A shape that does not compile throws and leaves no entry behind.
+  CHECK_THROWS_AS(cache.get({{"x", {17, 783}}}), ShapeError);
+  CHECK(cache.size() == 2);
   CHECK(last.output_shape(1) == Shape{784, 256});  // a weight gradient keeps its shape
   CHECK(last.output_shape(0) == Shape{});
 
