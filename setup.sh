@@ -4,9 +4,9 @@
 # incremental.
 #
 #   bash setup.sh          install + build          (then: ./build/graphrun model.vae)
-#   bash setup.sh test     install + build + the whole test suite, then .ci/sanitize: the suite
-#                          under ASan+UBSan and TSan, and each fuzz target for 30 s
-#                          (SANITIZE_STEPS="" bash setup.sh test skips those; see .ci/sanitize)
+#   bash setup.sh test     install + build + the whole test suite
+#   bash setup.sh sanitize install + build + the suite under ASan+UBSan and TSan, and each fuzz
+#                          target for 30 s (.ci/sanitize; not yet part of CI: see README)
 #   bash setup.sh run      install + build + graphrun model.vae on Fashion-MNIST
 #
 # BUILD_DIR (default build) chooses the build folder.
@@ -20,7 +20,7 @@ packages=(
   libbenchmark-dev graphviz dataset-fashion-mnist
 )
 # .ci/sanitize builds the libFuzzer targets with clang (16: clang 14 lacks source_location).
-if [[ ${1:-build} == test ]]; then packages+=(clang-16 libclang-rt-16-dev); fi
+if [[ ${1:-build} == sanitize ]]; then packages+=(clang-16 libclang-rt-16-dev); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -41,13 +41,15 @@ case "${1:-build}" in
   build) ;;
   test)
     ctest --test-dir "$build" --output-on-failure -j2 --timeout 900
+    ;;
+  sanitize)
     bash .ci/sanitize
     ;;
   run)
     "./$build/graphrun" model.vae
     ;;
   *)
-    echo "usage: bash setup.sh [build|test|run]" >&2
+    echo "usage: bash setup.sh [build|test|sanitize|run]" >&2
     exit 2
     ;;
 esac
