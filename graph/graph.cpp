@@ -64,33 +64,29 @@ void Graph::check_owned(const Value& v, const char* what) const {
     throw std::invalid_argument(fmt::format("{}: the value does not belong to this graph", what));
 }
 
-Value Graph::input(std::string name, Shape shape, Loc where) {
+// Inputs and parameters share one namespace: bindings and checkpoints look them up by name.
+Value Graph::add_named(NodeKind kind, std::string name, Shape shape, Init init, Loc where) {
   check_shape(shape);
   for (const auto& n : nodes_)
     if ((n.kind == NodeKind::input || n.kind == NodeKind::parameter) && n.name == name)
-      throw std::invalid_argument(fmt::format("input name '{}' is already used by {}", name,
-                                              n.describe()));
+      throw std::invalid_argument(fmt::format("{} name '{}' is already used by {}",
+                                              kind == NodeKind::input ? "input" : "parameter",
+                                              name, n.describe()));
   Node n;
-  n.kind = NodeKind::input;
-  n.name = std::move(name);
-  n.shape = std::move(shape);
-  n.where = where;
-  return add_node(std::move(n));
-}
-
-Value Graph::parameter(std::string name, Shape shape, Init init, Loc where) {
-  check_shape(shape);
-  for (const auto& n : nodes_)
-    if ((n.kind == NodeKind::input || n.kind == NodeKind::parameter) && n.name == name)
-      throw std::invalid_argument(fmt::format("parameter name '{}' is already used by {}", name,
-                                              n.describe()));
-  Node n;
-  n.kind = NodeKind::parameter;
+  n.kind = kind;
   n.name = std::move(name);
   n.shape = std::move(shape);
   n.init = init;
   n.where = where;
   return add_node(std::move(n));
+}
+
+Value Graph::input(std::string name, Shape shape, Loc where) {
+  return add_named(NodeKind::input, std::move(name), std::move(shape), Init::zeros(), where);
+}
+
+Value Graph::parameter(std::string name, Shape shape, Init init, Loc where) {
+  return add_named(NodeKind::parameter, std::move(name), std::move(shape), init, where);
 }
 
 Value Graph::constant(Shape shape, std::vector<double> values, Loc where) {

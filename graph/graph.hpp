@@ -113,6 +113,7 @@ class Graph {
 
  private:
   Value add_node(Node node);
+  Value add_named(NodeKind kind, std::string name, Shape shape, Init init, Loc where);
   void check_owned(const Value& v, const char* what) const;
 
   std::vector<Node> nodes_;

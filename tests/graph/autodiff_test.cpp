@@ -14,27 +14,11 @@
 namespace graphrun {
 namespace {
 
+using testing::cube_op;
 using testing::make_tensor;
 using testing::message_of;
 using testing::run_values;
 
-template <class T>
-void cube_kernel(const KernelArgs<T>& a) {
-  for (std::int64_t i = 0; i < a.out_numel(); ++i) a.out[i] = a.in[0][i] * a.in[0][i] * a.in[0][i];
-}
-
-// y = x^3, defined here and never registered; `grad` decides what autodiff sees.
-OpDef cube_op(GradRule grad) {
-  OpDef d;
-  d.name = "test_cube";
-  d.summary = "y = x^3";
-  d.arity = 1;
-  d.shape = [](std::span<const Shape> in, const Attrs&) { return in[0]; };
-  d.f32 = cube_kernel<float>;
-  d.f64 = cube_kernel<double>;
-  d.grad = std::move(grad);
-  return d;
-}
 
 TEST_CASE("a value used twice accumulates its gradient", "[graph][autodiff]") {
   Graph g;

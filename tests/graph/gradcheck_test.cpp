@@ -12,24 +12,11 @@ namespace {
 
 using testing::make_tensor;
 
-template <class T>
-void cube_kernel(const KernelArgs<T>& a) {
-  for (std::int64_t i = 0; i < a.out_numel(); ++i) a.out[i] = a.in[0][i] * a.in[0][i] * a.in[0][i];
-}
-
-// y = x^3 with the rule dy/dx = factor * x^2 (right when factor = 3); never registered.
-OpDef cube_op(double factor) {
-  OpDef d;
-  d.name = "test_cube";
-  d.summary = "y = x^3";
-  d.arity = 1;
-  d.shape = [](std::span<const Shape> in, const Attrs&) { return in[0]; };
-  d.f32 = cube_kernel<float>;
-  d.f64 = cube_kernel<double>;
-  d.grad = [factor](const GradContext& c) {
+// y = x^3 with the rule dy/dx = factor * x^2 (right when factor = 3).
+OpDef cube_with_factor(double factor) {
+  return testing::cube_op([factor](const GradContext& c) {
     return std::vector<Value>{mul(c.grad, square(c.inputs[0]) * factor, c.where)};
-  };
-  return d;
+  });
 }
 
 GradCheckReport check_cube(const OpDef& op) {
@@ -41,8 +28,8 @@ GradCheckReport check_cube(const OpDef& op) {
 
 TEST_CASE("the gradient checker accepts a right rule and catches one off by a factor",
           "[graph][gradcheck]") {
-  static const OpDef right = cube_op(3.0);
-  static const OpDef wrong = cube_op(3.3);  // 10% off
+  static const OpDef right = cube_with_factor(3.0);
+  static const OpDef wrong = cube_with_factor(3.3);  // 10% off
   auto good = check_cube(right);
   INFO(good.to_string());
   CHECK(good.ok());

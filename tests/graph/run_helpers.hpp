@@ -2,7 +2,9 @@
 // message of an expected exception.
 #pragma once
 
+#include <graphrun/graph/op.hpp>
 #include <graphrun/graph/program.hpp>
+#include <graphrun/graph/random.hpp>
 
 #include <catch2/catch.hpp>
 
@@ -77,6 +79,35 @@ inline void check_close(const std::vector<double>& got, const std::vector<double
     INFO("element " << i);
     CHECK(got[i] == Approx(want[i]).margin(tolerance).epsilon(tolerance));
   }
+}
+
+// A float64 tensor of `shape` with values uniform in `range`, from the counter-based generator
+// keyed by (seed, stream): the same values on every run.
+inline Tensor random_tensor(const Shape& shape, std::pair<double, double> range, std::uint32_t stream,
+                            std::uint64_t seed) {
+  Tensor t(DType::f64, shape);
+  auto v = t.values<double>();
+  for (std::size_t i = 0; i < v.size(); ++i)
+    v[i] = range.first + (range.second - range.first) * random_uniform({seed, 0, stream}, i);
+  return t;
+}
+
+template <class T>
+void cube_kernel(const KernelArgs<T>& a) {
+  for (std::int64_t i = 0; i < a.out_numel(); ++i) a.out[i] = a.in[0][i] * a.in[0][i] * a.in[0][i];
+}
+
+// y = x^3, defined in tests and never registered; `grad` decides what autodiff sees.
+inline OpDef cube_op(GradRule grad) {
+  OpDef d;
+  d.name = "test_cube";
+  d.summary = "y = x^3";
+  d.arity = 1;
+  d.shape = [](std::span<const Shape> in, const Attrs&) { return in[0]; };
+  d.f32 = cube_kernel<float>;
+  d.f64 = cube_kernel<double>;
+  d.grad = std::move(grad);
+  return d;
 }
 
 }  // namespace graphrun::testing

@@ -1,5 +1,7 @@
 // Every registered op is gradient-checked at every sample it declares, in float64, against
 // central differences. An op registered without samples fails here.
+#include "graph/run_helpers.hpp"
+
 #include <graphrun/graph/gradcheck.hpp>
 #include <graphrun/graph/op.hpp>
 #include <graphrun/graph/random.hpp>
@@ -12,11 +14,7 @@ namespace graphrun {
 namespace {
 
 Tensor random_tensor(const Shape& shape, std::pair<double, double> range, std::uint32_t stream) {
-  Tensor t(DType::f64, shape);
-  auto v = t.values<double>();
-  for (std::size_t i = 0; i < v.size(); ++i)
-    v[i] = range.first + (range.second - range.first) * random_uniform({77, 0, stream}, i);
-  return t;
+  return testing::random_tensor(shape, range, stream, 77);
 }
 
 // loss = sum(op(x...) * w) with a fixed random w, so every output element gets its own weight.

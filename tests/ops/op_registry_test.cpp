@@ -15,11 +15,7 @@ namespace graphrun {
 namespace {
 
 Tensor random_tensor(const Shape& shape, std::pair<double, double> range, std::uint32_t stream) {
-  Tensor t(DType::f64, shape);
-  auto v = t.values<double>();
-  for (std::size_t i = 0; i < v.size(); ++i)
-    v[i] = range.first + (range.second - range.first) * random_uniform({5, 0, stream}, i);
-  return t;
+  return testing::random_tensor(shape, range, stream, 5);
 }
 
 TEST_CASE("every op's float32 kernel agrees with its float64 kernel", "[ops][registry]") {
