@@ -1,6 +1,6 @@
-// matmul through CBLAS. The BLAS runs single-threaded; rows of the output are split into fixed
-// blocks run as TBB tasks, so TBB alone owns the cores and the result does not depend on the
-// thread count.
+// matmul through CBLAS. The BLAS runs single-threaded; the output is split into fixed blocks of
+// rows or columns run as TBB tasks, so TBB alone owns the cores and the result does not depend
+// on the thread count.
 #include <graphrun/ops/kernel_util.hpp>
 #include <graphrun/ops/ops.hpp>
 
@@ -14,15 +14,25 @@ namespace {
 
 using R = std::vector<Value>;
 
-// The rows of C are split into at most kMaxBlocks blocks of at least kMinRows rows. The split
-// depends on the shape alone, so the same gemm calls happen at any thread count. Few, large
-// blocks: each gemm call packs all of op(B), so small blocks repeat that work.
-constexpr std::int64_t kMinRows = 64;
+// C is split into at most kMaxBlocks blocks of at least kMinSide rows or columns. The split
+// depends on the shape alone, so the same gemm calls happen at any thread count. Each gemm call
+// packs all of the operand it is not split along, so the split runs along the side whose
+// repeated packing is cheaper: rows of C repack op(B) (K x N), columns repack op(A) (M x K).
+// For a layer's forward product [128, 784] x [784, 400] that is 100k floats instead of 313k.
+constexpr std::int64_t kMinSide = 64;
 constexpr std::int64_t kMaxBlocks = 4;
 
-std::int64_t row_block(std::int64_t m) {
-  std::int64_t blocks = std::clamp<std::int64_t>(m / kMinRows, 1, kMaxBlocks);
-  return (m + blocks - 1) / blocks;
+struct Split {
+  bool by_rows;
+  std::int64_t block, blocks;
+};
+
+Split split_of(std::int64_t m, std::int64_t n) {
+  bool by_rows = n <= m;
+  std::int64_t side = by_rows ? m : n;
+  std::int64_t blocks = std::clamp<std::int64_t>(side / kMinSide, 1, kMaxBlocks);
+  std::int64_t block = (side + blocks - 1) / blocks;
+  return {by_rows, block, (side + block - 1) / block};
 }
 
 Shape matmul_shape(std::span<const Shape> in, const Attrs& attrs) {
@@ -38,19 +48,19 @@ Shape matmul_shape(std::span<const Shape> in, const Attrs& attrs) {
 }
 
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-          std::int64_t lda, const float* b, std::int64_t ldb, float* c) {
+          std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a,
               static_cast<blasint>(lda), b, static_cast<blasint>(ldb), 0.0f, c,
-              static_cast<blasint>(n));
+              static_cast<blasint>(ldc));
 }
 
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const double* a,
-          std::int64_t lda, const double* b, std::int64_t ldb, double* c) {
+          std::int64_t lda, const double* b, std::int64_t ldb, double* c, std::int64_t ldc) {
   cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0, a,
               static_cast<blasint>(lda), b, static_cast<blasint>(ldb), 0.0, c,
-              static_cast<blasint>(n));
+              static_cast<blasint>(ldc));
 }
 
 template <class T>
@@ -69,14 +79,19 @@ void matmul_kernel(const KernelArgs<T>& args) {
     return;
   }
   std::int64_t lda = sa[1], ldb = sb[1];
-  std::int64_t block = row_block(m);
-  std::int64_t blocks = (m + block - 1) / block;
-  parallel_for(blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
+  Split split = split_of(m, n);
+  parallel_for(split.blocks, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t blk = lo; blk < hi; ++blk) {
-      std::int64_t r0 = blk * block, rows = std::min(block, m - r0);
-      // Row r of op(A) starts at A + r*lda untransposed, or at column r (A + r) transposed.
-      const T* a_rows = ta ? a + r0 : a + r0 * lda;
-      gemm(ta, tb, rows, n, k, a_rows, lda, b, ldb, c + r0 * n);
+      std::int64_t first = blk * split.block;
+      if (split.by_rows) {
+        // Row r of op(A) starts at A + r*lda untransposed, or at column r (A + r) transposed.
+        std::int64_t rows = std::min(split.block, m - first);
+        gemm(ta, tb, rows, n, k, ta ? a + first : a + first * lda, lda, b, ldb, c + first * n, n);
+      } else {
+        // Column j of op(B) starts at B + j untransposed, or at row j (B + j*ldb) transposed.
+        std::int64_t cols = std::min(split.block, n - first);
+        gemm(ta, tb, m, cols, k, a, lda, tb ? b + first * ldb : b + first, ldb, c + first, n);
+      }
     }
   });
 }
@@ -107,15 +122,37 @@ OpDef matmul_def() {
       Shape b = tb ? Shape{5, 4} : Shape{4, 5};
       d.samples.push_back({{a, b}, {{"transpose_a", std::int64_t{ta}}, {"transpose_b", std::int64_t{tb}}}});
     }
-  // More rows than one block, so the split into row blocks is checked too.
-  d.samples.push_back({{{70, 3}, {3, 2}}, {{"transpose_a", std::int64_t{0}}, {"transpose_b", std::int64_t{0}}}});
-  d.samples.push_back({{{3, 70}, {3, 2}}, {{"transpose_a", std::int64_t{1}}, {"transpose_b", std::int64_t{0}}}});
+  // More rows, or more columns, than one block, so both splits are checked at every transpose.
+  for (int ta = 0; ta < 2; ++ta)
+    for (int tb = 0; tb < 2; ++tb) {
+      Attrs t{{"transpose_a", std::int64_t{ta}}, {"transpose_b", std::int64_t{tb}}};
+      d.samples.push_back({{ta ? Shape{3, 70} : Shape{70, 3}, tb ? Shape{2, 3} : Shape{3, 2}}, t});
+      d.samples.push_back({{ta ? Shape{3, 2} : Shape{2, 3}, tb ? Shape{130, 3} : Shape{3, 130}}, t});
+    }
   return d;
 }
 
-// The BLAS must not start threads of its own behind TBB's back.
+}  // namespace
+}  // namespace ops
+}  // namespace graphrun
+
+// OpenBLAS's pthread build (Debian's default) stops its worker threads here; its other builds
+// lack the symbol, hence weak.
+extern "C" void blas_thread_shutdown_() __attribute__((weak));
+
+namespace graphrun {
+namespace ops {
+namespace {
+
+// The BLAS must not start threads of its own behind TBB's back. Limiting it to one thread is not
+// enough: the pool it started when it loaded keeps spinning on sched_yield (4% of a 1-thread
+// VAE epoch in perf, and a core's worth of competition for TBB's second worker), so it is shut
+// down. The pool is restarted only for multi-threaded calls, which never happen after this.
 struct SingleThreadedBlas {
-  SingleThreadedBlas() { openblas_set_num_threads(1); }
+  SingleThreadedBlas() {
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+  }
 };
 const SingleThreadedBlas single_threaded_blas;
 const OpRegistration registration(matmul_def());
