@@ -1,5 +1,5 @@
 // compile: dead-code elimination, topological order (Boost.Graph), shape inference with concrete
-// input shapes, and a liveness-based memory plan into one arena.
+// input shapes, elementwise fusion (fuse.cpp), and a liveness-based memory plan into one arena.
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/program.hpp>
 
@@ -155,7 +155,7 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
                                     : slot_of[static_cast<std::size_t>(node.inputs[i])]);
       step.in_shapes = std::move(in_shapes);
       step.in_ptrs.resize(step.in_slots.size());
-      step.out_slot = static_cast<int>(p.slots_.size());
+      step.out_slots = {static_cast<int>(p.slots_.size())};
       step.label = node.describe();
       p.steps_.push_back(std::move(step));
     } else if (node.kind == NodeKind::constant) {
@@ -174,6 +174,7 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
     p.slots_.push_back(std::move(slot));
   }
   for (const auto& v : outputs) p.outputs_.push_back(slot_of[static_cast<std::size_t>(v.id())]);
+  if (options.fuse && !options.check_numerics) p.fuse_elementwise();
 
   // Liveness: a buffer is free after the last step that reads it, unless it is an output.
   constexpr int kForever = std::numeric_limits<int>::max();
@@ -189,14 +190,19 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
 
   ArenaPlanner planner;
   for (std::size_t s = 0; s < p.steps_.size(); ++s) {
-    auto& slot = p.slots_[static_cast<std::size_t>(p.steps_[s].out_slot)];
-    std::size_t bytes = static_cast<std::size_t>(numel(slot.shape)) * esize;
-    // The output is placed before the inputs are released: kernels may read inputs while writing.
-    slot.offset = planner.allocate(bytes);
-    p.plan_.buffer_bytes += bytes;
-    ++p.plan_.buffers;
-    if (last_use[static_cast<std::size_t>(p.steps_[s].out_slot)] < 0)  // never read: free at once
-      planner.release(slot.offset, bytes);
+    // Outputs are placed before the inputs are released: kernels may read inputs while writing.
+    for (int out : p.steps_[s].out_slots) {
+      auto& slot = p.slots_[static_cast<std::size_t>(out)];
+      std::size_t bytes = static_cast<std::size_t>(numel(slot.shape)) * esize;
+      slot.offset = planner.allocate(bytes);
+      p.plan_.buffer_bytes += bytes;
+      ++p.plan_.buffers;
+    }
+    for (int out : p.steps_[s].out_slots)
+      if (last_use[static_cast<std::size_t>(out)] < 0) {  // never read: free at once
+        auto& slot = p.slots_[static_cast<std::size_t>(out)];
+        planner.release(slot.offset, static_cast<std::size_t>(numel(slot.shape)) * esize);
+      }
     for (int dead : dies_after[s]) {
       auto& d = p.slots_[static_cast<std::size_t>(dead)];
       planner.release(d.offset, static_cast<std::size_t>(numel(d.shape)) * esize);

@@ -42,6 +42,12 @@ struct KernelArgs {
 template <class T>
 using Kernel = void (*)(const KernelArgs<T>&);
 
+// An elementwise op's loop over one chunk of n elements: in[i] points at n values, or at one value
+// standing for all n when scalar[i] is set. compile() runs chains of these chunk by chunk, so the
+// chain's intermediate results stay in a small buffer instead of going through memory.
+template <class T>
+using RunKernel = void (*)(const T* const* in, const bool* scalar, T* out, std::int64_t n);
+
 using ShapeRule = std::function<Shape(std::span<const Shape> inputs, const Attrs& attrs)>;
 
 // A gradient rule gets the forward node's inputs, its output and the gradient flowing into that
@@ -77,7 +83,11 @@ struct OpDef {
   std::vector<bool> differentiable;
   std::vector<GradSample> samples;
   bool random = false;       // reads RandomKey
-  bool elementwise = false;  // output[i] depends on input[i] only (same shapes), fusable
+  bool elementwise = false;  // output[i] depends on input[i] only (same shapes, or broadcast)
+  // Set for elementwise ops that compile() may fuse with their neighbours; each computes exactly
+  // what f32 / f64 compute, so fusing changes no bit.
+  RunKernel<float> f32_run = nullptr;
+  RunKernel<double> f64_run = nullptr;
   // Per input: only its shape is used, never its values (the `like` of sum_to_like, the input of
   // a random op). Empty means every input's values are read. compile() neither computes nor
   // keeps alive a value read only this way, and the kernel gets a null pointer for it.

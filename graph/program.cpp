@@ -37,7 +37,7 @@ void Program::bind_parameters(ParameterStore& params) {
 
 void Program::resolve() {
   for (const auto& slot : slots_)
-    if (!slot.ptr)
+    if (!slot.ptr && slot.kind != Slot::Kind::fused)
       throw std::invalid_argument(fmt::format("run: '{}' ({}) is not bound", slot.name,
                                               to_string(slot.shape)));
   for (auto& step : steps_)
@@ -48,7 +48,7 @@ void Program::resolve() {
 }
 
 void Program::check_step(const Step& step) const {
-  const auto& out = slots_[static_cast<std::size_t>(step.out_slot)];
+  const auto& out = slots_[static_cast<std::size_t>(step.out_slots.front())];
   auto n = numel(out.shape);
   auto finite = [&](const void* p, std::int64_t count, double& lo, double& hi) {
     bool ok = true;
@@ -78,7 +78,11 @@ void Program::check_step(const Step& step) const {
 template <class T>
 void Program::run_typed(const RunOptions& options) {
   for (auto& step : steps_) {
-    const auto& out = slots_[static_cast<std::size_t>(step.out_slot)];
+    if (!step.op) {
+      run_fused<T>(step);
+      continue;
+    }
+    const auto& out = slots_[static_cast<std::size_t>(step.out_slots.front())];
     KernelArgs<T> args;
     args.in = {reinterpret_cast<const T* const*>(step.in_ptrs.data()), step.in_ptrs.size()};
     args.in_shapes = step.in_shapes;
@@ -112,10 +116,11 @@ std::string Program::describe() const {
   std::string out = fmt::format("{} kernels, {} arena (buffers would take {} unshared)\n",
                                 steps_.size(), plan_.arena_bytes, plan_.buffer_bytes);
   for (const auto& step : steps_) {
-    std::vector<std::string> shapes;
+    std::vector<std::string> shapes, results;
     for (const auto& s : step.in_shapes) shapes.push_back(to_string(s));
-    out += fmt::format("  {:<14} {} -> {}   [{}]\n", step.op->name, fmt::join(shapes, " "),
-                       to_string(slots_[static_cast<std::size_t>(step.out_slot)].shape), step.label);
+    for (int o : step.out_slots) results.push_back(to_string(slots_[static_cast<std::size_t>(o)].shape));
+    out += fmt::format("  {:<14} {} -> {}   [{}]\n", step.op ? step.op->name : "fused",
+                       fmt::join(shapes, " "), fmt::join(results, " "), step.label);
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #include <graphrun/graph/op.hpp>
 #include <graphrun/graph/tensor.hpp>
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -21,8 +22,12 @@ using ParameterStore = std::map<std::string, Tensor, std::less<>>;
 
 struct CompileOptions {
   DType dtype = DType::f32;
-  // After every kernel, scan its output and stop at the first NaN or Inf (NumericsError).
+  // After every kernel, scan its output and stop at the first NaN or Inf (NumericsError). Turns
+  // fusion off, so the error names the op that made the value.
   bool check_numerics = false;
+  // Runs neighbouring elementwise ops as one loop over cache-sized chunks (graph/fuse.cpp). The
+  // results are the same bits either way.
+  bool fuse = true;
 };
 
 struct RunOptions {
@@ -60,7 +65,7 @@ class Program {
 
   DType dtype() const { return dtype_; }
   const MemoryPlan& memory_plan() const { return plan_; }
-  int num_steps() const { return static_cast<int>(steps_.size()); }
+  int num_steps() const { return static_cast<int>(steps_.size()); }  // a fused chain is one
   // Names of the inputs and parameters the schedule reads, with their compiled shapes.
   const std::map<std::string, Shape, std::less<>>& bindings() const { return binding_shapes_; }
   std::string describe() const;  // the schedule, one kernel per line
@@ -69,24 +74,44 @@ class Program {
   friend Program compile_program(const Graph&, const std::vector<Value>&, const ShapeMap&,
                                  const CompileOptions&);
   struct Slot {
-    enum class Kind { arena, external, constant } kind = Kind::arena;
+    // fused: a value that lives only in a fused step's chunk buffer, never in memory of its own
+    enum class Kind { arena, external, constant, fused } kind = Kind::arena;
     std::size_t offset = 0;  // arena
     std::string name;        // external
     void* ptr = nullptr;     // resolved address
     Shape shape;
   };
+  // An argument of an op inside a fused step: the result of an earlier member, or one of the
+  // step's inputs taken whole, as one value, or as a row repeated along the output (a bias).
+  struct FusedArg {
+    enum class Kind { member, whole, scalar, row } kind = Kind::whole;
+    int index = 0;  // member index, or index into the step's inputs
+  };
+  struct FusedOp {
+    const OpDef* op = nullptr;
+    int node = -1;
+    std::array<FusedArg, 2> args{};
+    int out_slot = -1;  // where the result is stored, or -1: only in chunk buffer `scratch`
+    int scratch = -1;
+  };
   struct Step {
     int node = -1;
-    const OpDef* op = nullptr;
+    const OpDef* op = nullptr;  // nullptr for a fused step
     Attrs attrs;  // a copy: the graph may grow (and move its nodes) after compiling
     std::vector<int> in_slots;  // -1 for an input the op reads only the shape of
-    int out_slot = -1;
+    std::vector<int> out_slots;  // one, or the results of a fused step that are read elsewhere
     std::vector<Shape> in_shapes;
     std::vector<const void*> in_ptrs;  // resolved from in_slots before a run
     std::string label;                 // node description for errors
+    std::vector<FusedOp> fused;        // a fused step's ops, in order
+    std::int64_t fused_numel = 0;      // elements of each fused op's output
+    std::int64_t fused_row = 0;        // length of the repeated row of `row` arguments
   };
   template <class T>
   void run_typed(const RunOptions& options);
+  template <class T>
+  void run_fused(const Step& step);
+  void fuse_elementwise();
   void resolve();
   void check_step(const Step& step) const;
 

@@ -31,6 +31,8 @@ OpDef binary(std::string name, std::string summary, GradRule grad, bool broadcas
   d.shape = broadcasting ? ShapeRule(broadcast_rule) : ShapeRule(same_shape);
   d.f32 = binary_kernel<float, F>;
   d.f64 = binary_kernel<double, F>;
+  d.f32_run = binary_run<float, F>;
+  d.f64_run = binary_run<double, F>;
   d.grad = std::move(grad);
   d.elementwise = true;
   d.samples = {{{{3, 4}, {3, 4}}, {}, ranges}};

@@ -125,6 +125,36 @@ void binary_map(const KernelArgs<T>& a, F f) {
   }
 }
 
+// The fusable forms of unary_map and binary_map (RunKernel): one chunk, each input either n
+// values or one.
+template <class T, class F>
+void unary_run(const T* const* in, const bool*, T* out, std::int64_t n) {
+  const T* __restrict x = in[0];
+  T* __restrict y = out;
+  F f;
+  for (std::int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+}
+
+template <class T, class F>
+void binary_run(const T* const* in, const bool* scalar, T* out, std::int64_t n) {
+  const T* __restrict x = in[0];
+  const T* __restrict z = in[1];
+  T* __restrict y = out;
+  F f;
+  if (scalar[0] && scalar[1]) {
+    T v = f(x[0], z[0]);
+    for (std::int64_t i = 0; i < n; ++i) y[i] = v;
+  } else if (scalar[1]) {
+    T c = z[0];
+    for (std::int64_t i = 0; i < n; ++i) y[i] = f(x[i], c);
+  } else if (scalar[0]) {
+    T c = x[0];
+    for (std::int64_t i = 0; i < n; ++i) y[i] = f(c, z[i]);
+  } else {
+    for (std::int64_t i = 0; i < n; ++i) y[i] = f(x[i], z[i]);
+  }
+}
+
 // An OpDef from its parts, for op files that register several ops of different shapes.
 OpDef make_op(std::string name, std::string summary, int arity, ShapeRule shape, Kernel<float> f,
               Kernel<double> d, GradRule grad, std::vector<GradSample> samples,

@@ -24,6 +24,8 @@ OpDef unary(std::string name, std::string summary, GradRule grad,
   d.shape = same_shape;
   d.f32 = unary_kernel<float, F>;
   d.f64 = unary_kernel<double, F>;
+  d.f32_run = unary_run<float, F>;
+  d.f64_run = unary_run<double, F>;
   d.grad = std::move(grad);
   d.elementwise = true;
   d.samples = {{{{3, 5}}, {}, ranges}, {{{2, 3, 4}}, {}, ranges}};

@@ -86,11 +86,12 @@ TEST_CASE("dead code is not scheduled and dead inputs need no binding", "[graph]
   (void)dead;
   Value z = neg(y);
 
-  Program all = compile_program(g, {z, dead});
+  const CompileOptions unfused{.fuse = false};  // one step per op, to count them
+  Program all = compile_program(g, {z, dead}, {}, unfused);
   CHECK(all.num_steps() == 4);  // exp, neg, relu, mul
   CHECK(all.bindings().count("unused") == 1);
 
-  Program p = compile_program(g, {z});
+  Program p = compile_program(g, {z}, {}, unfused);
   CHECK(p.num_steps() == 2);  // exp, neg
   auto text = p.describe();
   INFO(text);
@@ -136,7 +137,7 @@ TEST_CASE("a shape-only use does not keep a buffer alive", "[graph][compile][mem
   Value b = neg(a);
   Value c = neg(b);                    // a is dead here: only its shape is used later
   Value d = expand_like(sum(c), a);
-  Program p = compile_program(g, {d});
+  Program p = compile_program(g, {d}, {}, {.fuse = false});
   // Live at once at most: b and c (4000 bytes each), then d with c's sum.
   CHECK(p.memory_plan().arena_bytes < 3 * 4000);
   CHECK(p.memory_plan().buffer_bytes > 4 * 4000);

@@ -1,5 +1,6 @@
 // Every model builder: gradients checked in float64 against central differences (random draws
 // replayed), the loss falls in a few steps, and each model's particular promise holds.
+#include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/gradcheck.hpp>
 #include <graphrun/graph/parameters.hpp>
 #include <graphrun/graph/random.hpp>
@@ -24,6 +25,12 @@ Tensor pixels(std::int64_t rows, std::int64_t cols, std::uint32_t stream) {
 }
 
 // Small options for every builder: 12 features, one hidden layer of 6, a code of 3.
+Tensor make_scalar(double v) {
+  Tensor t(DType::f32, {});
+  t.data<float>()[0] = static_cast<float>(v);
+  return t;
+}
+
 ModelOptions tiny(const std::string& name) {
   // emplace, not operator= from a literal: GCC 12 warns falsely (-Wrestrict) on the latter.
   ModelOptions o{{"hidden", "6"}};
@@ -111,6 +118,39 @@ TEST_CASE("each model's loss falls on a small slice in a few epochs", "[models][
       double after = t.evaluate(data).loss;
       INFO("loss before " << before << ", after " << after);
       CHECK(after < 0.8 * before);
+    }
+  }
+}
+
+TEST_CASE("every model's training step gives the same bits with and without fusion", "[models][fuse]") {
+  for (const ModelBuilder* b : all_models()) {
+    DYNAMIC_SECTION("model " << b->name) {
+      // Default sizes, so the fused chains span several chunks and rows.
+      Model m = build_model(b->name, {}, 32, 784);
+      ParameterStore params = init_parameters(*m.graph, 2);
+      Tensor x = pixels(32, 784, 3).to(DType::f32);
+      std::vector<Value> outs{m.loss};
+      for (Value g : grad(m.loss, m.graph->parameters())) outs.push_back(g);
+      std::map<std::string, Tensor> scalars;
+      for (const auto& s : m.schedules) scalars.emplace(s.input, make_scalar(0.5));
+      auto run = [&](bool fuse, int& steps) {
+        Program p = compile_program(*m.graph, outs, {}, {.fuse = fuse});
+        p.bind_parameters(params);
+        p.bind("x", x);
+        for (const auto& [name, t] : scalars) p.bind(name, t);
+        p.run({true, 7, 3});
+        steps = p.num_steps();
+        std::vector<std::vector<char>> bytes;
+        for (std::size_t i = 0; i < p.num_outputs(); ++i) {
+          Tensor t = p.output(i);
+          bytes.emplace_back(static_cast<const char*>(t.raw()), static_cast<const char*>(t.raw()) + t.bytes());
+        }
+        return bytes;
+      };
+      int fused_steps = 0, plain_steps = 0;
+      auto fused = run(true, fused_steps);
+      CHECK(fused == run(false, plain_steps));
+      CHECK(fused_steps < plain_steps);
     }
   }
 }

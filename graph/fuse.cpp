@@ -1,0 +1,237 @@
+// Elementwise fusion: neighbouring elementwise ops over the same output shape become one step that
+// walks the output in chunks of a few hundred elements and runs every op on a chunk before the
+// next, so a chain like bias + relu, or sigmoid - x, reads and writes memory once instead of once
+// per op. Results needed elsewhere are still stored; the others live only in a chunk buffer.
+//
+// Ops take part when they have run kernels (OpDef::f32_run) and each input is either a whole
+// tensor of the output's shape, a single value, or a row repeated along the output (a bias [N]
+// against [B, N]). Every element is computed by the same function as without fusion, so the
+// results are the same bits, at any thread count.
+#include <graphrun/graph/parallel.hpp>
+#include <graphrun/graph/program.hpp>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <unordered_map>
+
+namespace graphrun {
+namespace {
+
+constexpr std::int64_t kChunk = 512;        // elements per chunk: 2 KiB of floats, L1-resident
+constexpr int kMaxScratch = 8;              // chunk buffers per fused step; more results are stored
+constexpr std::size_t kMaxMembers = 32;
+constexpr std::int64_t kGrainElements = 16384;
+
+// The input's numel when it is a row repeated along `out` (its shape, leading ones dropped, is
+// the trailing part of `out`), else 0.
+std::int64_t row_length(Shape in, const Shape& out) {
+  while (!in.empty() && in.front() == 1) in.erase(in.begin());
+  if (in.empty() || in.size() > out.size()) return 0;
+  if (!std::equal(in.begin(), in.end(), out.end() - static_cast<std::ptrdiff_t>(in.size()))) return 0;
+  return numel(in);
+}
+
+}  // namespace
+
+void Program::fuse_elementwise() {
+  const std::size_t nsteps = steps_.size();
+  auto out_of = [&](std::size_t s) { return steps_[s].out_slots.front(); };
+
+  // How a step would join a fused chain: -1 if it cannot, else the length of its row argument
+  // (0 when it has none).
+  auto fusable = [&](std::size_t s) -> std::int64_t {
+    const Step& step = steps_[s];
+    if (!step.op || !step.op->f32_run || step.out_slots.size() != 1) return -1;
+    const Shape& shape = slots_[static_cast<std::size_t>(out_of(s))].shape;
+    std::int64_t n = numel(shape), row = 0;
+    if (n == 0) return -1;
+    for (std::size_t i = 0; i < step.in_shapes.size(); ++i) {
+      if (step.in_slots[i] < 0) return -1;
+      std::int64_t m = numel(step.in_shapes[i]);
+      if (m == n || m == 1) continue;
+      std::int64_t r = row_length(step.in_shapes[i], shape);
+      if (r == 0 || (row != 0 && r != row)) return -1;
+      row = r;
+    }
+    return row;
+  };
+
+  // Which step writes each slot, and which steps read it.
+  std::vector<int> writer(slots_.size(), -1);
+  std::vector<std::vector<int>> readers(slots_.size());
+  for (std::size_t s = 0; s < nsteps; ++s) {
+    writer[static_cast<std::size_t>(out_of(s))] = static_cast<int>(s);
+    for (int in : steps_[s].in_slots)
+      if (in >= 0) readers[static_cast<std::size_t>(in)].push_back(static_cast<int>(s));
+  }
+  std::vector<bool> is_output(slots_.size(), false);
+  for (int o : outputs_) is_output[static_cast<std::size_t>(o)] = true;
+
+  // List scheduling over the steps' dependencies, with one chain open at a time: while a chain is
+  // open, a ready step that can join it goes first; otherwise the earliest ready step in the
+  // compiled order. A joining step's inputs are ready by then, as the chain runs where its last
+  // op lands; a step that cannot join but reads a chain result closes the chain, since it must
+  // run after the whole chain.
+  std::vector<int> pending(nsteps, 0);
+  for (std::size_t s = 0; s < nsteps; ++s)
+    for (int in : steps_[s].in_slots)
+      if (in >= 0 && writer[static_cast<std::size_t>(in)] >= 0) ++pending[s];
+  std::vector<int> ready, order;
+  for (std::size_t s = 0; s < nsteps; ++s)
+    if (pending[s] == 0) ready.push_back(static_cast<int>(s));
+  std::vector<int> group_of(nsteps, -1);
+  std::vector<std::vector<int>> groups;
+  bool open = false;
+  Shape shape;
+  std::int64_t row = 0;
+  auto joins = [&](int s) {
+    std::int64_t r = fusable(static_cast<std::size_t>(s));
+    return open && r >= 0 && slots_[static_cast<std::size_t>(out_of(static_cast<std::size_t>(s)))].shape == shape &&
+           (r == 0 || row == 0 || r == row) && groups.back().size() < kMaxMembers;
+  };
+  while (!ready.empty()) {
+    auto pick = ready.end();
+    for (auto it = ready.begin(); it != ready.end(); ++it)
+      if (joins(*it) && (pick == ready.end() || *it < *pick)) pick = it;
+    if (pick == ready.end()) pick = std::min_element(ready.begin(), ready.end());
+    const int s = *pick;
+    ready.erase(pick);
+    order.push_back(s);
+    for (int reader : readers[static_cast<std::size_t>(out_of(static_cast<std::size_t>(s)))])
+      if (--pending[static_cast<std::size_t>(reader)] == 0) ready.push_back(reader);
+
+    std::int64_t r = fusable(static_cast<std::size_t>(s));
+    if (joins(s)) {
+      groups.back().push_back(s);
+      group_of[static_cast<std::size_t>(s)] = static_cast<int>(groups.size() - 1);
+      row = std::max(row, r);
+    } else if (r >= 0) {
+      groups.push_back({s});
+      group_of[static_cast<std::size_t>(s)] = static_cast<int>(groups.size() - 1);
+      open = true;
+      shape = slots_[static_cast<std::size_t>(out_of(static_cast<std::size_t>(s)))].shape;
+      row = r;
+    } else if (open) {
+      for (int in : steps_[static_cast<std::size_t>(s)].in_slots)
+        if (in >= 0 && writer[static_cast<std::size_t>(in)] >= 0 &&
+            group_of[static_cast<std::size_t>(writer[static_cast<std::size_t>(in)])] ==
+                static_cast<int>(groups.size() - 1))
+          open = false;
+    }
+  }
+
+  auto fuse_group = [&](const std::vector<int>& members) {
+    Step fused;
+    std::unordered_map<int, int> member_of_slot;  // result slot -> member index
+    std::vector<std::string> names;
+    std::vector<int> nodes;
+    int scratch = 0;
+    const Shape& group_shape = slots_[static_cast<std::size_t>(out_of(static_cast<std::size_t>(members[0])))].shape;
+    fused.fused_numel = numel(group_shape);
+    for (int s : members) {
+      Step& step = steps_[static_cast<std::size_t>(s)];
+      FusedOp op;
+      op.op = step.op;
+      op.node = step.node;
+      for (std::size_t i = 0; i < step.in_slots.size(); ++i) {
+        int slot = step.in_slots[i];
+        FusedArg& arg = op.args[i];
+        if (auto m = member_of_slot.find(slot); m != member_of_slot.end()) {
+          arg = {FusedArg::Kind::member, m->second};
+          continue;
+        }
+        auto known = std::find(fused.in_slots.begin(), fused.in_slots.end(), slot);
+        arg.index = static_cast<int>(known - fused.in_slots.begin());
+        if (known == fused.in_slots.end()) {
+          fused.in_slots.push_back(slot);
+          fused.in_shapes.push_back(step.in_shapes[i]);
+        }
+        std::int64_t m = numel(step.in_shapes[i]);
+        arg.kind = m == fused.fused_numel ? FusedArg::Kind::whole
+                   : m == 1               ? FusedArg::Kind::scalar
+                                          : FusedArg::Kind::row;
+        if (arg.kind == FusedArg::Kind::row) fused.fused_row = m;
+      }
+      int result = step.out_slots.front();
+      bool read_elsewhere = is_output[static_cast<std::size_t>(result)];
+      for (int reader : readers[static_cast<std::size_t>(result)])
+        if (std::find(members.begin(), members.end(), reader) == members.end()) read_elsewhere = true;
+      if (read_elsewhere || scratch == kMaxScratch) {
+        op.out_slot = result;
+        fused.out_slots.push_back(result);
+      } else {
+        op.scratch = scratch++;
+        slots_[static_cast<std::size_t>(result)].kind = Slot::Kind::fused;
+      }
+      member_of_slot[result] = static_cast<int>(fused.fused.size());
+      fused.fused.push_back(op);
+      names.push_back(step.op->name);
+      nodes.push_back(step.node);
+    }
+    fused.node = nodes.back();
+    fused.in_ptrs.resize(fused.in_slots.size());
+    fused.label = fmt::format("{} over {}, nodes {}", fmt::join(names, "+"), to_string(group_shape),
+                              fmt::join(nodes, " "));
+    return fused;
+  };
+
+  std::vector<Step> out;
+  out.reserve(nsteps);
+  for (int s : order) {
+    int g = group_of[static_cast<std::size_t>(s)];
+    if (g < 0 || groups[static_cast<std::size_t>(g)].size() == 1) {
+      out.push_back(std::move(steps_[static_cast<std::size_t>(s)]));
+    } else if (groups[static_cast<std::size_t>(g)].back() == s) {
+      out.push_back(fuse_group(groups[static_cast<std::size_t>(g)]));
+    }
+  }
+  steps_ = std::move(out);
+}
+
+template <class T>
+void Program::run_fused(const Step& step) {
+  const std::int64_t n = step.fused_numel;
+  // Chunks never straddle a row, so a row argument is contiguous within each chunk.
+  const std::int64_t row = step.fused_row > 0 ? step.fused_row : n;
+  const std::int64_t chunk = std::min(row, kChunk);
+  const std::int64_t per_row = (row + chunk - 1) / chunk;
+  const std::int64_t chunks = n / row * per_row;
+  parallel_for(chunks, std::max<std::int64_t>(1, kGrainElements / chunk), [&](std::int64_t b, std::int64_t e) {
+    alignas(64) T scratch[kMaxScratch][kChunk];
+    for (std::int64_t c = b; c < e; ++c) {
+      std::int64_t in_row = c % per_row * chunk;
+      std::int64_t first = c / per_row * row + in_row;
+      std::int64_t len = std::min(chunk, row - in_row);
+      for (const FusedOp& op : step.fused) {
+        const T* args[2] = {};
+        bool scalar[2] = {};
+        for (int i = 0; i < op.op->arity; ++i) {
+          const FusedArg& a = op.args[static_cast<std::size_t>(i)];
+          if (a.kind == FusedArg::Kind::member) {
+            const FusedOp& from = step.fused[static_cast<std::size_t>(a.index)];
+            args[i] = from.out_slot >= 0
+                          ? static_cast<const T*>(slots_[static_cast<std::size_t>(from.out_slot)].ptr) + first
+                          : scratch[from.scratch];
+            continue;
+          }
+          const T* base = static_cast<const T*>(step.in_ptrs[static_cast<std::size_t>(a.index)]);
+          args[i] = a.kind == FusedArg::Kind::whole ? base + first
+                    : a.kind == FusedArg::Kind::row ? base + in_row
+                                                    : base;
+          scalar[i] = a.kind == FusedArg::Kind::scalar;
+        }
+        T* result = op.out_slot >= 0 ? static_cast<T*>(slots_[static_cast<std::size_t>(op.out_slot)].ptr) + first
+                                     : scratch[op.scratch];
+        if constexpr (std::is_same_v<T, float>) op.op->f32_run(args, scalar, result, len);
+        else op.op->f64_run(args, scalar, result, len);
+      }
+    }
+  });
+}
+
+template void Program::run_fused<float>(const Step&);
+template void Program::run_fused<double>(const Step&);
+
+}  // namespace graphrun

@@ -1,0 +1,130 @@
+// Elementwise fusion: fused programs compute the same bits as one kernel per op, for every
+// fusable op and sample, for chains with biases longer than a chunk, at 1 and 2 threads.
+#include <graphrun/graph/autodiff.hpp>
+#include <graphrun/graph/parallel.hpp>
+#include <graphrun/graph/parameters.hpp>
+#include <graphrun/ops/ops.hpp>
+
+#include <cstring>
+
+#include "graph/run_helpers.hpp"
+
+namespace graphrun {
+namespace {
+
+struct ThreadGuard {
+  ~ThreadGuard() { set_num_threads(0); }
+};
+
+// Every output of one run, as raw bytes, compiled with fusion on or off.
+std::vector<std::vector<char>> run_bytes(const Graph& g, const std::vector<Value>& outputs,
+                                         const ParameterStore& values, DType dtype, bool fuse,
+                                         int* steps = nullptr) {
+  ParameterStore converted;
+  ShapeMap shapes;
+  for (const auto& [name, t] : values) {
+    converted.emplace(name, t.dtype() == dtype ? t : t.to(dtype));
+    shapes[name] = t.shape();
+  }
+  Program p = compile_program(g, outputs, shapes, {.dtype = dtype, .fuse = fuse});
+  for (const auto& [name, shape] : p.bindings()) p.bind(name, converted.at(name));
+  p.run({true, 3, 1});
+  if (steps) *steps = p.num_steps();
+  std::vector<std::vector<char>> out;
+  for (std::size_t i = 0; i < p.num_outputs(); ++i) {
+    Tensor t = p.output(i);
+    const char* raw = static_cast<const char*>(t.raw());
+    out.emplace_back(raw, raw + t.bytes());
+  }
+  return out;
+}
+
+// True when every input is the output's shape, a single value or a trailing row: the inputs the
+// fuser accepts.
+bool fusable_shapes(const std::vector<Shape>& in, const Shape& out) {
+  for (Shape s : in) {
+    if (numel(s) == numel(out) || numel(s) == 1) continue;
+    while (!s.empty() && s.front() == 1) s.erase(s.begin());
+    if (s.size() > out.size() || !std::equal(s.begin(), s.end(), out.end() - static_cast<std::ptrdiff_t>(s.size())))
+      return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("every fusable op computes the same bits fused as alone", "[graph][fuse]") {
+  int checked = 0;
+  for (const OpDef* op : op_registry().all()) {
+    if (!op->f32_run) continue;
+    for (std::size_t k = 0; k < op->samples.size(); ++k) {
+      const GradSample& sample = op->samples[k];
+      Graph g;
+      std::vector<Value> inputs;
+      ParameterStore values;
+      for (std::size_t i = 0; i < sample.shapes.size(); ++i) {
+        std::string name = "in" + std::to_string(i);
+        inputs.push_back(g.input(name, sample.shapes[i]));
+        auto range = sample.ranges[std::min(i, sample.ranges.size() - 1)];
+        values.emplace(name, testing::random_tensor(sample.shapes[i], range, static_cast<std::uint32_t>(i), 11));
+      }
+      Value y = g.apply(*op, inputs, sample.attrs);
+      if (!fusable_shapes(sample.shapes, y.shape())) continue;
+      // y feeds two more fused ops and is read by nothing else, so it lives only in a chunk buffer.
+      Value out = neg(y) + y;
+      for (DType dtype : {DType::f32, DType::f64}) {
+        INFO(op->name << " sample " << k << " " << dtype_name(dtype));
+        int fused_steps = 0;
+        auto fused = run_bytes(g, {out}, values, dtype, true, &fused_steps);
+        CHECK(fused == run_bytes(g, {out}, values, dtype, false));
+        CHECK(fused_steps == 1);
+      }
+      ++checked;
+    }
+  }
+  CHECK(checked >= 30);
+}
+
+TEST_CASE("a fused chain with a bias longer than a chunk matches unfused at 1 and 2 threads", "[graph][fuse]") {
+  ThreadGuard guard;
+  for (std::int64_t width : {7, 1500}) {  // a row inside one chunk, and one split over three
+    Graph g;
+    Value x = g.input("x", {40, width});
+    Value b = g.input("b", {width});
+    Value s = g.input("s", {});
+    Value h = relu(x + b);             // h is stored: the sum below reads it
+    Value z = sigmoid(h * s - 0.25);   // the rest stays in chunk buffers
+    Value loss = sum(h) + sum(exp(z) * x);
+    ParameterStore values;
+    values.emplace("x", testing::random_tensor({40, width}, {-1, 1}, 1, 4));
+    values.emplace("b", testing::random_tensor({width}, {-1, 1}, 2, 4));
+    values.emplace("s", testing::random_tensor({}, {0.5, 2}, 3, 4));
+    auto want = run_bytes(g, {loss, h, z}, values, DType::f32, false);
+    for (int threads : {1, 2}) {
+      INFO("width " << width << ", " << threads << " threads");
+      set_num_threads(threads);
+      int steps = 0;
+      CHECK(run_bytes(g, {loss, h, z}, values, DType::f32, true, &steps) == want);
+      CHECK(steps < 8);
+    }
+  }
+}
+
+TEST_CASE("fusion keeps results read elsewhere and plans less memory", "[graph][fuse][memory]") {
+  Graph g;
+  Value x = g.input("x", {64, 100});
+  Value a = exp(x);
+  Value b = a * 2.0;      // read only by c: not stored
+  Value c = b - x;
+  Value d = sum(a) + sum(c);  // a and c are read by the sums: stored
+  Program fused = compile_program(g, {d});
+  Program plain = compile_program(g, {d}, {}, {.fuse = false});
+  CHECK(fused.num_steps() < plain.num_steps());
+  CHECK(fused.memory_plan().buffer_bytes < plain.memory_plan().buffer_bytes);
+  CHECK_THAT(fused.describe(), Catch::Contains("exp+mul+sub"));
+  // check_numerics must name a single op, so it turns fusion off.
+  Program checked = compile_program(g, {d}, {}, {.check_numerics = true});
+  CHECK(checked.num_steps() == plain.num_steps());
+}
+
+}  // namespace graphrun
