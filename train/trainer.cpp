@@ -93,7 +93,6 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
   const std::int64_t batches = (n + bs - 1) / bs;
   auto order = epoch_order(n, epoch_);
   const std::string& x_name = model_.x.node().name;
-  const std::size_t n_terms = model_.terms.size();
   EpochReport report;
   auto start = Clock::now();
   std::int64_t seen_now = 0;
@@ -102,7 +101,7 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
     auto& buf = batches_[rows];
     if (buf.empty()) buf = Tensor(DType::f32, {rows, train.features()});
     train.fill_batch<float>({order.data() + first, static_cast<std::size_t>(rows)}, buf.data<float>());
-    Program& p = train_programs_->get({{x_name, buf.shape()}});
+    auto& [p, grad_refs] = train_program(rows, x_name, buf.shape());
     p.bind_parameters(params_);
     p.bind(x_name, buf);
     for (const auto& s : model_.schedules) {
@@ -117,11 +116,7 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
                                       "parameters are those before this step. Try a lower learning "
                                       "rate, gradient clipping, or --check-numerics to find the node",
                                       loss, epoch_ + 1, step_, b + 1, batches));
-    std::vector<GradRef> refs;
-    refs.reserve(grads_.size());
-    for (std::size_t i = 0; i < grads_.size(); ++i)
-      refs.push_back({grad_names_[i], p.output(1 + n_terms + i).data<float>()});
-    double norm = optimizer_.step(params_, refs);
+    double norm = optimizer_.step(params_, grad_refs);
     if (!std::isfinite(norm))
       throw NumericsError(fmt::format("the gradient norm is {} at epoch {}, step {} (batch {} of {}) "
                                       "while the loss is {}; the update was not applied. Try "
@@ -164,6 +159,21 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
     report.has_test = true;
   }
   return report;
+}
+
+Trainer::TrainProgram& Trainer::train_program(std::int64_t rows, const std::string& x_name,
+                                               const Shape& shape) {
+  // Looked up by batch size, with its gradient buffers listed once: ProgramCache::get builds a
+  // key and Program::output a Tensor, both of which allocate, and a training step allocates
+  // nothing after its first.
+  auto known = train_by_rows_.find(rows);
+  if (known != train_by_rows_.end()) return known->second;
+  Program& p = train_programs_->get({{x_name, shape}});
+  TrainProgram entry{p, {}};
+  const std::size_t first_grad = 1 + model_.terms.size();
+  for (std::size_t i = 0; i < grads_.size(); ++i)
+    entry.grads.push_back({grad_names_[i], p.output(first_grad + i).data<float>()});
+  return train_by_rows_.emplace(rows, std::move(entry)).first->second;
 }
 
 LossReport Trainer::evaluate(const Split& data, std::int64_t limit) {

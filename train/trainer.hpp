@@ -85,6 +85,11 @@ class Trainer {
 
  private:
   std::vector<std::int64_t> epoch_order(std::int64_t count, std::int64_t epoch) const;
+  struct TrainProgram {
+    Program& program;
+    std::vector<GradRef> grads;  // its gradient outputs, by parameter name
+  };
+  TrainProgram& train_program(std::int64_t rows, const std::string& x_name, const Shape& shape);
 
   Model& model_;
   TrainConfig config_;
@@ -94,6 +99,7 @@ class Trainer {
   std::vector<std::string> grad_names_;
   std::unique_ptr<ProgramCache> train_programs_;
   std::unique_ptr<ProgramCache> eval_programs_;
+  std::map<std::int64_t, TrainProgram> train_by_rows_;  // into train_programs_, by batch size
   std::map<std::int64_t, Tensor> batches_;  // one input buffer per batch size
   std::map<std::string, Tensor> scalars_;   // schedule inputs
   std::int64_t epoch_ = 0, step_ = 0, batch_in_epoch_ = 0;

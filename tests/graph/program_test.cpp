@@ -1,5 +1,6 @@
 // The executor: a training step allocates nothing after its first run, gives the same bits at any
 // thread count, and check_numerics names the node that made a NaN or Inf.
+#include "graph/alloc_counter.hpp"
 #include "graph/run_helpers.hpp"
 
 #include <graphrun/graph/autodiff.hpp>
@@ -22,9 +23,14 @@
 // `counting` is set, so other tests are unaffected. Every form allocates with malloc (or
 // posix_memalign) and frees with free, which GCC cannot see through.
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-namespace {
+namespace graphrun::testing {
 std::atomic<bool> counting{false};
 std::atomic<long> allocations{0};
+}  // namespace graphrun::testing
+
+namespace {
+using graphrun::testing::allocations;
+using graphrun::testing::counting;
 
 void* counted_alloc(std::size_t n, std::size_t align) {
   if (counting.load(std::memory_order_relaxed)) allocations.fetch_add(1, std::memory_order_relaxed);

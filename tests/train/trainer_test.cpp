@@ -11,6 +11,8 @@
 #include <filesystem>
 #include <unistd.h>
 
+#include "graph/alloc_counter.hpp"
+
 namespace graphrun {
 namespace {
 
@@ -85,6 +87,34 @@ TEST_CASE("resuming from a checkpoint gives the same parameters bit for bit", "[
     CHECK(rest.train.samples == 70);  // the epoch's metrics cover the part before the stop too
     for (int e = 0; e < 2; ++e) resumed.train_epoch(train, nullptr);
     CHECK(same_bits(resumed.parameters(), straight.parameters()));
+  }
+}
+
+TEST_CASE("a whole training step allocates nothing after the first", "[train][alloc]") {
+  // Batch assembly, program lookup, binding, the run, the optimizer and the bookkeeping: counted
+  // from the progress callback of step 2 to that of step 7.
+  for (const ModelBuilder* b : all_models()) {
+    DYNAMIC_SECTION("model " << b->name) {
+      ModelOptions o{{"hidden", "8"}};
+      o.emplace(b->name == "vae" ? "latent" : "code", "3");
+      if (b->name == "vae") o.emplace("kl_warmup", "100");  // a scheduled input, bound every step
+      Model m = build_model(b->name, o, 16, 16);
+      TrainConfig cfg;
+      cfg.batch = 16;
+      cfg.optimizer.clip_norm = 1.0;
+      Trainer t(m, cfg);
+      long counted = -1;
+      t.train_epoch(noisy_split(16 * 8, 1), nullptr, [&](const Progress& p) {
+        if (p.batch == 2) {
+          testing::allocations = 0;
+          testing::counting = true;
+        } else if (p.batch == 7) {
+          testing::counting = false;
+          counted = testing::allocations.load();
+        }
+      });
+      CHECK(counted == 0);
+    }
   }
 }
 
