@@ -30,13 +30,7 @@ std::vector<std::vector<char>> run_bytes(const Graph& g, const std::vector<Value
   for (const auto& [name, shape] : p.bindings()) p.bind(name, converted.at(name));
   p.run({true, 3, 1});
   if (steps) *steps = p.num_steps();
-  std::vector<std::vector<char>> out;
-  for (std::size_t i = 0; i < p.num_outputs(); ++i) {
-    Tensor t = p.output(i);
-    const char* raw = static_cast<const char*>(t.raw());
-    out.emplace_back(raw, raw + t.bytes());
-  }
-  return out;
+  return testing::output_bytes(p);
 }
 
 // True when every input is the output's shape, a single value or a trailing row: the inputs the

@@ -175,13 +175,7 @@ std::vector<std::vector<char>> run_bytes(TrainStep& step, ParameterStore& params
   p.bind_parameters(params);
   p.bind("x", x);
   p.run({true, seed, s});
-  std::vector<std::vector<char>> out;
-  for (std::size_t i = 0; i < p.num_outputs(); ++i) {
-    Tensor t = p.output(i);
-    const char* raw = static_cast<const char*>(t.raw());
-    out.emplace_back(raw, raw + t.bytes());
-  }
-  return out;
+  return testing::output_bytes(p);
 }
 
 TEST_CASE("a training step gives the same bits at 1 and 2 threads", "[graph][program][determinism]") {

@@ -51,6 +51,17 @@ inline std::vector<Tensor> run_graph(const Graph& graph, const std::vector<Value
   return out;
 }
 
+// Every output of a program's last run, as raw bytes: for bit-for-bit comparisons.
+inline std::vector<std::vector<char>> output_bytes(const Program& p) {
+  std::vector<std::vector<char>> out;
+  for (std::size_t i = 0; i < p.num_outputs(); ++i) {
+    Tensor t = p.output(i);
+    const char* raw = static_cast<const char*>(t.raw());
+    out.emplace_back(raw, raw + t.bytes());
+  }
+  return out;
+}
+
 // One output's values as doubles.
 inline std::vector<double> run_values(const Graph& graph, Value output,
                                       const ParameterStore& values, DType dtype = DType::f32,

@@ -12,6 +12,8 @@
 
 #include <cmath>
 
+#include "graph/run_helpers.hpp"
+
 namespace graphrun {
 namespace {
 
@@ -140,12 +142,7 @@ TEST_CASE("every model's training step gives the same bits with and without fusi
         for (const auto& [name, t] : scalars) p.bind(name, t);
         p.run({true, 7, 3});
         steps = p.num_steps();
-        std::vector<std::vector<char>> bytes;
-        for (std::size_t i = 0; i < p.num_outputs(); ++i) {
-          Tensor t = p.output(i);
-          bytes.emplace_back(static_cast<const char*>(t.raw()), static_cast<const char*>(t.raw()) + t.bytes());
-        }
-        return bytes;
+        return testing::output_bytes(p);
       };
       int fused_steps = 0, plain_steps = 0;
       auto fused = run(true, fused_steps);
