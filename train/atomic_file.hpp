@@ -17,9 +17,10 @@ class IoError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Writes `bytes` to `path` atomically (temporary file, fsync, rename, fsync of the folder).
-// Creates missing parent folders. On any failure removes the temporary file, leaves the previous
-// `path` untouched and throws IoError ("disk full" for ENOSPC).
+// Writes `bytes` to `path` atomically (temporary file `<path>.tmp.<pid>`, fsync, rename, fsync of
+// the folder). Creates missing parent folders. Removes the temporary files of `path` that killed
+// processes left. On any failure removes its own temporary file, leaves the previous `path`
+// untouched and throws IoError ("disk full" for ENOSPC, "file too large" for EFBIG).
 void write_file_atomic(const std::filesystem::path& path, std::span<const std::byte> bytes);
 void write_file_atomic(const std::filesystem::path& path, std::string_view text);
 
