@@ -33,7 +33,7 @@ std::string thousands(std::int64_t n) {
   return out;
 }
 
-// Restores the checkpoint and the metrics rows up to it; false when there is nothing left to do.
+// Restores the checkpoint and the metrics rows up to it; false when every epoch is trained.
 bool resume(const Run& run, Trainer& trainer, MetricsLog& metrics) {
   std::error_code ec;
   if (!fs::is_regular_file(run.checkpoint, ec))
@@ -44,11 +44,7 @@ bool resume(const Run& run, Trainer& trainer, MetricsLog& metrics) {
   trainer.load(run.checkpoint);
   metrics.load(trainer.epoch());
   const std::int64_t epochs = run.settings.train.epochs;
-  if (trainer.epoch() >= epochs) {
-    fmt::print("{} has already trained {} epochs; nothing to do (raise --epochs to go on)\n",
-               run.checkpoint.string(), trainer.epoch());
-    return false;
-  }
+  if (trainer.epoch() >= epochs) return false;
   if (trainer.batch_in_epoch() > 0)
     fmt::print("resuming epoch {} at batch {} (step {}), up to {} epochs\n", trainer.epoch() + 1,
                trainer.batch_in_epoch() + 1, trainer.step(), epochs);
@@ -56,6 +52,52 @@ bool resume(const Run& run, Trainer& trainer, MetricsLog& metrics) {
     fmt::print("resuming after epoch {} (step {}), up to {} epochs\n", trainer.epoch(),
                trainer.step(), epochs);
   return true;
+}
+
+// Whether every figure of the finished run is there and newer than its checkpoint. The figures
+// are drawn after the last checkpoint is saved, so a run killed while drawing them lacks some, or
+// still has those of an earlier, shorter run.
+bool figures_drawn(const Run& run, const Dataset& data, const Model& model) {
+  std::error_code ec;
+  const auto saved = fs::last_write_time(run.checkpoint, ec);
+  if (ec) return false;
+  for (const auto& name : training_figure_names(model, data)) {
+    const auto drawn = fs::last_write_time(run.dir / name, ec);
+    if (ec || drawn < saved) return false;
+  }
+  return true;
+}
+
+// Where a checkpoint stands, for messages: "after epoch 3 (step 30)" or, for one saved on a
+// signal, "in epoch 4 after batch 5 (step 35)".
+std::string position(const Trainer& trainer) {
+  if (trainer.batch_in_epoch() > 0)
+    return fmt::format("in epoch {} after batch {} (step {})", trainer.epoch() + 1,
+                       trainer.batch_in_epoch(), trainer.step());
+  return fmt::format("after epoch {} (step {})", trainer.epoch(), trainer.step());
+}
+
+std::string resume_command(const Run& run) {
+  return command_line(run, run.cli.resume ? "" : "--resume");
+}
+
+// A failed write of the metrics or the checkpoint (disk full, file size limit, folder removed)
+// ends the run. Every write is atomic, so the checkpoint on disk is the last one saved, whole;
+// the message says which one that is and how to go on once there is room.
+int save_failed(const Run& run, const IoError& e, const std::string& last_saved) {
+  std::error_code ec;
+  std::string kept;
+  if (!last_saved.empty())
+    kept = fmt::format(
+        "the checkpoint saved {} is kept unchanged at {}\n"
+        "once the problem is fixed, continue with: {}",
+        last_saved, run.checkpoint.string(), resume_command(run));
+  else if (fs::exists(run.checkpoint, ec))
+    kept = fmt::format("the earlier run's checkpoint at {} is unchanged", run.checkpoint.string());
+  else
+    kept = "no checkpoint was written";
+  fmt::print(stderr, "graphrun: training stopped, cannot save: {}\n{}\n", e.what(), kept);
+  return 1;
 }
 
 void print_header(const Run& run, const Dataset& data, Trainer& trainer) {
@@ -80,19 +122,28 @@ int stopped(const Run& run, const StopSignals& signals, const Trainer& trainer,
   fmt::print(stderr,
              "graphrun: stopped by {} {}; checkpoint saved to {}\n"
              "resume with: {}\n",
-             signals.signal_name(), where, run.checkpoint.string(),
-             command_line(run, run.cli.resume ? "" : "--resume"));
+             signals.signal_name(), where, run.checkpoint.string(), resume_command(run));
   return signals.exit_code();
 }
 
-void finish(const Run& run, const Dataset& data, Trainer& trainer, const MetricsLog& metrics,
-            double seconds) {
+int finish(const Run& run, const Dataset& data, Trainer& trainer, const MetricsLog& metrics,
+           double seconds) {
   Inference inference(trainer.model(), trainer.parameters(), 256, run.settings.train.seed);
-  auto figures = write_training_figures(run.dir, inference, data, metrics.rows(), trainer.model(),
-                                        run.settings.train.seed);
+  std::vector<fs::path> figures;
+  try {
+    figures = write_training_figures(run.dir, inference, data, metrics.rows(), trainer.model(),
+                                     run.settings.train.seed);
+  } catch (const IoError& e) {
+    fmt::print(stderr,
+               "graphrun: cannot draw the figures: {}\nthe checkpoint {} is complete at {}\n"
+               "once the problem is fixed, draw the figures with: {}\n",
+               e.what(), position(trainer), run.checkpoint.string(), resume_command(run));
+    return 1;
+  }
   std::string files = "checkpoint.safetensors config.ini metrics.jsonl metrics.csv";
   for (const auto& f : figures) files += fmt::format(" {}", f.filename().string());
   fmt::print("done in {:.1f} s; wrote {}/: {}\n", seconds, run.dir.string(), files);
+  return 0;
 }
 
 // Trains up to the configured epochs; returns the exit code when the run ends early (signal or
@@ -105,6 +156,7 @@ int train_epochs(const Run& run, const Dataset& data, Trainer& trainer, MetricsL
   const std::int64_t batches = (data.train.count + s.train.batch - 1) / s.train.batch;
   StopSignals signals;
   ProgressDisplay display(::isatty(STDOUT_FILENO) == 1, s.train.epochs);
+  std::string last_saved = run.cli.resume ? position(trainer) : "";
   while (trainer.epoch() < s.train.epochs) {
     display.start_epoch(trainer.epoch() + 1, trainer.batch_in_epoch());
     EpochReport report;
@@ -121,14 +173,22 @@ int train_epochs(const Run& run, const Dataset& data, Trainer& trainer, MetricsL
                       : std::string("no checkpoint was written"));
       return 1;
     }
-    if (report.interrupted) {
+    try {
+      if (report.interrupted) {
+        trainer.save(run.checkpoint, identity);
+        display.clear();
+        return stopped(run, signals, trainer, batches);
+      }
+      // Metrics first: after a crash between the two, they are ahead of the checkpoint, and
+      // --resume drops the rows past it; the other order would lose a row for good.
+      metrics.add(report);
+      metrics.write();
       trainer.save(run.checkpoint, identity);
+    } catch (const IoError& e) {
       display.clear();
-      return stopped(run, signals, trainer, batches);
+      return save_failed(run, e, last_saved);
     }
-    metrics.add(report);
-    metrics.write();
-    trainer.save(run.checkpoint, identity);
+    last_saved = position(trainer);
     display.end_epoch(report);
     if (signals.stopped() && trainer.epoch() < s.train.epochs)
       return stopped(run, signals, trainer, batches);
@@ -146,8 +206,18 @@ int train_command(const Run& run) {
   auto model = build(s, s.model_options, s.train.batch, data.train.features());
   Trainer trainer(*model, s.train);
   MetricsLog metrics(run.dir);
+  auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
   if (run.cli.resume) {
-    if (!resume(run, trainer, metrics)) return 0;
+    if (!resume(run, trainer, metrics)) {
+      if (figures_drawn(run, data, *model)) {
+        fmt::print("{} has already trained {} epochs; nothing to do (raise --epochs to go on)\n",
+                   run.checkpoint.string(), trainer.epoch());
+        return 0;
+      }
+      fmt::print("{} has already trained {} epochs; drawing the figures the run did not finish\n",
+                 run.checkpoint.string(), trainer.epoch());
+      return finish(run, data, trainer, metrics, seconds());
+    }
   } else if (std::error_code ec; fs::exists(run.checkpoint, ec)) {
     fmt::print(stderr, "graphrun: note: starting afresh, replacing the run in {} (--resume would "
                        "continue it)\n", run.dir.string());
@@ -155,8 +225,7 @@ int train_command(const Run& run) {
   write_file_atomic(run.dir / "config.ini", to_ini(s));
   print_header(run, data, trainer);
   if (int code = train_epochs(run, data, trainer, metrics); code >= 0) return code;
-  finish(run, data, trainer, metrics, std::chrono::duration<double>(Clock::now() - start).count());
-  return 0;
+  return finish(run, data, trainer, metrics, seconds());
 }
 
 }  // namespace graphrun::cli

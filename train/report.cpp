@@ -21,6 +21,14 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
+// The latent scatter figures show at most this many test images.
+constexpr std::int64_t kLatentImages = 5000;
+
+// The figures show test images, or training images when a data set has no test part.
+const Split& figure_split(const Dataset& data) {
+  return data.test.count > 0 ? data.test : data.train;
+}
+
 Json row_json(const EpochReport& r) {
   Json j;
   j["epoch"] = r.epoch;
@@ -272,34 +280,47 @@ void write_scores_csv(const fs::path& path, const std::vector<double>& scores, c
   write_file_atomic(path, csv);
 }
 
+std::vector<std::string> training_figure_names(const Model& model, const Dataset& data) {
+  std::vector<std::string> names{"loss.png", "reconstructions.png"};
+  if (model.has_prior) names.emplace_back("samples.png");
+  if (std::min(figure_split(data).count, kLatentImages) < 2) return names;
+  const std::int64_t k = model.code.shape()[1];
+  if (k == 2) {
+    if (model.has_prior) names.emplace_back("manifold.png");
+    names.emplace_back("latent.png");
+  } else if (k > 2) {
+    names.emplace_back("latent_pca.png");
+  }
+  return names;
+}
+
 std::vector<fs::path> write_training_figures(const fs::path& dir, Inference& inference,
                                              const Dataset& data, const std::vector<EpochReport>& rows,
                                              const Model& model, std::uint64_t seed) {
-  const Split& test = data.test.count > 0 ? data.test : data.train;
-  std::vector<fs::path> written;
-  auto save = [&](const char* name, const Image& image) {
-    write_png(dir / name, image);
-    written.push_back(dir / name);
-  };
+  const Split& test = figure_split(data);
+  const std::int64_t n = std::min(test.count, kLatentImages);
   const std::string& model_name = model.name;
-  const bool prior = model.has_prior;
-  save("loss.png", loss_figure(rows, model_name + " loss"));
-  save("reconstructions.png", reconstruction_figure(inference, test, 16));
-  if (prior) save("samples.png", sample_figure(inference, test, 8, seed));
-  const std::int64_t k = inference.code_size();
-  const std::int64_t n = std::min<std::int64_t>(test.count, 5000);
-  if (n < 2) return written;
-  Tensor codes = inference.encode(test, n);
-  auto names = class_names(data);
-  const std::string what = prior ? "latent means" : "codes";
-  if (k == 2) {
-    if (prior) save("manifold.png", manifold_figure(inference, test, 15));
-    save("latent.png", latent_figure(codes.values<float>(), n, k, test.labels, names,
-                                     fmt::format("{} {} of {} test images", model_name, what, n)));
-  } else if (k > 2) {
-    save("latent_pca.png",
-         latent_figure(codes.values<float>(), n, k, test.labels, names,
-                       fmt::format("{} {} ({}-D), first two principal components", model_name, what, k)));
+  const std::string what = model.has_prior ? "latent means" : "codes";
+  Tensor codes;  // encoded once, for the scatter figures only
+  auto latent = [&](const std::string& title) {
+    if (codes.empty()) codes = inference.encode(test, n);
+    return latent_figure(codes.values<float>(), n, inference.code_size(), test.labels,
+                         class_names(data), title);
+  };
+  auto draw = [&](const std::string& name) -> Image {
+    if (name == "loss.png") return loss_figure(rows, model_name + " loss");
+    if (name == "reconstructions.png") return reconstruction_figure(inference, test, 16);
+    if (name == "samples.png") return sample_figure(inference, test, 8, seed);
+    if (name == "manifold.png") return manifold_figure(inference, test, 15);
+    if (name == "latent.png")
+      return latent(fmt::format("{} {} of {} test images", model_name, what, n));
+    return latent(fmt::format("{} {} ({}-D), first two principal components", model_name, what,
+                              inference.code_size()));
+  };
+  std::vector<fs::path> written;
+  for (const auto& name : training_figure_names(model, data)) {
+    write_png(dir / name, draw(name));
+    written.push_back(dir / name);
   }
   return written;
 }

@@ -70,6 +70,10 @@ void write_codes_csv(const std::filesystem::path& path, const Tensor& codes, con
 void write_scores_csv(const std::filesystem::path& path, const std::vector<double>& scores,
                       const Split& data);
 
+// The file names write_training_figures writes for `model` and `data`, in order, so that a run
+// can tell which figures it lacks without drawing them.
+std::vector<std::string> training_figure_names(const Model& model, const Dataset& data);
+
 // The figures a finished training run writes into `dir`: loss.png, reconstructions.png, and
 // samples.png (models with a prior); manifold.png (prior and 2-D code); latent.png (2-D code) or
 // latent_pca.png (larger codes). Returns the files written.
