@@ -15,6 +15,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -33,13 +34,29 @@ struct CliResult {
   std::string out, err;
 };
 
+// Limits for the child alone, to provoke the failures of a full disk without filling one.
+struct ChildLimits {
+  // RLIMIT_FSIZE in bytes (rounded down to 512), with SIGXFSZ ignored: a write past it then
+  // fails with EFBIG, as a full disk fails with ENOSPC, instead of killing the process.
+  std::optional<std::uint64_t> file_size;
+};
+
 // A graphrun process started in `cwd` with stdout and stderr going to files there.
 class CliProcess {
  public:
   CliProcess(const std::vector<std::string>& args, const fs::path& cwd,
-             const std::vector<std::string>& env = {}, const std::string& tag = "run")
+             const std::vector<std::string>& env = {}, const std::string& tag = "run",
+             const ChildLimits& limits = {})
       : out_(cwd / (tag + ".out")), err_(cwd / (tag + ".err")) {
     std::vector<std::string> argv{GRAPHRUN_BINARY};
+    if (limits.file_size) {
+      // posix_spawn cannot set limits; the shell sets them on itself, then becomes graphrun
+      // (same pid), so the test process keeps its own.
+      argv = {"/bin/sh", "-c",
+              "ulimit -f " + std::to_string(*limits.file_size / 512) +
+                  " && trap '' XFSZ && exec \"$0\" \"$@\"",
+              GRAPHRUN_BINARY};
+    }
     argv.insert(argv.end(), args.begin(), args.end());
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
@@ -59,7 +76,7 @@ class CliProcess {
     posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
     posix_spawn_file_actions_addopen(&actions, 1, out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     posix_spawn_file_actions_addopen(&actions, 2, err_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    int rc = posix_spawn(&pid_, GRAPHRUN_BINARY, &actions, nullptr, cargv.data(), cenv.data());
+    int rc = posix_spawn(&pid_, argv[0].c_str(), &actions, nullptr, cargv.data(), cenv.data());
     posix_spawn_file_actions_destroy(&actions);
     REQUIRE(rc == 0);
   }
