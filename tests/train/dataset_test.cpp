@@ -122,6 +122,24 @@ TEST_CASE("fill_batch scales bytes to [0, 1] in batch order", "[dataset]") {
   CHECK(d == std::vector<double>{0.0, 1.0});  // nothing written
 }
 
+TEST_CASE("fill_batch gives every byte value as its correctly rounded fraction of 255", "[dataset]") {
+  Split s;
+  s.count = 1;
+  s.rows = 16;
+  s.cols = 16;
+  for (int b = 0; b < 256; ++b) s.pixels.push_back(static_cast<std::uint8_t>(b));
+  std::vector<std::int64_t> idx = {0};
+  std::vector<float> f(256);
+  std::vector<double> d(256);
+  s.fill_batch<float>(idx, f.data());
+  s.fill_batch<double>(idx, d.data());
+  for (int b = 0; b < 256; ++b) {
+    INFO("byte " << b);
+    CHECK(f[static_cast<std::size_t>(b)] == static_cast<float>(b) / 255.0f);
+    CHECK(d[static_cast<std::size_t>(b)] == static_cast<double>(b) / 255.0);
+  }
+}
+
 TEST_CASE("fill_batch over many rows matches a serial loop", "[dataset]") {
   Split s;
   s.count = 500;
