@@ -1,9 +1,12 @@
 #include <graphrun/graph/dot.hpp>
 #include <graphrun/graph/op.hpp>
 
-// GCC 12 reports a false maybe-uninitialized inside Boost's edge iterator at -O2.
+// GCC 12 reports a false maybe-uninitialized inside Boost's edge iterator at -O2. Clang has no
+// such warning (and warns about the unknown name), so the pragma is GCC's only.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <boost/graph/adjacency_list.hpp>
 #include <boost/graph/graphviz.hpp>
 #include <fmt/format.h>
@@ -68,7 +71,9 @@ std::string to_dot(const Graph& graph, const std::vector<Value>& outputs) {
   props.property("label", boost::get(&EdgeInfo::label, dg));
   std::ostringstream out;
   boost::write_graphviz_dp(out, dg, props);
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
   std::string text = out.str();
   // Graph-wide style: filled nodes, small edge labels, top-to-bottom.
   auto brace = text.find('{');
