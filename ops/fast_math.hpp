@@ -19,6 +19,9 @@ inline float fast_exp(float x) {
   bool tiny = x < -87.3f;
   float xs = tiny ? x + 16.6355324f : x;
   float xc = xs < -87.3f ? -87.3f : (xs > 88.72f ? 88.72f : xs);
+  // NaN passes every clamp above; converting it to int below is undefined behaviour (UBSan's
+  // float-cast-overflow). Compute with 0 instead and hand the NaN back at the end.
+  xc = xc == xc ? xc : 0.0f;
   // Round to nearest by adding and removing 1.5 * 2^23: plain arithmetic, so it vectorizes.
   constexpr float kRound = 12582912.0f;
   float n = (xc * kLog2e + kRound) - kRound;
@@ -34,6 +37,7 @@ inline float fast_exp(float x) {
   float y = std::bit_cast<float>(bits);
   y = tiny ? y * 5.9604644775390625e-8f : y;
   y = xs < -87.3f ? 0.0f : y;
+  y = x == x ? y : x;
   return x > 88.7228f ? __builtin_inff() : y;
 }
 

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 
 namespace graphrun {
 namespace {
@@ -57,6 +58,20 @@ TEST_CASE("sigmoid and softplus are finite and right at +-100", "[ops][unary][nu
     CHECK(sp[2] == Approx(std::log(2.0)));
     for (double v : s) CHECK(std::isfinite(v));
     for (double v : sp) CHECK(std::isfinite(v));
+  }
+}
+
+TEST_CASE("NaN and infinities pass through the float32 fast exp paths", "[ops][unary][numerics]") {
+  // fast_exp once converted NaN to int (undefined behaviour, caught by clang's UBSan).
+  const double nan = std::numeric_limits<double>::quiet_NaN(), inf = std::numeric_limits<double>::infinity();
+  for (DType dtype : {DType::f32, DType::f64}) {
+    INFO(dtype_name(dtype));
+    auto e = map_values(exp, {nan, inf, -inf}, dtype);
+    CHECK(std::isnan(e[0]));
+    CHECK(e[1] == inf);
+    CHECK(e[2] == 0.0);
+    CHECK(std::isnan(map_values(sigmoid, {nan}, dtype)[0]));
+    CHECK(std::isnan(map_values(softplus, {nan}, dtype)[0]));
   }
 }
 
