@@ -51,6 +51,13 @@ struct MemoryPlan {
 
 class Program {
  public:
+  // Move-only: a copy would share the arena, so two programs would write each other's results.
+  Program() = default;
+  Program(Program&&) noexcept = default;
+  Program& operator=(Program&&) noexcept = default;
+  Program(const Program&) = delete;
+  Program& operator=(const Program&) = delete;
+
   // Binds an input or parameter by name to caller-owned memory (no copy); the tensor must have
   // the compiled shape and dtype and stay alive while the program runs.
   void bind(std::string_view name, const Tensor& tensor);

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include <atomic>
+#include <type_traits>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -157,6 +158,10 @@ TEST_CASE("a training step allocates nothing after its first run", "[graph][prog
     }
   }
 }
+
+// A copy would share the arena: two programs writing each other's results.
+static_assert(!std::is_copy_constructible_v<Program> && !std::is_copy_assignable_v<Program>);
+static_assert(std::is_nothrow_move_constructible_v<Program>);
 
 TEST_CASE("the allocation counter sees allocations", "[graph][program][alloc]") {
   allocations = 0;
