@@ -32,11 +32,15 @@ double random_uniform(const RandomKey& key, std::uint64_t index) {
   return to_unit(r[0], r[1]);
 }
 
+std::array<double, 2> random_normal_pair(const RandomKey& key, std::uint64_t pair) {
+  auto r = draw(key, pair);
+  double radius = std::sqrt(-2.0 * std::log(to_unit(r[0], r[1])));
+  double angle = 2.0 * std::numbers::pi * to_unit(r[2], r[3]);
+  return {radius * std::cos(angle), radius * std::sin(angle)};
+}
+
 double random_normal(const RandomKey& key, std::uint64_t index) {
-  auto r = draw(key, index);
-  double u1 = to_unit(r[0], r[1]);
-  double u2 = to_unit(r[2], r[3]);
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
+  return random_normal_pair(key, index / 2)[index % 2];
 }
 
 }  // namespace graphrun

@@ -5,13 +5,17 @@
 
 #include <graphrun/graph/op.hpp>
 
+#include <array>
 #include <cstdint>
 
 namespace graphrun {
 
 // Uniform in (0, 1), never exactly 0 or 1.
 double random_uniform(const RandomKey& key, std::uint64_t index);
-// Standard normal (Box-Muller on two uniforms of the same counter).
+// Standard normal. Box-Muller turns the two uniforms of one counter into two independent normals:
+// indices 2k and 2k + 1 share counter k, so filling n values costs n / 2 draws.
 double random_normal(const RandomKey& key, std::uint64_t index);
+// The normals at indices 2 * pair and 2 * pair + 1.
+std::array<double, 2> random_normal_pair(const RandomKey& key, std::uint64_t pair);
 
 }  // namespace graphrun
