@@ -5,7 +5,6 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <catch2/catch.hpp>
 #include <cstdint>
@@ -19,9 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "train/idx_fixtures.hpp"
 #include "train/temp_dir.hpp"
 
 using namespace graphrun;
+using graphrun::testing::gzip;
+using graphrun::testing::idx_header;
 using graphrun::testing::TempDir;
 using graphrun::testing::write_raw;
 using Bytes = std::vector<std::uint8_t>;
@@ -81,27 +83,6 @@ std::string run_capped(F&& f) {
   return got;
 }
 
-Bytes idx_header(std::vector<std::uint32_t> dims) {
-  Bytes b = {0, 0, 0x08, static_cast<std::uint8_t>(dims.size())};
-  for (auto d : dims)
-    for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<std::uint8_t>(d >> shift));
-  return b;
-}
-
-Bytes gzip(const Bytes& raw) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  Bytes out(deflateBound(&z, static_cast<uLong>(raw.size())));
-  z.next_in = const_cast<Bytef*>(raw.data());
-  z.avail_in = static_cast<uInt>(raw.size());
-  z.next_out = out.data();
-  z.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
-}
-
 Bytes safetensors_file(const std::string& header, std::uint64_t claimed_length, std::size_t data) {
   Bytes out;
   for (int i = 0; i < 8; ++i) out.push_back(static_cast<std::uint8_t>(claimed_length >> (8 * i)));
@@ -114,7 +95,7 @@ Bytes safetensors_file(const std::string& header, std::uint64_t claimed_length, 
 
 TEST_CASE("an IDX file claiming 2^31 images is refused before allocation", "[idx][hostile]") {
   TempDir dir;
-  Bytes header = idx_header({1u << 31, 28, 28});
+  Bytes header = idx_header(8, {1u << 31, 28, 28});
   for (bool compressed : {false, true}) {
     auto path = dir / (compressed ? "huge-images-idx3-ubyte.gz" : "huge-images-idx3-ubyte");
     write_raw<std::uint8_t>(path, compressed ? gzip(header) : header);
@@ -131,7 +112,7 @@ TEST_CASE("a gzip IDX file claiming 2 GiB but holding little allocates little", 
   TempDir dir;
   // 2739137 images of 28x28 (2147483408 bytes) is just under the 2 GiB cap; the stream stops
   // after 4 KiB.
-  Bytes raw = idx_header({2739137, 28, 28});
+  Bytes raw = idx_header(8, {2739137, 28, 28});
   raw.resize(raw.size() + 4096, 0x7f);
   auto path = dir / "short.idx.gz";
   write_raw<std::uint8_t>(path, gzip(raw));
@@ -145,7 +126,7 @@ TEST_CASE("a gzip bomb under an IDX header stops at the claimed size", "[idx][ho
   // The header claims 1000 images (784000 bytes); 512 gzip members of 1 MiB of zeros follow, which
   // would be 512 MiB if decompressed whole. Reading must stop one byte past the claim.
   Bytes member = gzip(Bytes(std::size_t{1} << 20, 0));
-  Bytes raw = idx_header({1000, 28, 28});
+  Bytes raw = idx_header(8, {1000, 28, 28});
   raw.resize(raw.size() + (std::size_t{1} << 20), 0);
   Bytes file = gzip(raw);
   for (int i = 0; i < 511; ++i) file.insert(file.end(), member.begin(), member.end());

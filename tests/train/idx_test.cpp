@@ -1,14 +1,15 @@
-#include <zlib.h>
-
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <graphrun/train/atomic_file.hpp>
 #include <graphrun/train/idx.hpp>
 #include <vector>
 
+#include "train/idx_fixtures.hpp"
 #include "train/temp_dir.hpp"
 
 using namespace graphrun;
+using graphrun::testing::gzip;
+using graphrun::testing::idx_header;
 using graphrun::testing::TempDir;
 using graphrun::testing::thrown_message;
 using graphrun::testing::write_raw;
@@ -16,30 +17,9 @@ using Bytes = std::vector<std::uint8_t>;
 
 namespace {
 
-Bytes idx_header(std::uint8_t type, std::vector<std::uint32_t> dims) {
-  Bytes b = {0, 0, type, static_cast<std::uint8_t>(dims.size())};
-  for (auto d : dims)
-    for (int shift = 24; shift >= 0; shift -= 8) b.push_back(static_cast<std::uint8_t>(d >> shift));
-  return b;
-}
-
 Bytes concat(Bytes a, const Bytes& b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;
-}
-
-Bytes gzip(const Bytes& raw) {
-  z_stream z{};
-  REQUIRE(deflateInit2(&z, 6, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK);
-  Bytes out(deflateBound(&z, static_cast<uLong>(raw.size())));
-  z.next_in = const_cast<Bytef*>(raw.data());
-  z.avail_in = static_cast<uInt>(raw.size());
-  z.next_out = out.data();
-  z.avail_out = static_cast<uInt>(out.size());
-  REQUIRE(deflate(&z, Z_FINISH) == Z_STREAM_END);
-  out.resize(z.total_out);
-  deflateEnd(&z);
-  return out;
 }
 
 Bytes iota_bytes(std::size_t n) {
