@@ -62,19 +62,23 @@ std::vector<int> schedule_order(const Graph& graph, const std::vector<int>& live
   return order;
 }
 
-// First-fit allocator over a growing arena; freed blocks are merged with their neighbours.
+// First-fit allocator over a growing arena; freed blocks are merged with their neighbours. Each
+// free block remembers the steps that used its bytes, and a step takes only a block all of whose
+// users it already depends on through data: reusing memory then never orders two steps that
+// could otherwise run at the same time (Program::run_dag).
 class ArenaPlanner {
  public:
-  std::size_t allocate(std::size_t bytes) {
+  template <class Usable>
+  std::size_t allocate(std::size_t bytes, Usable usable) {
     bytes = round_up(bytes);
     for (auto it = free_.begin(); it != free_.end(); ++it) {
-      if (it->second < bytes) continue;
-      std::size_t offset = it->first;
-      if (it->second == bytes) {
+      if (it->bytes < bytes || !usable(it->users)) continue;
+      std::size_t offset = it->offset;
+      if (it->bytes == bytes) {
         free_.erase(it);
       } else {
-        it->first += bytes;
-        it->second -= bytes;
+        it->offset += bytes;
+        it->bytes -= bytes;
       }
       return offset;
     }
@@ -82,18 +86,19 @@ class ArenaPlanner {
     end_ += bytes;
     return offset;
   }
-  void release(std::size_t offset, std::size_t bytes) {
+  void release(std::size_t offset, std::size_t bytes, std::vector<int> users) {
     bytes = round_up(bytes);
-    auto it = std::lower_bound(free_.begin(), free_.end(), std::make_pair(offset, std::size_t{0}));
-    it = free_.insert(it, {offset, bytes});
-    if (auto next = std::next(it); next != free_.end() && it->first + it->second == next->first) {
-      it->second += next->second;
+    auto it = std::lower_bound(free_.begin(), free_.end(), offset,
+                               [](const Block& b, std::size_t o) { return b.offset < o; });
+    it = free_.insert(it, {offset, bytes, std::move(users)});
+    if (auto next = std::next(it); next != free_.end() && it->offset + it->bytes == next->offset) {
+      merge(*it, *next);
       free_.erase(next);
     }
     if (it != free_.begin()) {
       auto prev = std::prev(it);
-      if (prev->first + prev->second == it->first) {
-        prev->second += it->second;
+      if (prev->offset + prev->bytes == it->offset) {
+        merge(*prev, *it);
         free_.erase(it);
       }
     }
@@ -101,10 +106,21 @@ class ArenaPlanner {
   std::size_t size() const { return end_; }
 
  private:
+  struct Block {
+    std::size_t offset, bytes;
+    std::vector<int> users;  // sorted steps
+  };
+  static void merge(Block& into, const Block& from) {
+    into.bytes += from.bytes;
+    std::vector<int> users;
+    std::set_union(into.users.begin(), into.users.end(), from.users.begin(), from.users.end(),
+                   std::back_inserter(users));
+    into.users = std::move(users);
+  }
   static std::size_t round_up(std::size_t b) {
     return std::max<std::size_t>(kAlignment, (b + kAlignment - 1) / kAlignment * kAlignment);
   }
-  std::vector<std::pair<std::size_t, std::size_t>> free_;  // (offset, bytes), sorted by offset
+  std::vector<Block> free_;  // sorted by offset
   std::size_t end_ = 0;
 };
 
@@ -178,34 +194,65 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
 
   // Liveness: a buffer is free after the last step that reads it, unless it is an output.
   constexpr int kForever = std::numeric_limits<int>::max();
-  std::vector<int> last_use(p.slots_.size(), -1);
-  for (std::size_t s = 0; s < p.steps_.size(); ++s)
+  const std::size_t steps = p.steps_.size();
+  std::vector<int> last_use(p.slots_.size(), -1), writer(p.slots_.size(), -1);
+  std::vector<std::vector<int>> readers(p.slots_.size());
+  for (std::size_t s = 0; s < steps; ++s) {
     for (int in : p.steps_[s].in_slots)
-      if (in >= 0) last_use[static_cast<std::size_t>(in)] = static_cast<int>(s);
+      if (in >= 0) {
+        last_use[static_cast<std::size_t>(in)] = static_cast<int>(s);
+        auto& r = readers[static_cast<std::size_t>(in)];
+        if (r.empty() || r.back() != static_cast<int>(s)) r.push_back(static_cast<int>(s));
+      }
+    for (int out : p.steps_[s].out_slots) writer[static_cast<std::size_t>(out)] = static_cast<int>(s);
+  }
   for (int out : p.outputs_) last_use[static_cast<std::size_t>(out)] = kForever;
-  std::vector<std::vector<int>> dies_after(p.steps_.size());
+  std::vector<std::vector<int>> dies_after(steps);
   for (std::size_t s = 0; s < p.slots_.size(); ++s)
     if (p.slots_[s].kind == Program::Slot::Kind::arena && last_use[s] >= 0 && last_use[s] != kForever)
       dies_after[static_cast<std::size_t>(last_use[s])].push_back(static_cast<int>(s));
+  // ancestors[s][j]: step s reads, directly or not, a result of step j.
+  std::vector<std::vector<bool>> ancestors(steps, std::vector<bool>(steps));
+  for (std::size_t s = 0; s < steps; ++s)
+    for (int in : p.steps_[s].in_slots) {
+      int w = in >= 0 ? writer[static_cast<std::size_t>(in)] : -1;
+      if (w < 0) continue;
+      auto& mine = ancestors[s];
+      const auto& theirs = ancestors[static_cast<std::size_t>(w)];
+      mine[static_cast<std::size_t>(w)] = true;
+      for (std::size_t j = 0; j < static_cast<std::size_t>(w); ++j)
+        if (theirs[j]) mine[j] = true;
+    }
+  auto users_of = [&](int slot) {
+    std::vector<int> users = readers[static_cast<std::size_t>(slot)];
+    users.push_back(writer[static_cast<std::size_t>(slot)]);
+    std::sort(users.begin(), users.end());
+    return users;
+  };
 
   ArenaPlanner planner;
-  for (std::size_t s = 0; s < p.steps_.size(); ++s) {
+  for (std::size_t s = 0; s < steps; ++s) {
+    auto usable = [&](const std::vector<int>& users) {
+      for (int u : users)
+        if (!ancestors[s][static_cast<std::size_t>(u)]) return false;
+      return true;
+    };
     // Outputs are placed before the inputs are released: kernels may read inputs while writing.
     for (int out : p.steps_[s].out_slots) {
       auto& slot = p.slots_[static_cast<std::size_t>(out)];
       std::size_t bytes = static_cast<std::size_t>(numel(slot.shape)) * esize;
-      slot.offset = planner.allocate(bytes);
+      slot.offset = planner.allocate(bytes, usable);
       p.plan_.buffer_bytes += bytes;
       ++p.plan_.buffers;
     }
     for (int out : p.steps_[s].out_slots)
       if (last_use[static_cast<std::size_t>(out)] < 0) {  // never read: free at once
         auto& slot = p.slots_[static_cast<std::size_t>(out)];
-        planner.release(slot.offset, static_cast<std::size_t>(numel(slot.shape)) * esize);
+        planner.release(slot.offset, static_cast<std::size_t>(numel(slot.shape)) * esize, users_of(out));
       }
     for (int dead : dies_after[s]) {
       auto& d = p.slots_[static_cast<std::size_t>(dead)];
-      planner.release(d.offset, static_cast<std::size_t>(numel(d.shape)) * esize);
+      planner.release(d.offset, static_cast<std::size_t>(numel(d.shape)) * esize, users_of(dead));
     }
   }
   p.plan_.arena_bytes = planner.size();
@@ -213,6 +260,7 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
   for (auto& slot : p.slots_)
     if (slot.kind == Program::Slot::Kind::arena)
       slot.ptr = static_cast<char*>(p.arena_.get()) + slot.offset;
+  p.plan_dependencies();
   return p;
 }
 

@@ -3,10 +3,11 @@
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/info.h>
 #include <oneapi/tbb/parallel_for.h>
+#include <oneapi/tbb/task_group.h>
 
+#include <algorithm>
 #include <memory>
 #include <mutex>
-#include <vector>
 
 namespace graphrun {
 namespace {
@@ -43,23 +44,54 @@ void parallel_for(std::int64_t n, std::int64_t grain,
                     [&](const tbb::blocked_range<std::int64_t>& r) { body(r.begin(), r.end()); });
 }
 
+void run_dag(std::span<const std::vector<int>> successors, std::span<const int> predecessors,
+             std::atomic<int>* pending, FunctionRef<void(int)> body) {
+  for (std::size_t i = 0; i < predecessors.size(); ++i)
+    pending[i].store(predecessors[i], std::memory_order_relaxed);
+  tbb::task_group group;
+  // Runs node i, then the successors it made ready: all but one as new tasks, the last one in
+  // this task, so a chain of dependent nodes runs without spawning.
+  struct Runner {
+    std::span<const std::vector<int>> successors;
+    std::atomic<int>* pending;
+    FunctionRef<void(int)> body;
+    tbb::task_group* group;
+    void operator()(int i) const {
+      while (i >= 0) {
+        body(i);
+        int next = -1;
+        for (int s : successors[static_cast<std::size_t>(i)]) {
+          if (pending[s].fetch_sub(1, std::memory_order_acq_rel) != 1) continue;
+          if (next >= 0) group->run([this, next] { (*this)(next); });
+          next = s;
+        }
+        i = next;
+      }
+    }
+  } runner{successors, pending, body, &group};
+  for (std::size_t i = 0; i < predecessors.size(); ++i)
+    if (predecessors[i] == 0) group.run([&runner, i] { runner(static_cast<int>(i)); });
+  group.wait();
+}
+
 double deterministic_sum(std::int64_t n,
                          FunctionRef<double(std::int64_t, std::int64_t)> chunk_sum,
                          std::int64_t chunk) {
   if (n <= 0) return 0.0;
+  // Partial sums live on the stack: no allocation, and nothing shared with other sums that run
+  // at the same time (run_dag) or that a waiting thread picks up. Very large inputs take larger
+  // chunks; the partition still depends on n only.
+  constexpr std::int64_t kMaxChunks = 256;
+  chunk = std::max(chunk, (n + kMaxChunks - 1) / kMaxChunks);
   std::int64_t chunks = (n + chunk - 1) / chunk;
   if (chunks == 1) return chunk_sum(0, n);
-  // Reused across calls so a training step does not allocate.
-  thread_local std::vector<double> partial;
-  auto& parts = partial;
-  if (static_cast<std::int64_t>(parts.size()) < chunks) parts.resize(static_cast<std::size_t>(chunks));
-  double* p = parts.data();
+  double partial[kMaxChunks];
   tbb::parallel_for(std::int64_t{0}, chunks, [&](std::int64_t c) {
     std::int64_t b = c * chunk;
-    p[c] = chunk_sum(b, std::min(n, b + chunk));
+    partial[c] = chunk_sum(b, std::min(n, b + chunk));
   });
   double total = 0.0;
-  for (std::int64_t c = 0; c < chunks; ++c) total += p[c];
+  for (std::int64_t c = 0; c < chunks; ++c) total += partial[c];
   return total;
 }
 

@@ -3,7 +3,10 @@
 // bit-identical at any number of threads.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <span>
+#include <vector>
 #include <type_traits>
 #include <utility>
 
@@ -39,8 +42,17 @@ int num_threads();
 void parallel_for(std::int64_t n, std::int64_t grain,
                   FunctionRef<void(std::int64_t, std::int64_t)> body);
 
+// Runs body(i) for each node of a DAG once all its predecessors have finished; nodes that do not
+// depend on each other run concurrently, and each may still split its own work with
+// parallel_for. predecessors[i] counts the edges into i; `pending` is caller-owned scratch of one
+// counter per node, so a run does not allocate. An exception from body stops the run and is
+// rethrown.
+void run_dag(std::span<const std::vector<int>> successors, std::span<const int> predecessors,
+             std::atomic<int>* pending, FunctionRef<void(int)> body);
+
 // Sum of f(i) for i in [0, n) with a fixed partition into chunks of `chunk` and the partial sums
-// added in chunk order: the same bits at any thread count.
+// added in chunk order: the same bits at any thread count. Inputs of more than 256 chunks take
+// larger chunks.
 double deterministic_sum(std::int64_t n, FunctionRef<double(std::int64_t, std::int64_t)> chunk_sum,
                          std::int64_t chunk = 16384);
 

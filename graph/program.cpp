@@ -1,4 +1,5 @@
 // The executor: runs a compiled schedule over its arena.
+#include <graphrun/graph/parallel.hpp>
 #include <graphrun/graph/program.hpp>
 
 #include <fmt/format.h>
@@ -76,31 +77,80 @@ void Program::check_step(const Step& step) const {
 }
 
 template <class T>
-void Program::run_typed(const RunOptions& options) {
-  for (auto& step : steps_) {
-    if (!step.op) {
-      run_fused<T>(step);
-      continue;
-    }
-    const auto& out = slots_[static_cast<std::size_t>(step.out_slots.front())];
-    KernelArgs<T> args;
-    args.in = {reinterpret_cast<const T* const*>(step.in_ptrs.data()), step.in_ptrs.size()};
-    args.in_shapes = step.in_shapes;
-    args.out = static_cast<T*>(out.ptr);
-    args.out_shape = &out.shape;
-    args.attrs = &step.attrs;
-    args.key = {options.seed, options.step, static_cast<std::uint32_t>(step.node)};
-    args.training = options.training;
-    if constexpr (std::is_same_v<T, float>) step.op->f32(args);
-    else step.op->f64(args);
-    if (check_numerics_) check_step(step);
+void Program::run_step(const Step& step, const RunOptions& options) {
+  if (!step.op) {
+    run_fused<T>(step);
+    return;
   }
+  const auto& out = slots_[static_cast<std::size_t>(step.out_slots.front())];
+  KernelArgs<T> args;
+  args.in = {reinterpret_cast<const T* const*>(step.in_ptrs.data()), step.in_ptrs.size()};
+  args.in_shapes = step.in_shapes;
+  args.out = static_cast<T*>(out.ptr);
+  args.out_shape = &out.shape;
+  args.attrs = &step.attrs;
+  args.key = {options.seed, options.step, static_cast<std::uint32_t>(step.node)};
+  args.training = options.training;
+  if constexpr (std::is_same_v<T, float>) step.op->f32(args);
+  else step.op->f64(args);
+  if (check_numerics_) check_step(step);
+}
+
+void Program::plan_dependencies() {
+  // Byte ranges in the arena; other slots are never written by the program, or (fused) have no
+  // memory of their own.
+  struct Range {
+    std::size_t begin, end;
+    bool overlaps(const Range& o) const { return begin < o.end && o.begin < end; }
+  };
+  std::size_t esize = dtype_size(dtype_);
+  auto ranges = [&](const std::vector<int>& slots) {
+    std::vector<Range> out;
+    for (int s : slots) {
+      if (s < 0) continue;
+      const Slot& slot = slots_[static_cast<std::size_t>(s)];
+      if (slot.kind != Slot::Kind::arena) continue;
+      out.push_back({slot.offset, slot.offset + static_cast<std::size_t>(numel(slot.shape)) * esize});
+    }
+    return out;
+  };
+  auto any_overlap = [](const std::vector<Range>& a, const std::vector<Range>& b) {
+    for (const auto& x : a)
+      for (const auto& y : b)
+        if (x.overlaps(y)) return true;
+    return false;
+  };
+  std::size_t n = steps_.size();
+  std::vector<std::vector<Range>> reads(n), writes(n);
+  for (std::size_t s = 0; s < n; ++s) {
+    reads[s] = ranges(steps_[s].in_slots);
+    writes[s] = ranges(steps_[s].out_slots);
+  }
+  successors_.assign(n, {});
+  predecessors_.assign(n, 0);
+  for (std::size_t s = 0; s < n; ++s)
+    for (std::size_t j = 0; j < s; ++j)
+      if (any_overlap(writes[j], reads[s]) || any_overlap(writes[j], writes[s]) ||
+          any_overlap(reads[j], writes[s])) {
+        successors_[j].push_back(static_cast<int>(s));
+        ++predecessors_[s];
+      }
+  pending_ = std::make_unique<std::atomic<int>[]>(n);
 }
 
 void Program::run(const RunOptions& options) {
   if (!resolved_) resolve();
-  if (dtype_ == DType::f32) run_typed<float>(options);
-  else run_typed<double>(options);
+  auto run_all = [&]<class T>() {
+    // check_numerics names the first bad step, which needs the schedule's order.
+    if (options.concurrent && num_threads() > 1 && !check_numerics_ && steps_.size() > 1) {
+      run_dag(successors_, predecessors_, pending_.get(),
+              [&](int i) { run_step<T>(steps_[static_cast<std::size_t>(i)], options); });
+      return;
+    }
+    for (const auto& step : steps_) run_step<T>(step, options);
+  };
+  if (dtype_ == DType::f32) run_all.template operator()<float>();
+  else run_all.template operator()<double>();
 }
 
 Tensor Program::output(std::size_t i) const {
@@ -115,12 +165,30 @@ const Shape& Program::output_shape(std::size_t i) const {
 std::string Program::describe() const {
   std::string out = fmt::format("{} kernels, {} arena (buffers would take {} unshared)\n",
                                 steps_.size(), plan_.arena_bytes, plan_.buffer_bytes);
-  for (const auto& step : steps_) {
+  // Only the direct waits that no other wait implies, so the list reads as the DAG's edges.
+  std::vector<std::vector<int>> after(steps_.size());
+  std::vector<std::vector<bool>> reaches(steps_.size(), std::vector<bool>(steps_.size()));
+  for (std::size_t j = steps_.size(); j-- > 0;)
+    for (int s : successors_[j]) {
+      reaches[j][static_cast<std::size_t>(s)] = true;
+      for (std::size_t k = 0; k < steps_.size(); ++k)
+        if (reaches[static_cast<std::size_t>(s)][k]) reaches[j][k] = true;
+    }
+  for (std::size_t j = 0; j < steps_.size(); ++j)
+    for (int s : successors_[j]) {
+      bool implied = false;
+      for (int t : successors_[j])
+        if (t != s && reaches[static_cast<std::size_t>(t)][static_cast<std::size_t>(s)]) implied = true;
+      if (!implied) after[static_cast<std::size_t>(s)].push_back(static_cast<int>(j));
+    }
+  for (std::size_t i = 0; i < steps_.size(); ++i) {
+    const Step& step = steps_[i];
     std::vector<std::string> shapes, results;
     for (const auto& s : step.in_shapes) shapes.push_back(to_string(s));
     for (int o : step.out_slots) results.push_back(to_string(slots_[static_cast<std::size_t>(o)].shape));
-    out += fmt::format("  {:<14} {} -> {}   [{}]\n", step.op ? step.op->name : "fused",
-                       fmt::join(shapes, " "), fmt::join(results, " "), step.label);
+    out += fmt::format("  {:>3} {:<14} {} -> {}   [{}]{}\n", i, step.op ? step.op->name : "fused",
+                       fmt::join(shapes, " "), fmt::join(results, " "), step.label,
+                       after[i].empty() ? "" : fmt::format("  after {}", fmt::join(after[i], " ")));
   }
   return out;
 }

@@ -7,6 +7,7 @@
 #include <graphrun/graph/tensor.hpp>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -34,6 +35,10 @@ struct RunOptions {
   bool training = true;  // random ops with train_only=1 (corruption) are identities when false
   std::uint64_t seed = 0;
   std::uint64_t step = 0;
+  // With more than one thread, steps that do not depend on each other run at the same time.
+  // false keeps the schedule's order (one kernel at a time, each still split across threads),
+  // e.g. to time kernels one by one. The results are the same bits either way.
+  bool concurrent = true;
 };
 
 // Raised by check_numerics: names the node, its op and the range of each input.
@@ -115,11 +120,12 @@ class Program {
     std::int64_t fused_row = 0;        // length of the repeated row of `row` arguments
   };
   template <class T>
-  void run_typed(const RunOptions& options);
+  void run_step(const Step& step, const RunOptions& options);
   template <class T>
   void run_fused(const Step& step);
   void fuse_elementwise();
   void resolve();
+  void plan_dependencies();
   void check_step(const Step& step) const;
 
   const Graph* graph_ = nullptr;
@@ -132,6 +138,11 @@ class Program {
   std::vector<Tensor> constants_;
   std::map<std::string, Shape, std::less<>> binding_shapes_;
   MemoryPlan plan_;
+  // With more than one thread, steps run as a DAG: each waits for the earlier steps that write
+  // memory it reads or writes, or read memory it writes (the arena reuses buffers).
+  std::vector<std::vector<int>> successors_;
+  std::vector<int> predecessors_;
+  std::unique_ptr<std::atomic<int>[]> pending_;
   bool resolved_ = false;
 };
 

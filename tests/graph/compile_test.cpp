@@ -130,6 +130,45 @@ TEST_CASE("a value read only for its shape is neither computed nor bound", "[gra
   CHECK(noise.bindings().empty());
 }
 
+TEST_CASE("reusing memory never orders steps that data flow leaves independent",
+          "[graph][compile][memory]") {
+  Graph g;
+  Value x = g.input("x", {1000});
+  // A chain: c may take a's memory, since c already waits for a through b.
+  Value a = exp(x);
+  Value b = neg(a);
+  Value c = exp(b);
+  Value d = neg(c);
+  // Two branches from x that meet only at the end: neither may wait for the other.
+  Value left = neg(exp(x));
+  Value right = exp(neg(x));
+  Value out = left + right;
+  const CompileOptions unfused{.fuse = false};
+  Program chain = compile_program(g, {d}, {}, unfused);
+  CHECK(chain.memory_plan().arena_bytes < chain.memory_plan().buffer_bytes);
+
+  Program p = compile_program(g, {out}, {}, unfused);
+  std::string text = p.describe();
+  INFO(text);
+  // Steps 0-1 are one branch and 2-3 the other (schedule order); only the add waits for both.
+  auto line_of = [&](int step) {
+    auto at = text.find(fmt::format("\n  {:>3} ", step));
+    REQUIRE(at != std::string::npos);
+    return text.substr(at + 1, text.find('\n', at + 1) - at - 1);
+  };
+  int waits = 0;
+  for (int s = 0; s < p.num_steps(); ++s) {
+    std::string line = line_of(s);
+    if (line.find("after") != std::string::npos) ++waits;
+    if (line.find(" add ") != std::string::npos) CHECK_THAT(line, Catch::EndsWith("after 1 3"));
+  }
+  CHECK(waits == 3);  // the second op of each branch and the add
+  Tensor xv = make_tensor({1000}, std::vector<double>(1000, 0.5));
+  p.bind("x", xv);
+  p.run();
+  CHECK(p.output(0).item(7) == Approx(-std::exp(0.5) + std::exp(-0.5)));
+}
+
 TEST_CASE("a shape-only use does not keep a buffer alive", "[graph][compile][memory]") {
   Graph g;
   Value x = g.input("x", {1000});
