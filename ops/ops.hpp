@@ -73,6 +73,7 @@ Value matmul(Value a, Value b, bool transpose_a = false, bool transpose_b = fals
 // ---- reductions (axes empty = all axes; negative axes count from the end) -----------------------
 Value sum(Value x, Axes axes = {}, bool keepdims = false, Loc at = Loc::current());
 Value mean(Value x, Axes axes = {}, bool keepdims = false, Loc at = Loc::current());
+Value norm2(Value x, Loc at = Loc::current());  // sqrt(sum of squares) of all elements: a scalar
 
 // ---- shapes -------------------------------------------------------------------------------------
 Value reshape(Value x, Shape shape, Loc at = Loc::current());  // one -1 dim is inferred

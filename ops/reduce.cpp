@@ -235,6 +235,25 @@ void kl_sparsity_kernel(const KernelArgs<T>& a) {
   a.out[0] = static_cast<T>(total);
 }
 
+// Euclidean norm over all elements, summed in double and rooted before it is stored, so a float32
+// result overflows only where the norm itself does. The trainer's gradient norms: each runs as
+// soon as its gradient exists, while that gradient is still in cache.
+template <class T>
+void norm2_kernel(const KernelArgs<T>& a) {
+  const T* x = a.in[0];
+  double sq = deterministic_sum(numel(a.in_shapes[0]), [&](std::int64_t b, std::int64_t e) {
+    double lanes[8] = {};  // independent accumulators so the loop vectorizes
+    std::int64_t i = b;
+    for (; i + 8 <= e; i += 8)
+      for (int l = 0; l < 8; ++l) lanes[l] += static_cast<double>(x[i + l]) * x[i + l];
+    for (; i < e; ++i) lanes[0] += static_cast<double>(x[i]) * x[i];
+    double acc = 0;
+    for (double l : lanes) acc += l;
+    return acc;
+  });
+  a.out[0] = static_cast<T>(std::sqrt(sq));
+}
+
 // The op with input 1 (`like`) read only for its shape.
 OpDef with_like(OpDef op) {
   op.shape_only = {false, true};
@@ -311,6 +330,15 @@ const OpRegistration registrations[] = {
           return R{spread_like(mul(d, c.grad, c.where), h, {0}, false, true, c.where)};
         },
         {{{{5, 3}}, {{"rho", 0.1}}, {{0.05, 0.6}}}})),
+    OpRegistration(make_op(
+        "norm2", "y = sqrt(sum of x^2) over all elements; any shape -> scalar", 1,
+        [](std::span<const Shape>, const Attrs&) { return Shape{}; }, norm2_kernel<float>,
+        norm2_kernel<double>,
+        [](const GradContext& c) {
+          // d|x|/dx = x / |x|
+          return R{mul(c.inputs[0], expand_like(div(c.grad, c.output, c.where), c.inputs[0], c.where), c.where)};
+        },
+        {{{{3, 4}}, {}, {{0.2, 2.0}}}, {{{2, 3, 2}}, {}, {{-2.0, -0.2}}}})),
 };
 
 }  // namespace
@@ -323,6 +351,7 @@ Value reduce_node(const char* name, Value x, Axes axes, bool keepdims, Loc at) {
 }  // namespace
 
 Value sum(Value x, Axes axes, bool keepdims, Loc at) { return reduce_node("sum", x, std::move(axes), keepdims, at); }
+Value norm2(Value x, Loc at) { return x.graph().apply(ops::op("norm2"), {x}, {}, at); }
 Value mean(Value x, Axes axes, bool keepdims, Loc at) { return reduce_node("mean", x, std::move(axes), keepdims, at); }
 Value sum_to_like(Value g, Value like, Loc at) { return g.graph().apply(ops::op("sum_to_like"), {g, like}, {}, at); }
 Value expand_like(Value x, Value like, Loc at) { return x.graph().apply(ops::op("expand_like"), {x, like}, {}, at); }

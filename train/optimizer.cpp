@@ -58,7 +58,8 @@ void Optimizer::prepare(ParameterStore& params, const std::vector<GradRef>& grad
   offsets_.push_back(total);
 }
 
-double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads) {
+double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads,
+                       std::optional<double> given_norm) {
   prepare(params, grads);
   std::int64_t total = offsets_.back();
   // Finds the slot holding global index i (few slots: a linear walk from a hint is enough).
@@ -73,7 +74,7 @@ double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads
   };
   // Sum of squares in fixed chunks (the same bits at any thread count), eight independent
   // accumulators per chunk so the loop vectorizes.
-  double sq = deterministic_sum(total, [&](std::int64_t b, std::int64_t e) {
+  auto sum_of_squares = [&] { return deterministic_sum(total, [&](std::int64_t b, std::int64_t e) {
     double lanes[8] = {};
     for_range(b, e, [&](const Slot& s, std::int64_t lo, std::int64_t hi) {
       const float* __restrict g = s.grad;
@@ -85,8 +86,8 @@ double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads
     double acc = 0;
     for (double l : lanes) acc += l;
     return acc;
-  });
-  double norm = std::sqrt(sq);
+  }); };
+  double norm = given_norm ? *given_norm : std::sqrt(sum_of_squares());
   if (!std::isfinite(norm)) return norm;
   float scale = 1.0f;
   if (config_.clip_norm > 0 && norm > config_.clip_norm) scale = static_cast<float>(config_.clip_norm / norm);

@@ -6,6 +6,7 @@
 #include <graphrun/graph/program.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,10 @@ class Optimizer {
   // Applies one update; returns the global gradient norm before clipping. A NaN or infinite
   // norm is returned without touching any parameter or state. Throws std::invalid_argument if a
   // parameter is missing or not float32.
-  double step(ParameterStore& params, const std::vector<GradRef>& grads);
+  // `norm`, when given, is that global norm as the caller computed it (the trainer does so inside
+  // the training program); else it is computed here, in a pass over all gradients.
+  double step(ParameterStore& params, const std::vector<GradRef>& grads,
+              std::optional<double> norm = std::nullopt);
   std::int64_t steps() const { return steps_; }
   const OptimizerConfig& config() const { return config_; }
 

@@ -1,6 +1,7 @@
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/parameters.hpp>
 #include <graphrun/graph/random.hpp>
+#include <graphrun/ops/ops.hpp>
 #include <graphrun/train/idx.hpp>
 #include <graphrun/train/safetensors.hpp>
 #include <graphrun/train/trainer.hpp>
@@ -66,6 +67,10 @@ Trainer::Trainer(Model& model, TrainConfig config)
   for (auto& p : params) grad_names_.push_back(p.node().name);
   std::vector<Value> train_outs = eval_outputs(model_);
   train_outs.insert(train_outs.end(), grads_.begin(), grads_.end());
+  // The norm of each gradient, computed in the program as soon as that gradient exists (still
+  // in cache, and alongside the rest of the backward pass) instead of in a separate pass over
+  // all of them before the update.
+  for (const auto& gr : grads_) train_outs.push_back(norm2(gr));
   CompileOptions opts{DType::f32, config_.check_numerics};
   train_programs_ = std::make_unique<ProgramCache>(g, train_outs, opts);
   eval_programs_ = std::make_unique<ProgramCache>(g, eval_outputs(model_), opts);
@@ -101,7 +106,7 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
     auto& buf = batches_[rows];
     if (buf.empty()) buf = Tensor(DType::f32, {rows, train.features()});
     train.fill_batch<float>({order.data() + first, static_cast<std::size_t>(rows)}, buf.data<float>());
-    auto& [p, grad_refs] = train_program(rows, x_name, buf.shape());
+    auto& [p, grad_refs, norms] = train_program(rows, x_name, buf.shape());
     p.bind_parameters(params_);
     p.bind(x_name, buf);
     for (const auto& s : model_.schedules) {
@@ -116,7 +121,9 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
                                       "parameters are those before this step. Try a lower learning "
                                       "rate, gradient clipping, or --check-numerics to find the node",
                                       loss, epoch_ + 1, step_, b + 1, batches));
-    double norm = optimizer_.step(params_, grad_refs);
+    double squares = 0;
+    for (const float* n : norms) squares += static_cast<double>(*n) * *n;
+    double norm = optimizer_.step(params_, grad_refs, std::sqrt(squares));
     if (!std::isfinite(norm))
       throw NumericsError(fmt::format("the gradient norm is {} at epoch {}, step {} (batch {} of {}) "
                                       "while the loss is {}; the update was not applied. Try "
@@ -171,8 +178,10 @@ Trainer::TrainProgram& Trainer::train_program(std::int64_t rows, const std::stri
   Program& p = train_programs_->get({{x_name, shape}});
   TrainProgram entry{p, {}};
   const std::size_t first_grad = 1 + model_.terms.size();
-  for (std::size_t i = 0; i < grads_.size(); ++i)
+  for (std::size_t i = 0; i < grads_.size(); ++i) {
     entry.grads.push_back({grad_names_[i], p.output(first_grad + i).data<float>()});
+    entry.norms.push_back(p.output(first_grad + grads_.size() + i).data<float>());
+  }
   return train_by_rows_.emplace(rows, std::move(entry)).first->second;
 }
 

@@ -88,6 +88,7 @@ class Trainer {
   struct TrainProgram {
     Program& program;
     std::vector<GradRef> grads;  // its gradient outputs, by parameter name
+    std::vector<const float*> norms;  // the norm of each gradient (scalar outputs)
   };
   TrainProgram& train_program(std::int64_t rows, const std::string& x_name, const Shape& shape);
 

@@ -75,6 +75,29 @@ TEST_CASE("a column sum over many rows (the bias gradient)", "[ops][reduce]") {
     CHECK(got[static_cast<std::size_t>(j)] == static_cast<double>(1020 + 3 + 513 * j));
 }
 
+TEST_CASE("norm2 is the Euclidean norm, also over many chunks and past float32's square range",
+          "[ops][reduce]") {
+  Cube c;
+  double squares = 0;
+  for (int i = 1; i <= 12; ++i) squares += i * i;
+  CHECK(c.run(norm2(c.x))[0] == Approx(std::sqrt(squares)).epsilon(1e-7));
+
+  Graph g;
+  const std::int64_t n = 313600;  // a [400, 784] weight gradient: many parallel chunks
+  Value x = g.input("x", {n});
+  Tensor xv(DType::f32, {n});
+  double exact = 0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    float v = static_cast<float>(std::sin(0.37 * static_cast<double>(i))) * 1e-3f;
+    xv.data<float>()[i] = v;
+    exact += static_cast<double>(v) * v;
+  }
+  CHECK(run_values(g, norm2(x), {{"x", xv}})[0] == Approx(std::sqrt(exact)).epsilon(1e-6));
+  // Squares of 1e25 overflow float32, the norm 1e25 * sqrt(n) does not: summed in double.
+  for (std::int64_t i = 0; i < n; ++i) xv.data<float>()[i] = 1e25f;
+  CHECK(run_values(g, norm2(x), {{"x", xv}})[0] == Approx(1e25 * std::sqrt(static_cast<double>(n))).epsilon(1e-6));
+}
+
 TEST_CASE("sum_to_like, expand_like and spread_like", "[ops][reduce]") {
   Graph g;
   Value gr = g.input("g", {2, 3});

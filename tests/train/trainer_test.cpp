@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <unistd.h>
 
 #include "graph/alloc_counter.hpp"
@@ -180,6 +181,30 @@ TEST_CASE("an optimizer step with a NaN gradient changes nothing", "[train][opti
   Optimizer opt({"adam", 0.1});
   CHECK(std::isnan(opt.step(params, {{"w", g}})));
   CHECK(params.at("w").data<float>()[1] == 0.0f);
+  // The same when the norm comes from the caller (the trainer computes it in the program).
+  float finite[2] = {0.5f, 1.0f};
+  CHECK(std::isinf(opt.step(params, {{"w", finite}}, std::numeric_limits<double>::infinity())));
+  CHECK(params.at("w").data<float>()[0] == 0.0f);
+  CHECK(opt.steps() == 0);
+}
+
+TEST_CASE("a norm given to the optimizer acts as the one it computes", "[train][optimizer]") {
+  float g[2] = {3.0f, -4.0f};  // norm 5
+  OptimizerConfig c;
+  c.kind = "sgd";
+  c.lr = 0.1;
+  c.momentum = 0;
+  c.clip_norm = 1;
+  for (bool given : {false, true}) {
+    ParameterStore params;
+    params.emplace("w", Tensor(DType::f32, {2}));
+    Optimizer opt(c);
+    double norm = given ? opt.step(params, {{"w", g}}, 5.0) : opt.step(params, {{"w", g}});
+    CHECK(norm == Approx(5.0));
+    // Clipped to norm 1: w = -0.1 * g / 5
+    CHECK(params.at("w").data<float>()[0] == Approx(-0.06f));
+    CHECK(params.at("w").data<float>()[1] == Approx(0.08f));
+  }
 }
 
 TEST_CASE("adam and sgd updates match hand computation", "[train][optimizer]") {
