@@ -2,6 +2,7 @@
 
 #include <Random123/philox.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -30,6 +31,55 @@ double to_unit(std::uint32_t hi, std::uint32_t lo) {
 double random_uniform(const RandomKey& key, std::uint64_t index) {
   auto r = draw(key, index);
   return to_unit(r[0], r[1]);
+}
+
+std::array<std::uint32_t, 4> random_words(const RandomKey& key, std::uint64_t draw_index) {
+  auto r = draw(key, draw_index);
+  return {r[0], r[1], r[2], r[3]};
+}
+
+void random_words(const RandomKey& key, std::uint64_t first, std::int64_t count, std::uint32_t* out) {
+  // Philox4x32-10 written out over 16 counters, so each round is a few vector instructions (one
+  // 32x32->64 multiply per word pair) instead of a chain of scalar ones.
+  constexpr int kLanes = 16;
+  const std::uint32_t k0 = static_cast<std::uint32_t>(key.seed);
+  const std::uint32_t k1 = static_cast<std::uint32_t>(key.seed >> 32) ^
+                           static_cast<std::uint32_t>(key.step >> 32) * 0x9E3779B9u;
+  for (std::int64_t base = 0; base < count; base += kLanes) {
+    std::uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
+    for (int l = 0; l < kLanes; ++l) {
+      std::uint64_t index = first + static_cast<std::uint64_t>(base + l);
+      c0[l] = static_cast<std::uint32_t>(index);
+      c1[l] = static_cast<std::uint32_t>(index >> 32);
+      c2[l] = key.node;
+      c3[l] = static_cast<std::uint32_t>(key.step);
+    }
+    std::uint32_t r0 = k0, r1 = k1;
+    for (int round = 0; round < 10; ++round) {
+      // Not unrolled: GCC would fully unroll 16 lanes into scalar code before vectorizing.
+#pragma GCC unroll 1
+      for (int l = 0; l < kLanes; ++l) {
+        std::uint64_t p0 = std::uint64_t{0xD2511F53u} * c0[l];
+        std::uint64_t p1 = std::uint64_t{0xCD9E8D57u} * c2[l];
+        std::uint32_t n0 = static_cast<std::uint32_t>(p1 >> 32) ^ c1[l] ^ r0;
+        std::uint32_t n2 = static_cast<std::uint32_t>(p0 >> 32) ^ c3[l] ^ r1;
+        c1[l] = static_cast<std::uint32_t>(p1);
+        c3[l] = static_cast<std::uint32_t>(p0);
+        c0[l] = n0;
+        c2[l] = n2;
+      }
+      r0 += 0x9E3779B9u;
+      r1 += 0xBB67AE85u;
+    }
+    const std::int64_t n = std::min<std::int64_t>(kLanes, count - base);
+    for (std::int64_t l = 0; l < n; ++l) {
+      std::uint32_t* o = out + 4 * (base + l);
+      o[0] = c0[l];
+      o[1] = c1[l];
+      o[2] = c2[l];
+      o[3] = c3[l];
+    }
+  }
 }
 
 std::array<double, 2> random_normal_pair(const RandomKey& key, std::uint64_t pair) {

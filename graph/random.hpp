@@ -15,6 +15,12 @@ double random_uniform(const RandomKey& key, std::uint64_t index);
 // Standard normal. Box-Muller turns the two uniforms of one counter into two independent normals:
 // indices 2k and 2k + 1 share counter k, so filling n values costs n / 2 draws.
 double random_normal(const RandomKey& key, std::uint64_t index);
+// The four 32-bit words of counter `draw`, for ops that need fewer bits per element: a Bernoulli
+// mask compares one word per element, so one draw serves four elements.
+std::array<std::uint32_t, 4> random_words(const RandomKey& key, std::uint64_t draw);
+// random_words of draws first, first + 1, ..., first + count - 1, into out[4 * i .. 4 * i + 3]:
+// the same values, computed 16 draws at a time in vector registers.
+void random_words(const RandomKey& key, std::uint64_t first, std::int64_t count, std::uint32_t* out);
 // The normals at indices 2 * pair and 2 * pair + 1.
 std::array<double, 2> random_normal_pair(const RandomKey& key, std::uint64_t pair);
 

@@ -36,10 +36,20 @@ void bernoulli_kernel(const KernelArgs<T>& a) {
     std::fill(y, y + a.out_numel(), T(1));
     return;
   }
-  double keep = a.attrs->f("keep");
-  parallel_for(a.out_numel(), 4096, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t i = b; i < e; ++i)
-      y[i] = random_uniform(a.key, static_cast<std::uint64_t>(i)) < keep ? T(1) : T(0);
+  // Element i is kept when word i % 4 of draw i / 4 is below keep * 2^32: probability `keep` to
+  // within 2^-32, at a quarter of the draws.
+  const double keep = a.attrs->f("keep");
+  const std::uint64_t below = static_cast<std::uint64_t>(keep * 4294967296.0);
+  const std::int64_t n = a.out_numel();
+  constexpr std::int64_t kDraws = 256;  // per batch of words on the stack
+  parallel_for((n + 3) / 4, 1024, [&](std::int64_t b, std::int64_t e) {
+    std::uint32_t words[4 * kDraws];
+    for (std::int64_t k = b; k < e; k += kDraws) {
+      std::int64_t draws = std::min(kDraws, e - k);
+      random_words(a.key, static_cast<std::uint64_t>(k), draws, words);
+      std::int64_t last = std::min(n, 4 * (k + draws));
+      for (std::int64_t i = 4 * k; i < last; ++i) y[i] = words[i - 4 * k] < below ? T(1) : T(0);
+    }
   });
 }
 

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <vector>
 
 namespace graphrun {
 namespace {
@@ -20,6 +21,26 @@ TEST_CASE("draws are a pure function of the key and the index", "[graph][random]
   CHECK(random_uniform(key, 5) != random_uniform({7 + (1ull << 32), 3, 11}, 5));
   CHECK(random_uniform(key, 5) != random_uniform({7, 3 + (1ull << 32), 11}, 5));
   CHECK(random_uniform(key, 5) != random_uniform(key, 5 + (1ull << 32)));
+}
+
+TEST_CASE("batched words are the scalar Philox words, at any start and length", "[graph][random]") {
+  // Keys with high halves set in seed and step, an index range that crosses 2^32, and lengths
+  // that are not multiples of the 16-lane batch.
+  for (RandomKey key : {RandomKey{7, 3, 11}, RandomKey{(5ull << 32) + 9, (2ull << 32) + 1, 4}}) {
+    for (std::uint64_t first : {std::uint64_t{0}, std::uint64_t{37}, std::uint64_t{(1ull << 32) - 20}}) {
+      for (std::int64_t count : {1, 16, 45}) {
+        std::vector<std::uint32_t> batch(static_cast<std::size_t>(4 * count));
+        random_words(key, first, count, batch.data());
+        bool same = true;
+        for (std::int64_t i = 0; i < count; ++i) {
+          auto one = random_words(key, first + static_cast<std::uint64_t>(i));
+          for (int j = 0; j < 4; ++j) same = same && batch[static_cast<std::size_t>(4 * i + j)] == one[static_cast<std::size_t>(j)];
+        }
+        INFO("first " << first << " count " << count);
+        CHECK(same);
+      }
+    }
+  }
 }
 
 TEST_CASE("uniform draws are in (0, 1) with mean 1/2, normals have mean 0 and variance 1",

@@ -28,6 +28,10 @@ TEST_CASE("bernoulli_mask_like keeps a fraction `keep` of 100k draws", "[ops][ra
     for (std::size_t i = 0; i < m.size(); i += 997) CHECK((m[i] == 0 || m[i] == 1));
     // sd of the mean: sqrt(0.7 * 0.3 / 1e5) = 0.00145
     CHECK(mean_of(m) == Approx(keep).margin(0.006));
+    // Neighbours share a draw (four words each): they must still be independent.
+    double both = 0, pairs = 0;
+    for (std::size_t i = 0; i + 1 < m.size(); ++i, ++pairs) both += m[i] * m[i + 1];
+    CHECK(both / pairs == Approx(keep * keep).margin(0.008));
   }
   // Outside training, train_only makes it all ones; without train_only it still draws.
   RunOptions eval{false, 0, 0};
