@@ -240,18 +240,7 @@ void kl_sparsity_kernel(const KernelArgs<T>& a) {
 // soon as its gradient exists, while that gradient is still in cache.
 template <class T>
 void norm2_kernel(const KernelArgs<T>& a) {
-  const T* x = a.in[0];
-  double sq = deterministic_sum(numel(a.in_shapes[0]), [&](std::int64_t b, std::int64_t e) {
-    double lanes[8] = {};  // independent accumulators so the loop vectorizes
-    std::int64_t i = b;
-    for (; i + 8 <= e; i += 8)
-      for (int l = 0; l < 8; ++l) lanes[l] += static_cast<double>(x[i + l]) * x[i + l];
-    for (; i < e; ++i) lanes[0] += static_cast<double>(x[i]) * x[i];
-    double acc = 0;
-    for (double l : lanes) acc += l;
-    return acc;
-  });
-  a.out[0] = static_cast<T>(std::sqrt(sq));
+  a.out[0] = static_cast<T>(std::sqrt(sum_of_squares(a.in[0], numel(a.in_shapes[0]))));
 }
 
 // The op with input 1 (`like`) read only for its shape.

@@ -1,4 +1,5 @@
 #include <graphrun/graph/parallel.hpp>
+#include <graphrun/ops/kernel_util.hpp>
 #include <graphrun/train/optimizer.hpp>
 
 #include <fmt/format.h>
@@ -72,22 +73,12 @@ double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads
       i = end;
     }
   };
-  // Sum of squares in fixed chunks (the same bits at any thread count), eight independent
-  // accumulators per chunk so the loop vectorizes.
-  auto sum_of_squares = [&] { return deterministic_sum(total, [&](std::int64_t b, std::int64_t e) {
-    double lanes[8] = {};
-    for_range(b, e, [&](const Slot& s, std::int64_t lo, std::int64_t hi) {
-      const float* __restrict g = s.grad;
-      std::int64_t k = lo;
-      for (; k + 8 <= hi; k += 8)
-        for (int l = 0; l < 8; ++l) lanes[l] += static_cast<double>(g[k + l]) * g[k + l];
-      for (; k < hi; ++k) lanes[0] += static_cast<double>(g[k]) * g[k];
-    });
-    double acc = 0;
-    for (double l : lanes) acc += l;
-    return acc;
-  }); };
-  double norm = given_norm ? *given_norm : std::sqrt(sum_of_squares());
+  auto sum_of_all_squares = [&] {
+    double sq = 0;
+    for (const Slot& s : slots_) sq += ops::sum_of_squares(s.grad, s.n);
+    return sq;
+  };
+  double norm = given_norm ? *given_norm : std::sqrt(sum_of_all_squares());
   if (!std::isfinite(norm)) return norm;
   float scale = 1.0f;
   if (config_.clip_norm > 0 && norm > config_.clip_norm) scale = static_cast<float>(config_.clip_norm / norm);
