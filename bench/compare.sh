@@ -51,14 +51,22 @@ table() {  # name label
   for t in 1 2; do
     echo "gemm $t $("./$build/bench/gemm_limit" --threads "$t" | awk '/epoch_limit_seconds/ {print $2}')" >> "$raw"
   done
+  # 2 threads vs 1 inside one process (whole training steps in alternating blocks): separate
+  # processes' medians carry this machine's drift, which can fake or hide a 30% difference.
+  for m in "${models[@]}"; do
+    echo "scaling $m $("./$build/bench/step_time" --model "$m" | awk '/^speedup/ {print $2}')" >> "$raw"
+  done
   python3 - "$raw" "$2" <<'PY'
 import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 med = {}
 gemm = {}
+scaling = {}
 for r in rows:
     if r[0] == 'gemm':
         gemm[r[1]] = float(r[2]); continue
+    if r[0] == 'scaling':
+        scaling[r[1]] = float(r[2]); continue
     m, t, who, sec, sps, rss = r
     med.setdefault((m, t, who), []).append((float(sec), float(sps), float(rss) / 1024))
 print(f"environment: {sys.argv[2]}   (medians of {len(next(iter(med.values())))} runs; one epoch, 60k images, batch 128)")
@@ -70,7 +78,8 @@ for (m, t, who) in sorted(k for k in med if k[2] == 'graphrun'):
 for m in sorted({k[0] for k in med}):
     one = statistics.median(v[0] for v in med[(m, '1', 'graphrun')])
     two = statistics.median(v[0] for v in med[(m, '2', 'graphrun')])
-    print(f"graphrun {m}: 2 threads vs 1: {one / two:.2f}x")
+    inside = f"; in one process (bench/step_time): {scaling[m]:.2f}x" if m in scaling else ""
+    print(f"graphrun {m}: 2 threads vs 1: {one / two:.2f}x (medians of separate runs){inside}")
 for t, lim in sorted(gemm.items()):
     vae = statistics.median(v[0] for v in med[('vae', t, 'graphrun')])
     print(f"VAE GEMM limit at {t} thread(s): {lim:.2f} s/epoch; graphrun epoch / limit = {vae / lim:.2f}")
