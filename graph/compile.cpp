@@ -65,7 +65,7 @@ std::vector<int> schedule_order(const Graph& graph, const std::vector<int>& live
 // First-fit allocator over a growing arena; freed blocks are merged with their neighbours. Each
 // free block remembers the steps that used its bytes, and a step takes only a block all of whose
 // users it already depends on through data: reusing memory then never orders two steps that
-// could otherwise run at the same time (Program::run_dag).
+// could otherwise run at the same time (run_dag).
 class ArenaPlanner {
  public:
   template <class Usable>

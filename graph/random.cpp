@@ -9,15 +9,19 @@
 namespace graphrun {
 namespace {
 
+// How (seed, node, step, index) map onto Philox's counter and key; draw and the batched
+// random_words both go through these.
+r123::Philox4x32::ctr_type counter_of(const RandomKey& key, std::uint64_t index) {
+  return {{static_cast<std::uint32_t>(index), static_cast<std::uint32_t>(index >> 32), key.node,
+           static_cast<std::uint32_t>(key.step)}};
+}
+r123::Philox4x32::key_type key_of(const RandomKey& key) {
+  return {{static_cast<std::uint32_t>(key.seed),
+           static_cast<std::uint32_t>(key.seed >> 32) ^ static_cast<std::uint32_t>(key.step >> 32) * 0x9E3779B9u}};
+}
+
 r123::Philox4x32::ctr_type draw(const RandomKey& key, std::uint64_t index) {
-  r123::Philox4x32 rng;
-  r123::Philox4x32::ctr_type ctr = {{static_cast<std::uint32_t>(index),
-                                     static_cast<std::uint32_t>(index >> 32), key.node,
-                                     static_cast<std::uint32_t>(key.step)}};
-  r123::Philox4x32::key_type k = {{static_cast<std::uint32_t>(key.seed),
-                                   static_cast<std::uint32_t>(key.seed >> 32) ^
-                                       static_cast<std::uint32_t>(key.step >> 32) * 0x9E3779B9u}};
-  return rng(ctr, k);
+  return r123::Philox4x32()(counter_of(key, index), key_of(key));
 }
 
 // 53 random bits mapped to the open interval (0, 1).
@@ -42,19 +46,17 @@ void random_words(const RandomKey& key, std::uint64_t first, std::int64_t count,
   // Philox4x32-10 written out over 16 counters, so each round is a few vector instructions (one
   // 32x32->64 multiply per word pair) instead of a chain of scalar ones.
   constexpr int kLanes = 16;
-  const std::uint32_t k0 = static_cast<std::uint32_t>(key.seed);
-  const std::uint32_t k1 = static_cast<std::uint32_t>(key.seed >> 32) ^
-                           static_cast<std::uint32_t>(key.step >> 32) * 0x9E3779B9u;
+  const auto k = key_of(key);
   for (std::int64_t base = 0; base < count; base += kLanes) {
     std::uint32_t c0[kLanes], c1[kLanes], c2[kLanes], c3[kLanes];
     for (int l = 0; l < kLanes; ++l) {
-      std::uint64_t index = first + static_cast<std::uint64_t>(base + l);
-      c0[l] = static_cast<std::uint32_t>(index);
-      c1[l] = static_cast<std::uint32_t>(index >> 32);
-      c2[l] = key.node;
-      c3[l] = static_cast<std::uint32_t>(key.step);
+      auto c = counter_of(key, first + static_cast<std::uint64_t>(base + l));
+      c0[l] = c[0];
+      c1[l] = c[1];
+      c2[l] = c[2];
+      c3[l] = c[3];
     }
-    std::uint32_t r0 = k0, r1 = k1;
+    std::uint32_t r0 = k[0], r1 = k[1];
     for (int round = 0; round < 10; ++round) {
       // Not unrolled: GCC would fully unroll 16 lanes into scalar code before vectorizing.
 #pragma GCC unroll 1
