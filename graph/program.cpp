@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <chrono>
 #include <cmath>
 #include <limits>
 
@@ -141,13 +142,19 @@ void Program::plan_dependencies() {
 void Program::run(const RunOptions& options) {
   if (!resolved_) resolve();
   auto run_all = [&]<class T>() {
+    auto one = [&](int i) {
+      const Step& step = steps_[static_cast<std::size_t>(i)];
+      if (!options.step_seconds) return run_step<T>(step, options);
+      auto start = std::chrono::steady_clock::now();
+      run_step<T>(step, options);
+      options.step_seconds[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
     // check_numerics names the first bad step, which needs the schedule's order.
     if (options.concurrent && num_threads() > 1 && !check_numerics_ && steps_.size() > 1) {
-      run_dag(successors_, predecessors_, pending_.get(),
-              [&](int i) { run_step<T>(steps_[static_cast<std::size_t>(i)], options); });
+      run_dag(successors_, predecessors_, pending_.get(), one);
       return;
     }
-    for (const auto& step : steps_) run_step<T>(step, options);
+    for (int i = 0; i < num_steps(); ++i) one(i);
   };
   if (dtype_ == DType::f32) run_all.template operator()<float>();
   else run_all.template operator()<double>();
@@ -160,6 +167,20 @@ Tensor Program::output(std::size_t i) const {
 
 const Shape& Program::output_shape(std::size_t i) const {
   return slots_.at(static_cast<std::size_t>(outputs_.at(i))).shape;
+}
+
+std::string Program::step_summary(int i) const {
+  const Step& step = steps_.at(static_cast<std::size_t>(i));
+  std::vector<std::string> shapes;
+  for (const auto& s : step.in_shapes) shapes.push_back(to_string(s));
+  std::string op = step.op ? std::string(step.op->name) : "fused";
+  if (!step.op) {
+    std::vector<std::string_view> members;
+    for (const auto& f : step.fused) members.push_back(f.op->name);
+    op += fmt::format("({})", fmt::join(members, "+"));
+  }
+  return fmt::format("{} {} -> {} [{}]", op, fmt::join(shapes, " "),
+                     to_string(slots_[static_cast<std::size_t>(step.out_slots.front())].shape), step.label);
 }
 
 std::string Program::describe() const {

@@ -39,6 +39,9 @@ struct RunOptions {
   // false keeps the schedule's order (one kernel at a time, each still split across threads),
   // e.g. to time kernels one by one. The results are the same bits either way.
   bool concurrent = true;
+  // When set, run() adds each step's wall time in seconds to step_seconds[i] (num_steps()
+  // entries, caller-owned): a profile per kernel. Concurrent steps overlap in time.
+  double* step_seconds = nullptr;
 };
 
 // Raised by check_numerics: names the node, its op and the range of each input.
@@ -81,6 +84,8 @@ class Program {
   // Names of the inputs and parameters the schedule reads, with their compiled shapes.
   const std::map<std::string, Shape, std::less<>>& bindings() const { return binding_shapes_; }
   std::string describe() const;  // the schedule, one kernel per line
+  // Step i in a few words: its op ("fused" plus member ops for a fused step), shapes and node.
+  std::string step_summary(int i) const;
 
  private:
   friend Program compile_program(const Graph&, const std::vector<Value>&, const ShapeMap&,

@@ -176,7 +176,7 @@ Trainer::TrainProgram& Trainer::train_program(std::int64_t rows, const std::stri
   auto known = train_by_rows_.find(rows);
   if (known != train_by_rows_.end()) return known->second;
   Program& p = train_programs_->get({{x_name, shape}});
-  TrainProgram entry{p, {}};
+  TrainProgram entry{p, {}, {}};
   const std::size_t first_grad = 1 + model_.terms.size();
   for (std::size_t i = 0; i < grads_.size(); ++i) {
     entry.grads.push_back({grad_names_[i], p.output(first_grad + i).data<float>()});
