@@ -9,14 +9,57 @@
 #include <memory>
 #include <mutex>
 
+#if defined(__x86_64__) || defined(__SSE2__)
+#include <xmmintrin.h>
+#define GRAPHRUN_MXCSR 1
+#endif
+
 namespace graphrun {
 namespace {
+
+// The floating-point control bits that decide results: MXCSR's DAZ, exception masks, rounding
+// and FTZ (bits 6-15), not its sticky exception flags (bits 0-5), which every computation sets.
+#ifdef GRAPHRUN_MXCSR
+constexpr unsigned kControlBits = 0xffc0u;
+constexpr unsigned kFlushBits = 0x8040u;  // FTZ | DAZ
+unsigned fp_control() { return _mm_getcsr() & kControlBits; }
+void set_fp_control(unsigned control) { _mm_setcsr((_mm_getcsr() & ~kControlBits) | control); }
+#else
+constexpr unsigned kFlushBits = 0;
+unsigned fp_control() { return 0; }
+void set_fp_control(unsigned) {}
+#endif
+
+// Runs a task under the control bits of the thread that started its parallel region: TBB's
+// workers otherwise keep the bits their arena captured when it started.
+class FpScope {
+ public:
+  explicit FpScope(unsigned control) : saved_(fp_control()) {
+    if (saved_ != control) set_fp_control(control);
+  }
+  ~FpScope() {
+    if (fp_control() != saved_) set_fp_control(saved_);
+  }
+  FpScope(const FpScope&) = delete;
+  FpScope& operator=(const FpScope&) = delete;
+
+ private:
+  unsigned saved_;
+};
 
 std::mutex control_mutex;
 std::unique_ptr<tbb::global_control> control;
 int current_threads = 0;
 
 }  // namespace
+
+FlushDenormals::FlushDenormals(bool enable) : saved_(fp_control()), active_(enable) {
+  if (active_) set_fp_control(saved_ | kFlushBits);
+}
+
+FlushDenormals::~FlushDenormals() {
+  if (active_) set_fp_control(saved_);
+}
 
 void set_num_threads(int threads) {
   std::lock_guard lock(control_mutex);
@@ -40,8 +83,12 @@ void parallel_for(std::int64_t n, std::int64_t grain,
     body(0, n);
     return;
   }
+  unsigned control = fp_control();
   tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, n, grain),
-                    [&](const tbb::blocked_range<std::int64_t>& r) { body(r.begin(), r.end()); });
+                    [&](const tbb::blocked_range<std::int64_t>& r) {
+                      FpScope fp(control);
+                      body(r.begin(), r.end());
+                    });
 }
 
 void run_dag(std::span<const std::vector<int>> successors, std::span<const int> predecessors,
@@ -56,7 +103,9 @@ void run_dag(std::span<const std::vector<int>> successors, std::span<const int> 
     std::atomic<int>* pending;
     FunctionRef<void(int)> body;
     tbb::task_group* group;
+    unsigned control;
     void operator()(int i) const {
+      FpScope fp(control);
       while (i >= 0) {
         body(i);
         int next = -1;
@@ -68,7 +117,7 @@ void run_dag(std::span<const std::vector<int>> successors, std::span<const int> 
         i = next;
       }
     }
-  } runner{successors, pending, body, &group};
+  } runner{successors, pending, body, &group, fp_control()};
   for (std::size_t i = 0; i < predecessors.size(); ++i)
     if (predecessors[i] == 0) group.run([&runner, i] { runner(static_cast<int>(i)); });
   group.wait();
@@ -86,7 +135,9 @@ double deterministic_sum(std::int64_t n,
   std::int64_t chunks = (n + chunk - 1) / chunk;
   if (chunks == 1) return chunk_sum(0, n);
   double partial[kMaxChunks];
+  unsigned control = fp_control();
   tbb::parallel_for(std::int64_t{0}, chunks, [&](std::int64_t c) {
+    FpScope fp(control);
     std::int64_t b = c * chunk;
     partial[c] = chunk_sum(b, std::min(n, b + chunk));
   });

@@ -141,6 +141,7 @@ void Program::plan_dependencies() {
 
 void Program::run(const RunOptions& options) {
   if (!resolved_) resolve();
+  FlushDenormals flush(options.flush_denormals);
   auto run_all = [&]<class T>() {
     auto one = [&](int i) {
       const Step& step = steps_[static_cast<std::size_t>(i)];

@@ -39,6 +39,9 @@ struct RunOptions {
   // false keeps the schedule's order (one kernel at a time, each still split across threads),
   // e.g. to time kernels one by one. The results are the same bits either way.
   bool concurrent = true;
+  // Denormal floats are flushed to zero on every thread of the run (FlushDenormals, which says
+  // why); false computes them as IEEE 754 says, slowly.
+  bool flush_denormals = true;
   // When set, run() adds each step's wall time in seconds to step_seconds[i] (num_steps()
   // entries, caller-owned): a profile per kernel. Concurrent steps overlap in time.
   double* step_seconds = nullptr;

@@ -62,6 +62,7 @@ void Optimizer::prepare(ParameterStore& params, const std::vector<GradRef>& grad
 double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads,
                        std::optional<double> given_norm) {
   prepare(params, grads);
+  FlushDenormals flush;  // a moment decaying towards zero would otherwise crawl through them
   std::int64_t total = offsets_.back();
   // Finds the slot holding global index i (few slots: a linear walk from a hint is enough).
   auto for_range = [&](std::int64_t b, std::int64_t e, auto&& f) {

@@ -1,4 +1,4 @@
-// run_dag and deterministic_sum: the scheduling primitives under Program::run.
+// run_dag, deterministic_sum and FlushDenormals: the scheduling primitives under Program::run.
 #include <graphrun/graph/parallel.hpp>
 
 #include <catch2/catch.hpp>
@@ -6,6 +6,10 @@
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
+#include <cfloat>
+#include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -130,6 +134,66 @@ TEST_CASE("deterministic_sum is the same at any thread count, concurrent sums in
   run_dag(successors, predecessors, pending.data(),
           [&](int i) { got[static_cast<std::size_t>(i)] = sum_of(i); });
   CHECK(got == expected);  // bitwise: == on doubles
+}
+
+// A product that underflows to a denormal, and one that reads a denormal: both come out zero
+// under FTZ and DAZ. volatile keeps them from being folded at compile time.
+bool flushes() {
+  volatile float a = 1e-30f, b = 1e-10f, denormal = 1e-40f;
+  float underflow = a * b, read = denormal * 1.0f;
+  return underflow == 0.0f && read == 0.0f;
+}
+
+// Runs two tasks that each wait (bounded) for the other to start, so both of the pool's threads
+// take one, and reports whether each flushed.
+std::vector<bool> flushes_on_both_threads(const char* primitive) {
+  std::atomic<int> arrived{0};
+  std::vector<std::atomic<bool>> flushed(2);
+  std::mutex m;
+  std::set<std::thread::id> threads;
+  auto task = [&](int i) {
+    arrived.fetch_add(1);
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (arrived.load() < 2 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    flushed[static_cast<std::size_t>(i)] = flushes();
+    std::lock_guard lock(m);
+    threads.insert(std::this_thread::get_id());
+  };
+  if (std::string(primitive) == "parallel_for") {
+    parallel_for(2, 1, [&](std::int64_t b, std::int64_t e) {
+      for (auto i = b; i < e; ++i) task(static_cast<int>(i));
+    });
+  } else if (std::string(primitive) == "run_dag") {
+    std::vector<std::vector<int>> successors(2);
+    std::vector<int> predecessors{0, 0};
+    std::vector<std::atomic<int>> pending(2);
+    run_dag(successors, predecessors, pending.data(), task);
+  } else {
+    deterministic_sum(2, [&](std::int64_t b, std::int64_t) { task(static_cast<int>(b)); return 0.0; }, 1);
+  }
+  CHECK(threads.size() == 2);
+  return {flushed[0].load(), flushed[1].load()};
+}
+
+TEST_CASE("FlushDenormals flushes on every thread of its tasks and then restores the caller's",
+          "[graph][parallel][numerics]") {
+  ThreadGuard guard;
+  set_num_threads(2);
+  REQUIRE(!flushes());  // IEEE denormals by default: the test below can fail
+  for (const char* primitive : {"parallel_for", "run_dag", "deterministic_sum"}) {
+    INFO(primitive);
+    CHECK(flushes_on_both_threads(primitive) == std::vector<bool>{false, false});
+    {
+      FlushDenormals flush;
+      CHECK(flushes());
+      CHECK(flushes_on_both_threads(primitive) == std::vector<bool>{true, true});
+      FlushDenormals off(false);
+      CHECK(flushes());  // enable = false leaves the setting as it is
+    }
+    CHECK(!flushes());
+    // The workers went back to their own setting too.
+    CHECK(flushes_on_both_threads(primitive) == std::vector<bool>{false, false});
+  }
 }
 
 }  // namespace

@@ -16,11 +16,11 @@ using testing::make_tensor;
 using testing::run_values;
 
 std::vector<double> map_values(Value (*f)(Value, Loc), const std::vector<double>& xs,
-                          DType dtype = DType::f64) {
+                               DType dtype = DType::f64, const RunOptions& options = {}) {
   Graph g;
   auto n = static_cast<std::int64_t>(xs.size());
   Value x = g.input("x", {n});
-  return run_values(g, f(x, Loc::current()), {{"x", make_tensor({n}, xs, dtype)}}, dtype);
+  return run_values(g, f(x, Loc::current()), {{"x", make_tensor({n}, xs, dtype)}}, dtype, options);
 }
 
 TEST_CASE("unary ops on small values", "[ops][unary]") {
@@ -44,21 +44,30 @@ TEST_CASE("unary ops on small values", "[ops][unary]") {
 }
 
 TEST_CASE("sigmoid and softplus are finite and right at +-100", "[ops][unary][numerics]") {
-  for (DType dtype : {DType::f32, DType::f64}) {
-    INFO(dtype_name(dtype));
-    auto s = map_values(sigmoid, {100, -100, 30, -30}, dtype);
-    CHECK(s[0] == 1.0);
-    CHECK(s[1] > 0);  // e^-100 = 3.7e-44: a float denormal, never a NaN from inf/inf
-    CHECK(s[1] == Approx(std::exp(-100.0)).epsilon(dtype == DType::f32 ? 0.05 : 1e-12));
-    CHECK(s[2] == Approx(1.0));
-    CHECK(s[3] == Approx(std::exp(-30.0) / (1 + std::exp(-30.0))).epsilon(1e-6));
-    auto sp = map_values(softplus, {100, -100, 0}, dtype);
-    CHECK(sp[0] == Approx(100));
-    CHECK(sp[1] == Approx(std::exp(-100.0)).epsilon(dtype == DType::f32 ? 0.05 : 1e-12));
-    CHECK(sp[2] == Approx(std::log(2.0)));
-    for (double v : s) CHECK(std::isfinite(v));
-    for (double v : sp) CHECK(std::isfinite(v));
-  }
+  // e^-100 = 3.7e-44 is a float denormal, which a run flushes to zero unless told not to; either
+  // way never a NaN from inf/inf.
+  RunOptions ieee;
+  ieee.flush_denormals = false;
+  for (DType dtype : {DType::f32, DType::f64})
+    for (bool flush : {false, true}) {
+      INFO(dtype_name(dtype) << (flush ? " flushing denormals" : " IEEE denormals"));
+      auto tiny = [&](double v) {
+        if (dtype == DType::f32 && flush) CHECK(v == 0.0);
+        else CHECK(v == Approx(std::exp(-100.0)).epsilon(dtype == DType::f32 ? 0.05 : 1e-12));
+      };
+      RunOptions options = flush ? RunOptions{} : ieee;
+      auto s = map_values(sigmoid, {100, -100, 30, -30}, dtype, options);
+      CHECK(s[0] == 1.0);
+      tiny(s[1]);
+      CHECK(s[2] == Approx(1.0));
+      CHECK(s[3] == Approx(std::exp(-30.0) / (1 + std::exp(-30.0))).epsilon(1e-6));
+      auto sp = map_values(softplus, {100, -100, 0}, dtype, options);
+      CHECK(sp[0] == Approx(100));
+      tiny(sp[1]);
+      CHECK(sp[2] == Approx(std::log(2.0)));
+      for (double v : s) CHECK(std::isfinite(v));
+      for (double v : sp) CHECK(std::isfinite(v));
+    }
 }
 
 TEST_CASE("NaN and infinities pass through the float32 fast exp paths", "[ops][unary][numerics]") {

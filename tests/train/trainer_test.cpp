@@ -207,6 +207,28 @@ TEST_CASE("a norm given to the optimizer acts as the one it computes", "[train][
   }
 }
 
+TEST_CASE("an adam moment decaying into denormals is flushed to zero", "[train][optimizer][numerics]") {
+  // A dead unit's gradient is zero: its first moment decays by beta1 each step, and spends some
+  // 150 steps as a denormal, each operation on which costs a microcode assist, unless flushed.
+  ParameterStore params;
+  params.emplace("w", Tensor(DType::f32, {2}));
+  Optimizer opt({"adam", 0.1});
+  ParameterStore state;
+  state.emplace("adam.m/w", Tensor(DType::f32, {2}));
+  state.emplace("adam.v/w", Tensor(DType::f32, {2}));
+  state.at("adam.m/w").data<float>()[0] = 1e-38f;  // 0.9 of it is a denormal
+  state.at("adam.m/w").data<float>()[1] = 1.0f;
+  state.at("adam.v/w").data<float>()[1] = 1.0f;
+  opt.load_state(state, 10);
+  float zero[2] = {0, 0};
+  opt.step(params, {{"w", zero}});
+  auto after = opt.state();
+  CHECK(after.at("adam.m/w").data<float>()[0] == 0.0f);
+  CHECK(after.at("adam.m/w").data<float>()[1] == 0.9f);
+  volatile float a = 1e-38f;
+  CHECK(a * 0.9f != 0.0f);  // the caller's arithmetic keeps its denormals
+}
+
 TEST_CASE("adam and sgd updates match hand computation", "[train][optimizer]") {
   ParameterStore params;
   params.emplace("w", Tensor(DType::f32, {2}));
