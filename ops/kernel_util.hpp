@@ -125,24 +125,33 @@ void binary_map(const KernelArgs<T>& a, F f) {
   }
 }
 
-// The fusable forms of unary_map and binary_map (RunKernel): one chunk, each input either n
-// values or one.
-// The sum of x[i]^2 in double, over fixed chunks with eight accumulators each (so the loop
-// vectorizes): the same bits at any thread count. Gradient norms, in norm2 and the optimizer.
+// The sum of f(x[i]) over [b, e) in double, in 32 interleaved accumulators: the loop vectorizes
+// into four independent chains of 8 doubles instead of waiting on one add after another (4x the
+// rate of 8 lanes here). The order depends on b and e only.
+template <class T, class F>
+double lane_sum(const T* x, std::int64_t b, std::int64_t e, F f) {
+  constexpr int kLanes = 32;
+  double lanes[kLanes] = {};
+  std::int64_t i = b;
+  for (; i + kLanes <= e; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) lanes[l] += f(static_cast<double>(x[i + l]));
+  for (; i < e; ++i) lanes[0] += f(static_cast<double>(x[i]));
+  double acc = 0;
+  for (double l : lanes) acc += l;
+  return acc;
+}
+
+// The sum of x[i]^2 in double, over fixed chunks: the same bits at any thread count. Gradient
+// norms, in norm2 and the optimizer.
 template <class T>
 double sum_of_squares(const T* x, std::int64_t n) {
   return deterministic_sum(n, [&](std::int64_t b, std::int64_t e) {
-    double lanes[8] = {};
-    std::int64_t i = b;
-    for (; i + 8 <= e; i += 8)
-      for (int l = 0; l < 8; ++l) lanes[l] += static_cast<double>(x[i + l]) * x[i + l];
-    for (; i < e; ++i) lanes[0] += static_cast<double>(x[i]) * x[i];
-    double acc = 0;
-    for (double l : lanes) acc += l;
-    return acc;
+    return lane_sum(x, b, e, [](double v) { return v * v; });
   });
 }
 
+// The fusable forms of unary_map and binary_map (RunKernel): one chunk, each input either n
+// values or one.
 template <class T, class F>
 void unary_run(const T* const* in, const bool*, T* out, std::int64_t n) {
   const T* __restrict x = in[0];

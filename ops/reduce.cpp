@@ -33,21 +33,16 @@ void reduce_masked(const T* x, const Shape& xs, const Mask& mask, T* out, double
   for (int i = first_reduced; i < kMaxRank; ++i) inner *= d[i];
   if (kept == 1) {
     out[0] = static_cast<T>(scale * deterministic_sum(total, [&](std::int64_t b, std::int64_t e) {
-      double acc = 0;
-      for (std::int64_t i = b; i < e; ++i) acc += x[i];
-      return acc;
+      return lane_sum(x, b, e, [](double v) { return v; });
     }));
     return;
   }
   if (trailing) {
     parallel_for(kept, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(inner, 1)),
                  [&](std::int64_t b, std::int64_t e) {
-                   for (std::int64_t o = b; o < e; ++o) {
-                     double acc = 0;
-                     const T* row = x + o * inner;
-                     for (std::int64_t i = 0; i < inner; ++i) acc += row[i];
-                     out[o] = static_cast<T>(acc * scale);
-                   }
+                   for (std::int64_t o = b; o < e; ++o)
+                     out[o] = static_cast<T>(scale * lane_sum(x + o * inner, 0, inner,
+                                                              [](double v) { return v; }));
                  });
     return;
   }
