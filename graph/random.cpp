@@ -84,11 +84,34 @@ void random_words(const RandomKey& key, std::uint64_t first, std::int64_t count,
   }
 }
 
-std::array<double, 2> random_normal_pair(const RandomKey& key, std::uint64_t pair) {
-  auto r = draw(key, pair);
+namespace {
+
+// Box-Muller on the four words of one draw.
+std::array<double, 2> box_muller(const std::uint32_t* r) {
   double radius = std::sqrt(-2.0 * std::log(to_unit(r[0], r[1])));
   double angle = 2.0 * std::numbers::pi * to_unit(r[2], r[3]);
   return {radius * std::cos(angle), radius * std::sin(angle)};
+}
+
+}  // namespace
+
+std::array<double, 2> random_normal_pair(const RandomKey& key, std::uint64_t pair) {
+  auto r = draw(key, pair);
+  return box_muller(r.data());
+}
+
+void random_normal_pairs(const RandomKey& key, std::uint64_t first, std::int64_t count, double* out) {
+  constexpr std::int64_t kDraws = 64;  // words of one batch on the stack
+  std::uint32_t words[4 * kDraws];
+  for (std::int64_t b = 0; b < count; b += kDraws) {
+    std::int64_t draws = std::min(kDraws, count - b);
+    random_words(key, first + static_cast<std::uint64_t>(b), draws, words);
+    for (std::int64_t i = 0; i < draws; ++i) {
+      auto z = box_muller(words + 4 * i);
+      out[2 * (b + i)] = z[0];
+      out[2 * (b + i) + 1] = z[1];
+    }
+  }
 }
 
 double random_normal(const RandomKey& key, std::uint64_t index) {

@@ -23,5 +23,8 @@ std::array<std::uint32_t, 4> random_words(const RandomKey& key, std::uint64_t dr
 void random_words(const RandomKey& key, std::uint64_t first, std::int64_t count, std::uint32_t* out);
 // The normals at indices 2 * pair and 2 * pair + 1.
 std::array<double, 2> random_normal_pair(const RandomKey& key, std::uint64_t pair);
+// random_normal_pair of pairs first, ..., first + count - 1 into out[2 * i], out[2 * i + 1]: the
+// same values, with the draws batched through the vector random_words.
+void random_normal_pairs(const RandomKey& key, std::uint64_t first, std::int64_t count, double* out);
 
 }  // namespace graphrun

@@ -19,12 +19,15 @@ void normal_kernel(const KernelArgs<T>& a) {
     return;
   }
   const std::int64_t n = a.out_numel();
-  // Over pairs: one draw gives two normals. A draw costs about 40 ns, so small grains pay.
+  // Over pairs: one draw gives two normals, and costs tens of ns, so small grains pay.
+  constexpr std::int64_t kPairs = 128;  // per batch of normals on the stack
   parallel_for((n + 1) / 2, 256, [&](std::int64_t b, std::int64_t e) {
-    for (std::int64_t k = b; k < e; ++k) {
-      auto z = random_normal_pair(a.key, static_cast<std::uint64_t>(k));
-      y[2 * k] = static_cast<T>(z[0]);
-      if (2 * k + 1 < n) y[2 * k + 1] = static_cast<T>(z[1]);
+    double z[2 * kPairs];
+    for (std::int64_t k = b; k < e; k += kPairs) {
+      std::int64_t pairs = std::min(kPairs, e - k);
+      random_normal_pairs(a.key, static_cast<std::uint64_t>(k), pairs, z);
+      std::int64_t last = std::min(n, 2 * (k + pairs));
+      for (std::int64_t i = 2 * k; i < last; ++i) y[i] = static_cast<T>(z[i - 2 * k]);
     }
   });
 }

@@ -43,6 +43,24 @@ TEST_CASE("batched words are the scalar Philox words, at any start and length", 
   }
 }
 
+TEST_CASE("batched normal pairs are the scalar ones, at any start and length", "[graph][random]") {
+  RandomKey key{(5ull << 32) + 9, 3, 4};
+  for (std::uint64_t first : {std::uint64_t{0}, std::uint64_t{37}}) {
+    for (std::int64_t count : {1, 64, 150}) {  // within, at and across the 64-draw batch
+      std::vector<double> batch(static_cast<std::size_t>(2 * count));
+      random_normal_pairs(key, first, count, batch.data());
+      bool same = true;
+      for (std::int64_t i = 0; i < count; ++i) {
+        auto one = random_normal_pair(key, first + static_cast<std::uint64_t>(i));
+        same = same && batch[static_cast<std::size_t>(2 * i)] == one[0] &&
+               batch[static_cast<std::size_t>(2 * i + 1)] == one[1];
+      }
+      INFO("first " << first << " count " << count);
+      CHECK(same);
+    }
+  }
+}
+
 TEST_CASE("uniform draws are in (0, 1) with mean 1/2, normals have mean 0 and variance 1",
           "[graph][random]") {
   RandomKey key{1, 0, 0};
