@@ -12,7 +12,7 @@ namespace graphrun::cli {
 namespace po = boost::program_options;
 namespace {
 
-constexpr std::array<std::pair<Verb, const char*>, 10> kVerbs = {{
+constexpr std::array<std::pair<Verb, const char*>, 11> kVerbs = {{
     {Verb::train, "train"},
     {Verb::eval, "eval"},
     {Verb::sample, "sample"},
@@ -23,6 +23,7 @@ constexpr std::array<std::pair<Verb, const char*>, 10> kVerbs = {{
     {Verb::graph, "graph"},
     {Verb::info, "info"},
     {Verb::gradcheck, "gradcheck"},
+    {Verb::profile, "profile"},
 }};
 
 // Shorthands for the most used keys; every key also has its long form --section.key.
@@ -66,7 +67,7 @@ po::options_description describe_options() {
        "the checkpoint other verbs read (default <run folder>/checkpoint.safetensors)")
       ("count,n", po::value<std::int64_t>()->value_name("N"),
        "sample: images (64); reconstruct: images (16); interpolate: steps (10); "
-       "anomaly: top-k shown (16); encode: rows (0 = all)");
+       "anomaly: top-k shown (16); encode: rows (0 = all); profile: steps (50)");
   general.add(run);
   return general;
 }
@@ -194,6 +195,8 @@ Verbs (train is the default):
   graph        the forward and backward graph as DOT (+ SVG and PNG when Graphviz is installed)
   info         node counts, parameters and the training program's memory plan
   gradcheck    autodiff against central differences in float64, batch 4 (exit 1 on failure)
+  profile      where a training step's time goes: each kernel, the optimizer and the batch,
+               over -n steps (50) on real batches; nothing is saved
 
 {}
 Any model-file key can be set as --SECTION.KEY VALUE (or =VALUE), for example

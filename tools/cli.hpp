@@ -11,7 +11,7 @@
 namespace graphrun::cli {
 
 enum class Verb {
-  train, eval, sample, reconstruct, encode, interpolate, anomaly, graph, info, gradcheck
+  train, eval, sample, reconstruct, encode, interpolate, anomaly, graph, info, gradcheck, profile
 };
 
 enum class Action { run, help, version, list, list_ops, list_keys };

@@ -18,6 +18,7 @@ int anomaly_command(const Run& run);
 int graph_command(const Run& run);
 int info_command(const Run& run);
 int gradcheck_command(const Run& run);
+int profile_command(const Run& run);
 
 int list_command();
 int list_ops_command(bool markdown);

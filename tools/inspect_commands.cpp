@@ -1,4 +1,5 @@
-// The verbs that look at a model without training it: graph, info, gradcheck.
+// The verbs that look at a model without training it: graph, info, gradcheck, profile (which
+// trains a few steps from a fresh start and saves nothing).
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/dot.hpp>
 #include <graphrun/graph/gradcheck.hpp>
@@ -7,10 +8,12 @@
 #include <graphrun/tools/commands.hpp>
 #include <graphrun/tools/spawn.hpp>
 #include <graphrun/train/atomic_file.hpp>
+#include <graphrun/train/trainer.hpp>
 
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <limits>
 #include <numeric>
 
@@ -152,6 +155,38 @@ int gradcheck_command(const Run& run) {
              options.tolerance, report.to_string());
   fmt::print("\n{}: worst relative error {:.3e}\n", report.ok() ? "ok" : "FAILED", report.worst());
   return report.ok() ? 0 : 1;
+}
+
+int profile_command(const Run& run) {
+  const Settings& s = run.settings;
+  const std::int64_t steps = run.cli.count > 0 ? run.cli.count : 50, warmup = 5;
+  // Enough images for every step to see a different batch, up to the settings' limit.
+  std::int64_t images = (steps + warmup) * s.train.batch;
+  if (s.load_limit() > 0) images = std::min(images, s.load_limit());
+  Dataset data = load_dataset(s.dataset, images, 1);
+  auto model = build(s, s.model_options, std::min(s.train.batch, data.train.count), data.train.features());
+  Trainer trainer(*model, s.train);
+  StepProfile p = trainer.profile(data.train, steps, warmup);
+  const double per_step = 1e3 / static_cast<double>(p.steps);
+  const double total = p.data_seconds + p.program_seconds + p.optimizer_seconds;
+  fmt::print("profile of {} ({}) on {}: {} training steps of {} images at {} thread{}, after {} "
+             "warm-up steps\n",
+             model->name, options_text(s.model_options), s.dataset, p.steps,
+             std::min(s.train.batch, data.train.count), num_threads(), num_threads() == 1 ? "" : "s",
+             warmup);
+  fmt::print("step {:.3f} ms = batch {:.3f} + program {:.3f} + optimizer {:.3f} ({})\n\n",
+             total * per_step, p.data_seconds * per_step, p.program_seconds * per_step,
+             p.optimizer_seconds * per_step, s.train.optimizer.kind);
+  std::vector<std::size_t> order(p.kernels.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::size_t a, std::size_t b) { return p.kernel_seconds[a] > p.kernel_seconds[b]; });
+  fmt::print("kernels, slowest first: ms per step, share of the step, schedule position{}\n",
+             num_threads() > 1 ? " (kernels that run at the same time overlap)" : "");
+  for (std::size_t k : order)
+    fmt::print("{:9.3f} {:6.1f}%  {:>3}  {}\n", p.kernel_seconds[k] * per_step,
+               100 * p.kernel_seconds[k] / total, k, p.kernels[k]);
+  return 0;
 }
 
 }  // namespace graphrun::cli

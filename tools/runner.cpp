@@ -23,6 +23,7 @@ int run_verb(const cli::Run& run) {
     case Verb::graph: return cli::graph_command(run);
     case Verb::info: return cli::info_command(run);
     case Verb::gradcheck: return cli::gradcheck_command(run);
+    case Verb::profile: return cli::profile_command(run);
   }
   return 1;
 }

@@ -97,38 +97,15 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
   if (n == 0) throw std::invalid_argument("the training set is empty");
   const std::int64_t batches = (n + bs - 1) / bs;
   auto order = epoch_order(n, epoch_);
-  const std::string& x_name = model_.x.node().name;
   EpochReport report;
   auto start = Clock::now();
   std::int64_t seen_now = 0;
   for (std::int64_t b = batch_in_epoch_; b < batches; ++b) {
     std::int64_t first = b * bs, rows = std::min(bs, n - first);
-    auto& buf = batches_[rows];
-    if (buf.empty()) buf = Tensor(DType::f32, {rows, train.features()});
-    train.fill_batch<float>({order.data() + first, static_cast<std::size_t>(rows)}, buf.data<float>());
-    auto& [p, grad_refs, norms] = train_program(rows, x_name, buf.shape());
-    p.bind_parameters(params_);
-    p.bind(x_name, buf);
-    for (const auto& s : model_.schedules) {
-      Tensor& t = scalars_.at(s.input);
-      t.data<float>()[0] = static_cast<float>(s.value(step_));
-      p.bind(s.input, t);
-    }
-    p.run({true, config_.seed, static_cast<std::uint64_t>(step_)});
+    Program& p = train_step(train, {order.data() + first, static_cast<std::size_t>(rows)}, step_, [&] {
+      return fmt::format("at epoch {}, step {} (batch {} of {})", epoch_ + 1, step_, b + 1, batches);
+    });
     double loss = p.output(0).item();
-    if (!std::isfinite(loss))
-      throw NumericsError(fmt::format("the loss became {} at epoch {}, step {} (batch {} of {}); the "
-                                      "parameters are those before this step. Try a lower learning "
-                                      "rate, gradient clipping, or --check-numerics to find the node",
-                                      loss, epoch_ + 1, step_, b + 1, batches));
-    double squares = 0;
-    for (const float* n : norms) squares += static_cast<double>(*n) * *n;
-    double norm = optimizer_.step(params_, grad_refs, std::sqrt(squares));
-    if (!std::isfinite(norm))
-      throw NumericsError(fmt::format("the gradient norm is {} at epoch {}, step {} (batch {} of {}) "
-                                      "while the loss is {}; the update was not applied. Try "
-                                      "--check-numerics to find the node", norm, epoch_ + 1, step_,
-                                      b + 1, batches, loss));
     ++step_;
     batch_in_epoch_ = b + 1;
     partial_loss_ += loss * static_cast<double>(rows);
@@ -166,6 +143,70 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
     report.has_test = true;
   }
   return report;
+}
+
+Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> rows_of,
+                            std::int64_t step, FunctionRef<std::string()> where,
+                            StepProfile* profile) {
+  auto t0 = Clock::now();
+  const auto rows = static_cast<std::int64_t>(rows_of.size());
+  const std::string& x_name = model_.x.node().name;
+  auto& buf = batches_[rows];
+  if (buf.empty()) buf = Tensor(DType::f32, {rows, data.features()});
+  data.fill_batch<float>(rows_of, buf.data<float>());
+  auto& [p, grad_refs, norms] = train_program(rows, x_name, buf.shape());
+  p.bind_parameters(params_);
+  p.bind(x_name, buf);
+  for (const auto& s : model_.schedules) {
+    Tensor& t = scalars_.at(s.input);
+    t.data<float>()[0] = static_cast<float>(s.value(step));
+    p.bind(s.input, t);
+  }
+  RunOptions run{true, config_.seed, static_cast<std::uint64_t>(step)};
+  if (profile) {
+    profile->kernel_seconds.resize(static_cast<std::size_t>(p.num_steps()));
+    run.step_seconds = profile->kernel_seconds.data();
+  }
+  auto t1 = Clock::now();
+  p.run(run);
+  auto t2 = Clock::now();
+  double loss = p.output(0).item();
+  if (!std::isfinite(loss))
+    throw NumericsError(fmt::format("the loss became {} {}; the parameters are those before this "
+                                    "step. Try a lower learning rate, gradient clipping, or "
+                                    "--check-numerics to find the node", loss, where()));
+  double squares = 0;
+  for (const float* n : norms) squares += static_cast<double>(*n) * *n;
+  double norm = optimizer_.step(params_, grad_refs, std::sqrt(squares));
+  if (!std::isfinite(norm))
+    throw NumericsError(fmt::format("the gradient norm is {} {} while the loss is {}; the update "
+                                    "was not applied. Try --check-numerics to find the node",
+                                    norm, where(), loss));
+  if (profile) {
+    auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    ++profile->steps;
+    profile->data_seconds += seconds(t0, t1);
+    profile->program_seconds += seconds(t1, t2);
+    profile->optimizer_seconds += seconds(t2, Clock::now());
+  }
+  return p;
+}
+
+StepProfile Trainer::profile(const Split& train, std::int64_t steps, std::int64_t warmup) {
+  if (train.count == 0) throw std::invalid_argument("the training set is empty");
+  const std::int64_t bs = std::min(config_.batch, train.count);
+  auto order = epoch_order(train.count, epoch_);
+  const std::int64_t batches = train.count / bs;  // whole batches only: one program is timed
+  StepProfile result;
+  for (std::int64_t i = 0; i < warmup + steps; ++i) {
+    std::int64_t b = i % batches;
+    train_step(train, {order.data() + b * bs, static_cast<std::size_t>(bs)}, step_ + i,
+               [&] { return fmt::format("while profiling, at step {}", i + 1); },
+               i < warmup ? nullptr : &result);
+  }
+  auto& p = train_program(bs, model_.x.node().name, {bs, train.features()}).program;
+  for (int k = 0; k < p.num_steps(); ++k) result.kernels.push_back(p.step_summary(k));
+  return result;
 }
 
 Trainer::TrainProgram& Trainer::train_program(std::int64_t rows, const std::string& x_name,

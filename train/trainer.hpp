@@ -2,6 +2,7 @@
 // checkpoints. A library, not the CLI: research code can drive it from its own loop.
 #pragma once
 
+#include <graphrun/graph/parallel.hpp>
 #include <graphrun/graph/program.hpp>
 #include <graphrun/models/model.hpp>
 #include <graphrun/train/dataset.hpp>
@@ -13,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -49,6 +51,16 @@ struct Progress {
   double running_loss = 0, seconds = 0;
 };
 
+// Where a training step's time goes, summed over `steps` steps: converting the batch, the
+// compiled program (and inside it each kernel), and the optimizer.
+struct StepProfile {
+  std::int64_t steps = 0;
+  double data_seconds = 0, program_seconds = 0, optimizer_seconds = 0;
+  std::vector<std::string> kernels;    // Program::step_summary of each kernel, in schedule order
+  std::vector<double> kernel_seconds;  // concurrent kernels overlap, so these can sum to more
+                                       // than program_seconds
+};
+
 // One pass of `outputs` over `data` in batches, evaluation mode, for inference and test losses.
 // `each` gets the program after each batch run and the number of rows in it.
 void for_each_batch(ProgramCache& cache, Value x, const Split& data, std::int64_t batch,
@@ -68,6 +80,10 @@ class Trainer {
                           const std::function<void(const Progress&)>& on_batch = {},
                           const std::atomic<bool>* stop = nullptr);
   LossReport evaluate(const Split& data, std::int64_t limit = -1);
+  // Trains `warmup` + `steps` steps on the first batches of the current epoch's order and times
+  // the last `steps`. Parameters and optimizer state move as in training; the epoch and step
+  // counters do not.
+  StepProfile profile(const Split& train, std::int64_t steps, std::int64_t warmup = 5);
 
   ParameterStore& parameters() { return params_; }
   Model& model() { return model_; }
@@ -85,6 +101,11 @@ class Trainer {
 
  private:
   std::vector<std::int64_t> epoch_order(std::int64_t count, std::int64_t epoch) const;
+  // One optimizer step on the images `rows` of `data`, as step number `step`; returns the
+  // program, whose outputs hold the loss and its terms. `where` names the step in an error (only
+  // then called: a step allocates nothing). Times its parts into `profile` when given.
+  Program& train_step(const Split& data, std::span<const std::int64_t> rows, std::int64_t step,
+                      FunctionRef<std::string()> where, StepProfile* profile = nullptr);
   struct TrainProgram {
     Program& program;
     std::vector<GradRef> grads;  // its gradient outputs, by parameter name

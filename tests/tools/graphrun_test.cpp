@@ -140,6 +140,19 @@ TEST_CASE("sample refuses a model without a prior, with exit code 2", "[e2e]") {
   CHECK(r.err.find("only a VAE") != std::string::npos);
 }
 
+TEST_CASE("profile prints where a training step's time goes and saves nothing", "[e2e]") {
+  TempDir tmp;
+  auto r = run_cli_process(small({"profile", "model.dae", "-n", "4", "--out", "run"}), tmp.path());
+  INFO(describe(r));
+  CHECK(r.code == 0);
+  CHECK(r.out.find("4 training steps of 32 images") != std::string::npos);
+  CHECK(r.out.find("step ") != std::string::npos);
+  CHECK(r.out.find("optimizer") != std::string::npos);
+  CHECK(r.out.find("bernoulli_mask_like") != std::string::npos);  // the DAE's noise kernel
+  CHECK(r.out.find("matmul [32, 784] [784, 32]") != std::string::npos);  // the encoder's first product
+  CHECK_FALSE(fs::exists(tmp / "run"));
+}
+
 TEST_CASE("gradcheck passes on the model files' graphs", "[e2e]") {
   TempDir tmp;
   for (const char* model : {"model.vae", "model.sae"}) {

@@ -91,6 +91,35 @@ TEST_CASE("resuming from a checkpoint gives the same parameters bit for bit", "[
   }
 }
 
+TEST_CASE("profile times every kernel of real training steps and leaves the counters alone",
+          "[train][profile]") {
+  Split train = noisy_split(40, 1);  // 2 whole batches of 16: the profile cycles through them
+  TrainConfig cfg;
+  cfg.batch = 16;
+  Model m = build_model("vae", small_vae(), 16, 16);
+  Trainer t(m, cfg);
+  auto before = t.parameters();
+  for (auto& [name, v] : before) v = v.clone();
+  StepProfile p = t.profile(train, 7, 2);
+  CHECK(p.steps == 7);
+  REQUIRE_FALSE(p.kernels.empty());
+  REQUIRE(p.kernel_seconds.size() == p.kernels.size());
+  CHECK(p.program_seconds > 0);
+  CHECK(p.optimizer_seconds > 0);
+  double kernels = 0;
+  bool has_matmul = false;
+  for (std::size_t k = 0; k < p.kernels.size(); ++k) {
+    CHECK(p.kernel_seconds[k] >= 0);
+    kernels += p.kernel_seconds[k];
+    has_matmul = has_matmul || p.kernels[k].rfind("matmul [16, 16]", 0) == 0;
+  }
+  CHECK(has_matmul);  // the encoder's first product, named with its shapes
+  CHECK(kernels > 0);
+  CHECK(t.step() == 0);  // no epoch or step was counted
+  CHECK(t.epoch() == 0);
+  CHECK_FALSE(same_bits(t.parameters(), before));  // but the steps did train
+}
+
 TEST_CASE("a whole training step allocates nothing after the first", "[train][alloc]") {
   // Batch assembly, program lookup, binding, the run, the optimizer and the bookkeeping: counted
   // from the progress callback of step 2 to that of step 7.
