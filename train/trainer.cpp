@@ -194,6 +194,9 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
 
 StepProfile Trainer::profile(const Split& train, std::int64_t steps, std::int64_t warmup) {
   if (train.count == 0) throw std::invalid_argument("the training set is empty");
+  if (steps < 1 || warmup < 0)
+    throw std::invalid_argument(fmt::format("profile needs at least 1 step and no negative warm-up, "
+                                            "got {} and {}", steps, warmup));
   const std::int64_t bs = std::min(config_.batch, train.count);
   auto order = epoch_order(train.count, epoch_);
   const std::int64_t batches = train.count / bs;  // whole batches only: one program is timed

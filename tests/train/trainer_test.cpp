@@ -118,6 +118,7 @@ TEST_CASE("profile times every kernel of real training steps and leaves the coun
   CHECK(t.step() == 0);  // no epoch or step was counted
   CHECK(t.epoch() == 0);
   CHECK_FALSE(same_bits(t.parameters(), before));  // but the steps did train
+  CHECK_THROWS_WITH(t.profile(train, 0), Catch::Contains("at least 1 step"));
 }
 
 TEST_CASE("a whole training step allocates nothing after the first", "[train][alloc]") {
