@@ -4,12 +4,10 @@
 // and their ratio.
 //
 //   step_time [--model vae] [--compare threads|order] [--threads 2] [--blocks 30] [--runs 20]
-//   step_time --kernels [--model vae] [--threads 2] [--runs 200]
 //
 // --compare threads: 1 thread against --threads N (default 2), concurrent steps as in training.
 // --compare order:   at --threads N, independent steps run concurrently against schedule order.
-// --kernels:         where a step's time goes: each kernel's mean time over --runs steps at
-//                    --threads N, slowest first (RunOptions::step_seconds).
+// Where a step's time goes, kernel by kernel: `graphrun profile MODEL`.
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/parallel.hpp>
 #include <graphrun/graph/parameters.hpp>
@@ -28,53 +26,12 @@
 #include <vector>
 
 using namespace graphrun;
-using Clock = std::chrono::steady_clock;
-
-namespace {
-
-int profile_kernels(Program& p, FunctionRef<void()> optimizer_step, const std::string& model,
-                    int threads, int runs) {
-  set_num_threads(threads);
-  std::vector<double> seconds(static_cast<std::size_t>(p.num_steps()));
-  double total = 0, in_optimizer = 0;
-  for (int r = -runs / 10; r < runs; ++r) {  // the first tenth warms up
-    RunOptions options{true, 1, static_cast<std::uint64_t>(r + runs)};
-    if (r >= 0) options.step_seconds = seconds.data();
-    auto t0 = Clock::now();
-    p.run(options);
-    auto t1 = Clock::now();
-    optimizer_step();
-    if (r < 0) continue;
-    total += std::chrono::duration<double>(Clock::now() - t0).count();
-    in_optimizer += std::chrono::duration<double>(Clock::now() - t1).count();
-  }
-  std::vector<int> order(seconds.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
-  std::sort(order.begin(), order.end(), [&](int a, int b) { return seconds[a] > seconds[b]; });
-  double per_run = 1e3 / runs, kernel_sum = 0;
-  for (double s : seconds) kernel_sum += s;
-  fmt::print("model {} threads {}: step {:.3f} ms = program {:.3f} + optimizer {:.3f}; kernels sum "
-             "{:.3f} ms (concurrent kernels overlap); mean of {} steps\n",
-             model, threads, total * per_run, (total - in_optimizer) * per_run, in_optimizer * per_run,
-             kernel_sum * per_run, runs);
-  for (int i : order)
-    fmt::print("{:8.3f} ms {:5.1f}%  {:>3} {}\n", seconds[i] * per_run, 100 * seconds[i] / total, i,
-               p.step_summary(i));
-  return 0;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   std::string model = "vae", compare = "threads";
   int threads = 2, blocks = 30, runs = 20;
-  bool kernels = false;
   for (int i = 1; i < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--kernels")) {
-      kernels = true;
-      runs = 200;
-      --i;
-    } else if (i + 1 == argc) {
+    if (i + 1 == argc) {
       fmt::print(stderr, "{} needs a value\n", argv[i]);
       return 2;
     } else if (!std::strcmp(argv[i], "--model")) model = argv[i + 1];
@@ -119,7 +76,6 @@ int main(int argc, char** argv) {
     }
     adam.step(params, grad_refs, std::sqrt(squares));
   };
-  if (kernels) return profile_kernels(p, optimizer_step, model, threads, runs);
 
   // Setting 0 and 1: (threads, concurrent).
   std::pair<int, bool> setting[2] = {{1, true}, {threads, true}};
