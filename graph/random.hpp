@@ -21,6 +21,10 @@ std::array<std::uint32_t, 4> random_words(const RandomKey& key, std::uint64_t dr
 // random_words of draws first, first + 1, ..., first + count - 1, into out[4 * i .. 4 * i + 3]:
 // the same values, computed 16 draws at a time in vector registers.
 void random_words(const RandomKey& key, std::uint64_t first, std::int64_t count, std::uint32_t* out);
+// The two normals of one draw's words: radius sqrt(-2 ln u) at angle 2 pi v, where u and v are
+// the 53-bit uniforms of words 0-1 and 2-3, with a vectorizable ln, sin and cos accurate to an
+// ulp or two rather than libm's scalar calls.
+std::array<double, 2> box_muller(const std::array<std::uint32_t, 4>& words);
 // The normals at indices 2 * pair and 2 * pair + 1.
 std::array<double, 2> random_normal_pair(const RandomKey& key, std::uint64_t pair);
 // random_normal_pair of pairs first, ..., first + count - 1 into out[2 * i], out[2 * i + 1]: the

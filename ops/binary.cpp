@@ -64,7 +64,7 @@ struct Bce {
 };
 struct KlNormal {
   template <class T> T operator()(T mu, T lv) const {
-    return T(-0.5) * (T(1) + lv - mu * mu - std::exp(lv));
+    return T(-0.5) * (T(1) + lv - mu * mu - exp_of(lv));
   }
 };
 

@@ -85,7 +85,9 @@ const OpRegistration registrations[] = {
                                [](const GradContext& c) { return R{c.grad * 0.0}; })),
     OpRegistration(unary<Relu>("relu", "y = max(x, 0); dy/dx = 1 for x > 0, else 0; any shape",
                                [](const GradContext& c) {
-                                 return R{relu_backward(c.grad, c.inputs[0], c.where)};
+                                 // From the output (y > 0 exactly where x > 0), so a fused
+                                 // bias + relu need not store its pre-activation.
+                                 return R{relu_backward(c.grad, c.output, c.where)};
                                })),
     OpRegistration(unary<Sigmoid>("sigmoid", "y = 1 / (1 + e^-x), stable for any x; any shape",
                                   [](const GradContext& c) {

@@ -1,5 +1,5 @@
 // Elementwise fusion: fused programs compute the same bits as one kernel per op, for every
-// fusable op and sample, for chains with biases longer than a chunk, at 1 and 2 threads.
+// fusable op and sample, for chains with biases shorter or longer than a chunk, at 1 and 2 threads.
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/parallel.hpp>
 #include <graphrun/graph/parameters.hpp>
@@ -79,23 +79,25 @@ TEST_CASE("every fusable op computes the same bits fused as alone", "[graph][fus
   CHECK(checked >= 30);
 }
 
-TEST_CASE("a fused chain with a bias longer than a chunk matches unfused at 1 and 2 threads", "[graph][fuse]") {
+TEST_CASE("a fused chain with a bias shorter or longer than a chunk matches unfused at 1 and 2 threads",
+          "[graph][fuse]") {
   ThreadGuard guard;
-  for (std::int64_t width : {7, 1500}) {  // a row inside one chunk, and one split over three
+  // Rows taken several to a chunk (the last chunk partial), and one row split over three chunks.
+  for (auto [rows, width] : {std::pair<std::int64_t, std::int64_t>{40, 7}, {2001, 20}, {40, 1500}}) {
     Graph g;
-    Value x = g.input("x", {40, width});
+    Value x = g.input("x", {rows, width});
     Value b = g.input("b", {width});
     Value s = g.input("s", {});
     Value h = relu(x + b);             // h is stored: the sum below reads it
     Value z = sigmoid(h * s - 0.25);   // the rest stays in chunk buffers
     Value loss = sum(h) + sum(exp(z) * x);
     ParameterStore values;
-    values.emplace("x", testing::random_tensor({40, width}, {-1, 1}, 1, 4));
+    values.emplace("x", testing::random_tensor({rows, width}, {-1, 1}, 1, 4));
     values.emplace("b", testing::random_tensor({width}, {-1, 1}, 2, 4));
     values.emplace("s", testing::random_tensor({}, {0.5, 2}, 3, 4));
     auto want = run_bytes(g, {loss, h, z}, values, DType::f32, false);
     for (int threads : {1, 2}) {
-      INFO("width " << width << ", " << threads << " threads");
+      INFO(rows << " rows of " << width << ", " << threads << " threads");
       set_num_threads(threads);
       int steps = 0;
       CHECK(run_bytes(g, {loss, h, z}, values, DType::f32, true, &steps) == want);
