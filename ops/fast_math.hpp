@@ -41,15 +41,14 @@ inline float fast_exp(float x) {
   return x > 88.7228f ? __builtin_inff() : y;
 }
 
-// ln(1 + e^-a) for a >= 0, the stable tail of softplus and of BCE with logits.
+// ln(1 + e^-a) for a >= 0, the stable tail of softplus and of BCE with logits. With e = e^-a in
+// (0, 1], ln(1 + e) = ln(1 + f) + k ln 2 where f = e (k = 0) for e up to sqrt(2) - 1, else
+// f = (e - 1) / 2 (k = 1, as 1 + e = 2 (1 + f)). Either f is exact or nearly, and lies in
+// [-0.293, 0.414], where Cephes' logf polynomial holds: no rounded 1 + e to correct, so no division.
 inline float fast_log1p_exp_neg(float a) {
-  float e = fast_exp(-a);  // in (0, 1]
-  float y = 1.0f + e;      // in (1, 2]: y = m 2^k with m in [sqrt(1/2), sqrt(2)), k in {0, 1}
-  bool high = y >= 1.41421356f;
-  float m = high ? y * 0.5f : y;
-  float k = high ? 1.0f : 0.0f;
-  float f = m - 1.0f;  // in [-0.293, 0.415)
-  // ln(1 + f) = f - f^2/2 + f^3 P(f), Cephes logf coefficients.
+  float e = fast_exp(-a);
+  bool high = e > 0.41421356f;
+  float f = high ? (e - 1.0f) * 0.5f : e;
   float p = 7.0376836292e-2f;
   p = p * f - 1.1514610310e-1f;
   p = p * f + 1.1676998740e-1f;
@@ -60,10 +59,7 @@ inline float fast_log1p_exp_neg(float a) {
   p = p * f - 2.4999993993e-1f;
   p = p * f + 3.3333331174e-1f;
   float z = f * f;
-  float log_y = f - 0.5f * z + p * z * f + k * 0.693147180559945f;
-  // 1 + e is rounded; scaling by e / ((1 + e) - 1) undoes that rounding (Goldberg's log1p).
-  float d = y - 1.0f;
-  return d == 0.0f ? e : log_y * (e / d);
+  return f - 0.5f * z + p * z * f + (high ? 0.693147180559945f : 0.0f);
 }
 
 // Overloads the kernels are written with: float32 takes the fast versions above, float64 libm.

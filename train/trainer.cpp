@@ -174,14 +174,15 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
   if (!std::isfinite(loss))
     throw NumericsError(fmt::format("the loss became {} {}; the parameters are those before this "
                                     "step. Try a lower learning rate, gradient clipping, or "
-                                    "--check-numerics to find the node", loss, where()));
+                                    "--check-numerics to find the node",
+                                    std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf", where()));
   double squares = 0;
   for (const float* n : norms) squares += static_cast<double>(*n) * *n;
   double norm = optimizer_.step(params_, grad_refs, std::sqrt(squares));
   if (!std::isfinite(norm))
     throw NumericsError(fmt::format("the gradient norm is {} {} while the loss is {}; the update "
                                     "was not applied. Try --check-numerics to find the node",
-                                    norm, where(), loss));
+                                    std::isnan(norm) ? "nan" : "inf", where(), loss));
   if (profile) {
     auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
     ++profile->steps;

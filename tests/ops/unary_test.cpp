@@ -1,6 +1,7 @@
 // Unary ops by hand, and sigmoid / softplus at +-100.
 #include "graph/run_helpers.hpp"
 
+#include <graphrun/ops/fast_math.hpp>
 #include <graphrun/ops/ops.hpp>
 
 #include <catch2/catch.hpp>
@@ -82,6 +83,23 @@ TEST_CASE("NaN and infinities pass through the float32 fast exp paths", "[ops][u
     CHECK(std::isnan(map_values(sigmoid, {nan}, dtype)[0]));
     CHECK(std::isnan(map_values(softplus, {nan}, dtype)[0]));
   }
+}
+
+TEST_CASE("the float32 fast exp and ln(1 + e^-a) are within 2 ulp of double libm", "[ops][unary][numerics]") {
+  // Their own polynomials replace libm in every float32 kernel; sweep the whole useful range.
+  auto ulps = [](float got, double want) {
+    double ulp = std::ldexp(1.0, std::ilogb(static_cast<float>(want)) - 23);
+    return std::abs(static_cast<double>(got) - want) / ulp;
+  };
+  double worst_exp = 0, worst_log1p = 0;
+  for (int i = 0; i <= 400000; ++i) {
+    float x = -87.0f + 175.0f * static_cast<float>(i) / 400000.0f;  // normal results only
+    worst_exp = std::max(worst_exp, ulps(ops::fast_exp(x), std::exp(static_cast<double>(x))));
+    float a = 40.0f * static_cast<float>(i) / 400000.0f;
+    worst_log1p = std::max(worst_log1p, ulps(ops::fast_log1p_exp_neg(a), std::log1p(std::exp(-static_cast<double>(a)))));
+  }
+  CHECK(worst_exp <= 2.0);
+  CHECK(worst_log1p <= 2.0);
 }
 
 TEST_CASE("unary ops keep rank-3 shapes and elementwise order", "[ops][unary]") {
