@@ -14,6 +14,7 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <optional>
 #include <unordered_map>
 
 namespace graphrun {
@@ -40,23 +41,43 @@ void Program::fuse_elementwise() {
   const std::size_t nsteps = steps_.size();
   auto out_of = [&](std::size_t s) { return steps_[s].out_slots.front(); };
 
-  // How a step would join a fused chain: -1 if it cannot, else the length of its row argument
-  // (0 when it has none).
-  auto fusable = [&](std::size_t s) -> std::int64_t {
+  // How a step would join a fused chain: the lengths of its row and column arguments (0 when it
+  // has none), or nothing if it cannot join one.
+  struct Repeats {
+    std::int64_t row = 0, column = 0;
+  };
+  auto fusable = [&](std::size_t s) -> std::optional<Repeats> {
     const Step& step = steps_[s];
-    if (!step.op || !step.op->f32_run || step.out_slots.size() != 1) return -1;
+    if (!step.op || !step.op->f32_run || step.out_slots.size() != 1) return std::nullopt;
     const Shape& shape = slots_[static_cast<std::size_t>(out_of(s))].shape;
-    std::int64_t n = numel(shape), row = 0;
-    if (n == 0) return -1;
+    std::int64_t n = numel(shape);
+    if (n == 0) return std::nullopt;
+    Repeats rep;
+    if (step.op->broadcast) {
+      std::int64_t m = numel(step.in_shapes[0]);
+      Broadcast b = step.op->broadcast(step.in_shapes, step.attrs);
+      if (b == Broadcast::none) return std::nullopt;
+      if (m == n || m == 1) return rep;
+      if (b == Broadcast::row) rep.row = m;
+      if (b == Broadcast::column) rep.column = n / m;
+      return rep;
+    }
     for (std::size_t i = 0; i < step.in_shapes.size(); ++i) {
-      if (step.in_slots[i] < 0) return -1;
+      if (step.in_slots[i] < 0) return std::nullopt;
       std::int64_t m = numel(step.in_shapes[i]);
       if (m == n || m == 1) continue;
       std::int64_t r = row_length(step.in_shapes[i], shape);
-      if (r == 0 || (row != 0 && r != row)) return -1;
-      row = r;
+      if (r == 0 || (rep.row != 0 && r != rep.row)) return std::nullopt;
+      rep.row = r;
     }
-    return row;
+    return rep;
+  };
+  // Chunks must not straddle a row or a column block; with both, they must be the same length.
+  auto merge = [](Repeats a, Repeats b) -> std::optional<Repeats> {
+    if ((a.row && b.row && a.row != b.row) || (a.column && b.column && a.column != b.column)) return std::nullopt;
+    Repeats m{std::max(a.row, b.row), std::max(a.column, b.column)};
+    if (m.row && m.column && m.row != m.column) return std::nullopt;
+    return m;
   };
 
   // Which step writes each slot, and which steps read it.
@@ -71,10 +92,11 @@ void Program::fuse_elementwise() {
   for (int o : outputs_) is_output[static_cast<std::size_t>(o)] = true;
 
   // List scheduling over the steps' dependencies, with one chain open at a time: while a chain is
-  // open, a ready step that can join it goes first; otherwise the earliest ready step in the
-  // compiled order. A joining step's inputs are ready by then, as the chain runs where its last
-  // op lands; a step that cannot join but reads a chain result closes the chain, since it must
-  // run after the whole chain.
+  // open, a ready step that can join it goes first, then one that leaves it open (it neither
+  // reads the chain nor starts another); otherwise the earliest ready step in the compiled order.
+  // A joining step's inputs are ready by then, as the chain runs where its last op lands; a step
+  // that cannot join but reads a chain result closes the chain, since it must run after the whole
+  // chain.
   std::vector<int> pending(nsteps, 0);
   for (std::size_t s = 0; s < nsteps; ++s)
     for (int in : steps_[s].in_slots)
@@ -86,16 +108,29 @@ void Program::fuse_elementwise() {
   std::vector<std::vector<int>> groups;
   bool open = false;
   Shape shape;
-  std::int64_t row = 0;
+  Repeats repeats;
   auto joins = [&](int s) {
-    std::int64_t r = fusable(static_cast<std::size_t>(s));
-    return open && r >= 0 && slots_[static_cast<std::size_t>(out_of(static_cast<std::size_t>(s)))].shape == shape &&
-           (r == 0 || row == 0 || r == row) && groups.back().size() < kMaxMembers;
+    auto r = fusable(static_cast<std::size_t>(s));
+    return open && r && slots_[static_cast<std::size_t>(out_of(static_cast<std::size_t>(s)))].shape == shape &&
+           merge(repeats, *r) && groups.back().size() < kMaxMembers;
   };
+  // Steps that can neither join nor read the open chain leave it open, so they go before one that
+  // would close it: a gradient's spread_like waiting on such a step can still join the chain.
+  auto reads_chain = [&](int s) {
+    for (int in : steps_[static_cast<std::size_t>(s)].in_slots)
+      if (in >= 0 && writer[static_cast<std::size_t>(in)] >= 0 &&
+          group_of[static_cast<std::size_t>(writer[static_cast<std::size_t>(in)])] == static_cast<int>(groups.size() - 1))
+        return true;
+    return false;
+  };
+  auto keeps_open = [&](int s) { return open && !fusable(static_cast<std::size_t>(s)) && !reads_chain(s); };
   while (!ready.empty()) {
     auto pick = ready.end();
     for (auto it = ready.begin(); it != ready.end(); ++it)
       if (joins(*it) && (pick == ready.end() || *it < *pick)) pick = it;
+    if (pick == ready.end())
+      for (auto it = ready.begin(); it != ready.end(); ++it)
+        if (keeps_open(*it) && (pick == ready.end() || *it < *pick)) pick = it;
     if (pick == ready.end()) pick = std::min_element(ready.begin(), ready.end());
     const int s = *pick;
     ready.erase(pick);
@@ -103,23 +138,19 @@ void Program::fuse_elementwise() {
     for (int reader : readers[static_cast<std::size_t>(out_of(static_cast<std::size_t>(s)))])
       if (--pending[static_cast<std::size_t>(reader)] == 0) ready.push_back(reader);
 
-    std::int64_t r = fusable(static_cast<std::size_t>(s));
+    auto r = fusable(static_cast<std::size_t>(s));
     if (joins(s)) {
       groups.back().push_back(s);
       group_of[static_cast<std::size_t>(s)] = static_cast<int>(groups.size() - 1);
-      row = std::max(row, r);
-    } else if (r >= 0) {
+      repeats = *merge(repeats, *r);
+    } else if (r) {
       groups.push_back({s});
       group_of[static_cast<std::size_t>(s)] = static_cast<int>(groups.size() - 1);
       open = true;
       shape = slots_[static_cast<std::size_t>(out_of(static_cast<std::size_t>(s)))].shape;
-      row = r;
-    } else if (open) {
-      for (int in : steps_[static_cast<std::size_t>(s)].in_slots)
-        if (in >= 0 && writer[static_cast<std::size_t>(in)] >= 0 &&
-            group_of[static_cast<std::size_t>(writer[static_cast<std::size_t>(in)])] ==
-                static_cast<int>(groups.size() - 1))
-          open = false;
+      repeats = *r;
+    } else if (open && reads_chain(s)) {
+      open = false;
     }
   }
 
@@ -139,6 +170,10 @@ void Program::fuse_elementwise() {
       for (std::size_t i = 0; i < step.in_slots.size(); ++i) {
         int slot = step.in_slots[i];
         FusedArg& arg = op.args[i];
+        if (slot < 0) {
+          arg.kind = FusedArg::Kind::none;
+          continue;
+        }
         if (auto m = member_of_slot.find(slot); m != member_of_slot.end()) {
           arg = {FusedArg::Kind::member, m->second};
           continue;
@@ -150,10 +185,13 @@ void Program::fuse_elementwise() {
           fused.in_shapes.push_back(step.in_shapes[i]);
         }
         std::int64_t m = numel(step.in_shapes[i]);
-        arg.kind = m == fused.fused_numel ? FusedArg::Kind::whole
-                   : m == 1               ? FusedArg::Kind::scalar
-                                          : FusedArg::Kind::row;
+        Broadcast repeat = step.op->broadcast ? step.op->broadcast(step.in_shapes, step.attrs) : Broadcast::none;
+        arg.kind = m == fused.fused_numel        ? FusedArg::Kind::whole
+                   : m == 1                      ? FusedArg::Kind::scalar
+                   : repeat == Broadcast::column ? FusedArg::Kind::column
+                                                 : FusedArg::Kind::row;
         if (arg.kind == FusedArg::Kind::row) fused.fused_row = m;
+        if (arg.kind == FusedArg::Kind::column) fused.fused_column = fused.fused_numel / m;
       }
       int result = step.out_slots.front();
       bool read_elsewhere = is_output[static_cast<std::size_t>(result)];
@@ -198,10 +236,13 @@ void Program::run_fused(const Step& step) {
   // than half a chunk are taken several at a time, reading row arguments from a copy repeated to
   // the chunk's length: a [128, 20] chain with a bias then walks 6 chunks instead of 128, and its
   // per-op call overhead stops dwarfing the arithmetic.
-  const std::int64_t row = step.fused_row > 0 ? step.fused_row : n;
+  // A column argument is one value per row (the fuser made its blocks the rows' length), so it
+  // is a single value within any chunk that keeps to one row.
+  const std::int64_t column = step.fused_column;
+  const std::int64_t row = step.fused_row > 0 ? step.fused_row : column > 0 ? column : n;
   int row_inputs = 0;
   for (const Shape& s : step.in_shapes) row_inputs += numel(s) == step.fused_row;
-  const bool whole_rows = step.fused_row > 0 && 2 * row <= kChunk && row_inputs <= kMaxRowInputs;
+  const bool whole_rows = step.fused_row > 0 && column == 0 && 2 * row <= kChunk && row_inputs <= kMaxRowInputs;
   const std::int64_t chunk = whole_rows ? kChunk / row * row : std::min(row, kChunk);
   const std::int64_t per_row = whole_rows ? 1 : (row + chunk - 1) / chunk;
   const std::int64_t chunks = whole_rows ? (n + chunk - 1) / chunk : n / row * per_row;
@@ -233,11 +274,13 @@ void Program::run_fused(const Step& step) {
                           : scratch[from.scratch];
             continue;
           }
+          if (a.kind == FusedArg::Kind::none) continue;
           const T* base = static_cast<const T*>(step.in_ptrs[static_cast<std::size_t>(a.index)]);
-          args[i] = a.kind == FusedArg::Kind::whole ? base + first
-                    : a.kind == FusedArg::Kind::row ? (whole_rows ? repeated_row(a.index, base) : base + in_row)
-                                                    : base;
-          scalar[i] = a.kind == FusedArg::Kind::scalar;
+          args[i] = a.kind == FusedArg::Kind::whole    ? base + first
+                    : a.kind == FusedArg::Kind::row    ? (whole_rows ? repeated_row(a.index, base) : base + in_row)
+                    : a.kind == FusedArg::Kind::column ? base + first / column
+                                                       : base;
+          scalar[i] = a.kind == FusedArg::Kind::scalar || a.kind == FusedArg::Kind::column;
         }
         T* result = op.out_slot >= 0 ? static_cast<T*>(slots_[static_cast<std::size_t>(op.out_slot)].ptr) + first
                                      : scratch[op.scratch];

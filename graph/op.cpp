@@ -17,8 +17,9 @@ const OpDef& OpRegistry::add(OpDef def) {
   if (!def.f32 || !def.f64) fail("it needs float32 and float64 kernels");
   if (def.summary.empty()) fail("it has no summary (formula and shapes)");
   if (!def.f32_run != !def.f64_run) fail("it needs both float32 and float64 run kernels, or neither");
-  if (def.f32_run && (!def.elementwise || def.random || def.arity < 1 || def.arity > 2))
-    fail("only unary or binary elementwise ops without randomness may have run kernels");
+  if (def.f32_run && ((!def.elementwise && !def.broadcast) || def.random || def.arity < 1 || def.arity > 2))
+    fail("only unary or binary elementwise or repeating ops without randomness may have run kernels");
+  if (def.broadcast && !def.f32_run) fail("its broadcast rule needs run kernels");
   auto name = def.name;
   auto& slot = ops_[name];
   slot = std::make_unique<OpDef>(std::move(def));

@@ -50,6 +50,12 @@ using RunKernel = void (*)(const T* const* in, const bool* scalar, T* out, std::
 
 using ShapeRule = std::function<Shape(std::span<const Shape> inputs, const Attrs& attrs)>;
 
+// How an op that repeats input 0 over its output (spread_like) lays the repeats out, for fusion:
+// one value for all, a row repeated down the output, or a column (one value per block of
+// consecutive elements); none when it is not a plain repeat for these attributes.
+enum class Broadcast { none, scalar, row, column };
+using BroadcastRule = Broadcast (*)(std::span<const Shape> inputs, const Attrs& attrs);
+
 // A gradient rule gets the forward node's inputs, its output and the gradient flowing into that
 // output, and returns one entry per input: the gradient as a new value, or an invalid Value for
 // an input the op declares non-differentiable.
@@ -88,6 +94,9 @@ struct OpDef {
   // what f32 / f64 compute, so fusing changes no bit.
   RunKernel<float> f32_run = nullptr;
   RunKernel<double> f64_run = nullptr;
+  // Set, with the run kernels, for ops whose output is input 0 repeated: then only input 0 is
+  // read, and the run kernels copy it (scalar or not) to their n outputs.
+  BroadcastRule broadcast = nullptr;
   // Per input: only its shape is used, never its values (the `like` of sum_to_like, the input of
   // a random op). Empty means every input's values are read. compile() neither computes nor
   // keeps alive a value read only this way, and the kernel gets a null pointer for it.

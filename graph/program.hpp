@@ -104,7 +104,9 @@ class Program {
   // An argument of an op inside a fused step: the result of an earlier member, or one of the
   // step's inputs taken whole, as one value, or as a row repeated along the output (a bias).
   struct FusedArg {
-    enum class Kind { member, whole, scalar, row } kind = Kind::whole;
+    // none: an input read only for its shape. column: one value per block of fused_column
+    // consecutive elements.
+    enum class Kind { member, whole, scalar, row, column, none } kind = Kind::whole;
     int index = 0;  // member index, or index into the step's inputs
   };
   struct FusedOp {
@@ -126,6 +128,7 @@ class Program {
     std::vector<FusedOp> fused;        // a fused step's ops, in order
     std::int64_t fused_numel = 0;      // elements of each fused op's output
     std::int64_t fused_row = 0;        // length of the repeated row of `row` arguments
+    std::int64_t fused_column = 0;     // elements sharing one value of a `column` argument
   };
   template <class T>
   void run_step(const Step& step, const RunOptions& options);

@@ -206,6 +206,36 @@ void spread_like_kernel(const KernelArgs<T>& a) {
   spread(a.in[0], strides_without(like, axes_mask(like, axes)), like, a.out, scale);
 }
 
+// A sum's gradient repeats g over the summed axes: down the rows when they lead, along them
+// (one value per block of elements) when they trail. Axes of length 1 go either way. A mean's
+// gradient also scales, which a fused repeat does not.
+Broadcast spread_like_broadcast(std::span<const Shape> in, const Attrs& attrs) {
+  const Shape& like = in[1];
+  const auto& axes = attrs.ints("axes");
+  if (attrs.i("mean") && count_over(like, axes) != 1) return Broadcast::none;
+  if (numel(in[0]) == 1) return Broadcast::scalar;
+  Mask mask = axes_mask(like, axes);
+  auto dims = padded_dims(like);
+  bool leading = true, trailing = true, seen_kept = false, seen_reduced = false;
+  for (std::size_t i = 0; i < kMaxRank; ++i) {
+    if (dims[i] == 1) continue;
+    if (mask[i]) {
+      if (seen_kept) leading = false;  // a reduced axis after a kept one
+      seen_reduced = true;
+    } else {
+      if (seen_reduced) trailing = false;  // a kept axis after a reduced one
+      seen_kept = true;
+    }
+  }
+  return trailing ? Broadcast::column : leading ? Broadcast::row : Broadcast::none;
+}
+
+template <class T>
+void repeat_run(const T* const* in, const bool* scalar, T* out, std::int64_t n) {
+  if (scalar[0]) std::fill(out, out + n, in[0][0]);
+  else std::copy(in[0], in[0] + n, out);
+}
+
 Shape spread_like_shape(std::span<const Shape> in, const Attrs& attrs) {
   Shape want = reduced_shape(in[1], attrs.ints("axes"), attrs.i("keepdims") != 0);
   if (in[0] != want)
@@ -244,6 +274,14 @@ OpDef with_like(OpDef op) {
   return op;
 }
 
+// spread_like as a repeat that fusion can run inside an elementwise chain.
+OpDef fusable_repeat(OpDef op) {
+  op.broadcast = spread_like_broadcast;
+  op.f32_run = repeat_run<float>;
+  op.f64_run = repeat_run<double>;
+  return op;
+}
+
 Attrs reduce_attrs(Axes axes, bool keepdims) {
   return {{"axes", std::move(axes)}, {"keepdims", std::int64_t{keepdims}}};
 }
@@ -278,7 +316,7 @@ const OpRegistration registrations[] = {
         expand_like_shape, expand_like_kernel<float>, expand_like_kernel<double>,
         [](const GradContext& c) { return R{sum_to_like(c.grad, c.inputs[0], c.where), Value()}; },
         {{{{4}, {3, 4}}}, {{{3, 1}, {2, 3, 4}}}, {{{}, {3, 4}}}}, {true, false}))),
-    OpRegistration(with_like(make_op(
+    OpRegistration(fusable_repeat(with_like(make_op(
         "spread_like",
         "y = g spread over the shape of `like` along `axes` (divided by their size when mean=1): "
         "the gradient of sum and mean",
@@ -291,8 +329,10 @@ const OpRegistration registrations[] = {
         },
         {{{{4}, {3, 4}}, {{"axes", Axes{0}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{1}}}},
          {{{3, 1}, {3, 4}}, {{"axes", Axes{1}}, {"keepdims", std::int64_t{1}}, {"mean", std::int64_t{0}}}},
-         {{{}, {2, 3}}, {{"axes", Axes{}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{1}}}}},
-        {true, false}))),
+         {{{}, {2, 3}}, {{"axes", Axes{}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{1}}}},
+         {{{2, 3}, {2, 3, 4}}, {{"axes", Axes{2}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{0}}}},
+         {{{4}, {2, 3, 4}}, {{"axes", Axes{0, 1}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{0}}}}},
+        {true, false})))),
     OpRegistration(make_op(
         "kl_sparsity",
         "y = sum_j rho ln(rho/p_j) + (1-rho) ln((1-rho)/(1-p_j)), p_j = mean over the batch of "

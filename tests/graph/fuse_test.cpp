@@ -63,7 +63,10 @@ TEST_CASE("every fusable op computes the same bits fused as alone", "[graph][fus
         values.emplace(name, testing::random_tensor(sample.shapes[i], range, static_cast<std::uint32_t>(i), 11));
       }
       Value y = g.apply(*op, inputs, sample.attrs);
-      if (!fusable_shapes(sample.shapes, y.shape())) continue;
+      // A repeating op says itself whether it fuses (spread_like: not when a mean scales it).
+      if (op->broadcast ? op->broadcast(sample.shapes, sample.attrs) == Broadcast::none
+                        : !fusable_shapes(sample.shapes, y.shape()))
+        continue;
       // y feeds two more fused ops and is read by nothing else, so it lives only in a chunk buffer.
       Value out = neg(y) + y;
       for (DType dtype : {DType::f32, DType::f64}) {
@@ -103,6 +106,33 @@ TEST_CASE("a fused chain with a bias shorter or longer than a chunk matches unfu
       CHECK(run_bytes(g, {loss, h, z}, values, DType::f32, true, &steps) == want);
       CHECK(steps < 8);
     }
+  }
+}
+
+TEST_CASE("a sum's gradient fuses into the chain it scales, as one value per row", "[graph][fuse]") {
+  ThreadGuard guard;
+  // The VAE's reconstruction term: per-row sums of BCE, then their mean. The gradient of the row
+  // sum is spread_like [B] -> [B, N], one value per row, which multiplies sigmoid(l) - x.
+  for (std::int64_t width : {20, 1500}) {  // rows shorter than a chunk, and split over three
+    Graph g;
+    Value h = g.input("h", {300, width});
+    Value b = g.input("b", {width});
+    Value x = g.input("x", {300, width});
+    Value loss = mean(sum(bce_with_logits(h + b, x), {1}));
+    auto grads = grad(loss, {h, b});
+    ParameterStore values;
+    values.emplace("h", testing::random_tensor({300, width}, {-3, 3}, 1, 5));
+    values.emplace("b", testing::random_tensor({width}, {-1, 1}, 2, 5));
+    values.emplace("x", testing::random_tensor({300, width}, {0, 1}, 3, 5));
+    std::vector<Value> outputs{loss, grads[0], grads[1]};
+    auto want = run_bytes(g, outputs, values, DType::f32, false);
+    for (int threads : {1, 2}) {
+      INFO("width " << width << ", " << threads << " threads");
+      set_num_threads(threads);
+      CHECK(run_bytes(g, outputs, values, DType::f32, true) == want);
+    }
+    Program p = compile_program(g, outputs);
+    CHECK_THAT(p.describe(), Catch::Contains("bce_with_logits+spread_like+mul"));
   }
 }
 
