@@ -2,7 +2,8 @@
 # Speed and memory against PyTorch, side by side in one run on this machine: for each model and
 # thread count, one training epoch of graphrun and of bench/torch_ref.py (same model,
 # hyperparameters and IDX files, batch 128, the full 60k training set), repeated; medians of the
-# training-pass time, samples/s and peak RSS, and their ratios. Also the GEMM limit of a VAE step.
+# training-pass time, samples/s and peak RSS, and their ratios. Also the GEMM limit of a VAE step,
+# measured after each VAE epoch, and the VAE step against its products in one process.
 #
 #   bash bench/compare.sh [REPEATS]          default 3; writes bench/results/compare-*.txt
 #   MODELS="vae" bash bench/compare.sh 1     a quicker look at one model
@@ -44,13 +45,21 @@ table() {  # name label
     for t in 1 2; do
       for ((r = 0; r < repeats; r++)); do
         echo "$m $t graphrun $(run_graphrun "$m" "$t")" >> "$raw"
+        # The limit right after the epoch it is compared with, so both see the same minute.
+        if [[ $m == vae ]]; then
+          echo "gemm $t $("./$build/bench/gemm_limit" --threads "$t" | awk '/epoch_limit_seconds/ {print $2}')" >> "$raw"
+        fi
         echo "$m $t torch $(run_torch "$m" "$t")" >> "$raw"
       done
     done
   done
-  for t in 1 2; do
-    echo "gemm $t $("./$build/bench/gemm_limit" --threads "$t" | awk '/epoch_limit_seconds/ {print $2}')" >> "$raw"
-  done
+  # A VAE step against its own matrix products, alternating in one process (medians, both
+  # sides in the same minutes): what the step adds to its GEMMs, free of the machine's drift.
+  if [[ " ${models[*]} " == *" vae "* ]]; then
+    for t in 1 2; do
+      echo "inprocess $t $("./$build/bench/step_time" --compare gemm --threads "$t" | awk '/^step_over_gemm/ {print $2}')" >> "$raw"
+    done
+  fi
   # 2 threads vs 1 inside one process (whole training steps in alternating blocks): separate
   # processes' medians carry this machine's drift, which can fake or hide a 30% difference.
   for m in "${models[@]}"; do
@@ -62,11 +71,14 @@ rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 med = {}
 gemm = {}
 scaling = {}
+inprocess = {}
 for r in rows:
     if r[0] == 'gemm':
-        gemm[r[1]] = float(r[2]); continue
+        gemm.setdefault(r[1], []).append(float(r[2])); continue
     if r[0] == 'scaling':
         scaling[r[1]] = float(r[2]); continue
+    if r[0] == 'inprocess':
+        inprocess[r[1]] = float(r[2]); continue
     m, t, who, sec, sps, rss = r
     med.setdefault((m, t, who), []).append((float(sec), float(sps), float(rss) / 1024))
 print(f"environment: {sys.argv[2]}   (medians of {len(next(iter(med.values())))} runs; one epoch, 60k images, batch 128)")
@@ -80,9 +92,12 @@ for m in sorted({k[0] for k in med}):
     two = statistics.median(v[0] for v in med[(m, '2', 'graphrun')])
     inside = f"; in one process (bench/step_time): {scaling[m]:.2f}x" if m in scaling else ""
     print(f"graphrun {m}: 2 threads vs 1: {one / two:.2f}x (medians of separate runs){inside}")
-for t, lim in sorted(gemm.items()):
-    vae = statistics.median(v[0] for v in med[('vae', t, 'graphrun')])
-    print(f"VAE GEMM limit at {t} thread(s): {lim:.2f} s/epoch; graphrun epoch / limit = {vae / lim:.2f}")
+for t, lims in sorted(gemm.items()):
+    epochs = [v[0] for v in med[('vae', t, 'graphrun')]]
+    ratio = statistics.median(e / l for e, l in zip(epochs, lims))
+    inside = f"; in one process, step / its products (bench/step_time --compare gemm): {inprocess[t]:.2f}" if t in inprocess else ""
+    print(f"VAE GEMM limit at {t} thread(s): {statistics.median(lims):.2f} s/epoch; graphrun epoch / limit = {ratio:.2f} "
+          f"(median of {len(lims)} epoch-limit pairs){inside}")
 PY
 }
 

@@ -3,10 +3,14 @@
 // machine's minute-to-minute drift hits both alike. Prints the median block time of each setting
 // and their ratio.
 //
-//   step_time [--model vae] [--compare threads|order] [--threads 2] [--blocks 30] [--runs 20]
+//   step_time [--model vae] [--compare threads|order|gemm] [--threads 2] [--blocks 30] [--runs 20]
 //
 // --compare threads: 1 thread against --threads N (default 2), concurrent steps as in training.
 // --compare order:   at --threads N, independent steps run concurrently against schedule order.
+// --compare gemm:    at --threads N, the whole step against its matrix products alone: the
+//                    same matmul kernels at the same shapes, one after another on hot caches.
+//                    The GEMM limit (bench/gemm_limit) takes each product's best time from
+//                    separate runs; this ratio holds both sides to the same minutes.
 // Where a step's time goes, kernel by kernel: `graphrun profile MODEL`.
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/parallel.hpp>
@@ -44,8 +48,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (compare != "threads" && compare != "order") {
-    fmt::print(stderr, "--compare takes threads or order, not {}\n", compare);
+  if (compare != "threads" && compare != "order" && compare != "gemm") {
+    fmt::print(stderr, "--compare takes threads, order or gemm, not {}\n", compare);
     return 2;
   }
   Model m = build_model(model, {}, 128, 784);
@@ -77,11 +81,42 @@ int main(int argc, char** argv) {
     adam.step(params, grad_refs, std::sqrt(squares));
   };
 
+  // The step's matrix products as a program of their own: every matmul the training program
+  // runs (found from its outputs), on inputs of the same shapes.
+  Graph gemm_graph;
+  std::vector<Value> products;
+  {
+    std::vector<bool> seen(static_cast<std::size_t>(m.graph->size()));
+    std::vector<int> stack;
+    for (const auto& v : outs) stack.push_back(v.id());
+    while (!stack.empty()) {
+      int id = stack.back();
+      stack.pop_back();
+      if (seen[static_cast<std::size_t>(id)]) continue;
+      seen[static_cast<std::size_t>(id)] = true;
+      const Node& node = m.graph->node(id);
+      stack.insert(stack.end(), node.inputs.begin(), node.inputs.end());
+      if (!node.op || node.op->name != "matmul") continue;
+      std::string k = std::to_string(products.size());
+      Value a = gemm_graph.input("a" + k, m.graph->node(node.inputs[0]).shape);
+      Value b = gemm_graph.input("b" + k, m.graph->node(node.inputs[1]).shape);
+      products.push_back(matmul(a, b, node.attrs.i("transpose_a") != 0, node.attrs.i("transpose_b") != 0));
+    }
+  }
+  Program gemms = compile_program(gemm_graph, products);
+  std::vector<Tensor> gemm_inputs;
+  for (const auto& [name, shape] : gemms.bindings()) {
+    gemm_inputs.emplace_back(DType::f32, shape);
+    for (float& v : gemm_inputs.back().values<float>()) v = 0.5f;
+    gemms.bind(name, gemm_inputs.back());
+  }
+
   // Setting 0 and 1: (threads, concurrent).
   std::pair<int, bool> setting[2] = {{1, true}, {threads, true}};
   if (compare == "order") setting[0] = {threads, false};
-  const char* label[2] = {compare == "threads" ? "1_thread_ms" : "schedule_order_ms",
-                          compare == "threads" ? "n_threads_ms" : "concurrent_ms"};
+  if (compare == "gemm") setting[0] = {threads, true};
+  const char* label[2] = {compare == "threads" ? "1_thread_ms" : compare == "order" ? "schedule_order_ms" : "step_ms",
+                          compare == "threads" ? "n_threads_ms" : compare == "order" ? "concurrent_ms" : "gemm_ms"};
   std::vector<double> times[2], optimizer[2];
   std::uint64_t step = 0;
   for (int b = 0; b < blocks + 1; ++b)
@@ -90,6 +125,10 @@ int main(int argc, char** argv) {
       double in_optimizer = 0;
       auto t0 = std::chrono::steady_clock::now();
       for (int r = 0; r < runs; ++r) {
+        if (compare == "gemm" && s == 1) {
+          gemms.run({true, 1, 0, false});
+          continue;
+        }
         p.run({true, 1, step++, setting[s].second});
         auto t1 = std::chrono::steady_clock::now();
         optimizer_step();
@@ -108,6 +147,17 @@ int main(int argc, char** argv) {
   double a = median(times[0]), c = median(times[1]);
   fmt::print("model {} threads {} kernels {} arena {:.2f} MB; medians of {} blocks of {} steps\n", model,
              threads, p.num_steps(), p.memory_plan().arena_bytes / 1e6, blocks, runs);
+  if (compare == "gemm") {
+    double flops = 0;
+    for (const auto& v : products) {
+      const Shape& a_shape = v.node().inputs.empty() ? Shape{} : gemm_graph.node(v.node().inputs[0]).shape;
+      bool ta = v.node().attrs.i("transpose_a") != 0;
+      flops += 2.0 * static_cast<double>(numel(v.shape())) * static_cast<double>(ta ? a_shape[0] : a_shape[1]);
+    }
+    fmt::print("{} {:.3f} (optimizer {:.3f})\n{} {:.3f} ({} products, {:.1f} MFLOP, {:.1f} GFLOPS)\nstep_over_gemm {:.3f}\n",
+               label[0], a, median(optimizer[0]), label[1], c, products.size(), flops / 1e6, flops / c / 1e6, a / c);
+    return 0;
+  }
   fmt::print("{} {:.3f} (optimizer {:.3f})\n{} {:.3f} (optimizer {:.3f})\nspeedup {:.3f}\n", label[0], a,
              median(optimizer[0]), label[1], c, median(optimizer[1]), a / c);
 }
