@@ -24,7 +24,7 @@ constexpr std::int64_t kChunk = 512;        // elements per chunk: 2 KiB of floa
 constexpr int kMaxScratch = 8;              // chunk buffers per fused step; more results are stored
 constexpr std::size_t kMaxMembers = 32;
 constexpr int kMaxRowInputs = 4;            // distinct row arguments per fused step
-constexpr std::int64_t kGrainElements = 16384;
+constexpr std::int64_t kGrainElements = 32768;  // per task, as ops::kGrain
 
 // The input's numel when it is a row repeated along `out` (its shape, leading ones dropped, is
 // the trailing part of `out`), else 0.
