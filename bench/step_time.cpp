@@ -85,23 +85,15 @@ int main(int argc, char** argv) {
   // runs (found from its outputs), on inputs of the same shapes.
   Graph gemm_graph;
   std::vector<Value> products;
-  {
-    std::vector<bool> seen(static_cast<std::size_t>(m.graph->size()));
-    std::vector<int> stack;
-    for (const auto& v : outs) stack.push_back(v.id());
-    while (!stack.empty()) {
-      int id = stack.back();
-      stack.pop_back();
-      if (seen[static_cast<std::size_t>(id)]) continue;
-      seen[static_cast<std::size_t>(id)] = true;
-      const Node& node = m.graph->node(id);
-      stack.insert(stack.end(), node.inputs.begin(), node.inputs.end());
-      if (!node.op || node.op->name != "matmul") continue;
-      std::string k = std::to_string(products.size());
-      Value a = gemm_graph.input("a" + k, m.graph->node(node.inputs[0]).shape);
-      Value b = gemm_graph.input("b" + k, m.graph->node(node.inputs[1]).shape);
-      products.push_back(matmul(a, b, node.attrs.i("transpose_a") != 0, node.attrs.i("transpose_b") != 0));
-    }
+  std::vector<int> roots;
+  for (const auto& v : outs) roots.push_back(v.id());
+  for (int id : topological_order(*m.graph, roots)) {
+    const Node& node = m.graph->node(id);
+    if (!node.op || node.op->name != "matmul") continue;
+    std::string k = std::to_string(products.size());
+    Value a = gemm_graph.input("a" + k, m.graph->node(node.inputs[0]).shape);
+    Value b = gemm_graph.input("b" + k, m.graph->node(node.inputs[1]).shape);
+    products.push_back(matmul(a, b, node.attrs.i("transpose_a") != 0, node.attrs.i("transpose_b") != 0));
   }
   Program gemms = compile_program(gemm_graph, products);
   std::vector<Tensor> gemm_inputs;
