@@ -17,10 +17,13 @@ std::string readme() {
   return s.str();
 }
 
+// Each run in a folder of its own: the harness captures output in run.out there, and ctest -j2
+// runs these two cases at once (in the shared temp folder, one truncated the other's output).
 TEST_CASE("README carries the op reference generated from the registry", "[e2e][docs]") {
   auto text = readme();
   REQUIRE_FALSE(text.empty());
-  auto r = run_cli_process({"--list-ops", "--markdown"}, fs::temp_directory_path());
+  TempDir dir;
+  auto r = run_cli_process({"--list-ops", "--markdown"}, dir.path());
   REQUIRE(r.code == 0);
   auto lines = lines_of(r.out);
   REQUIRE(lines.size() > 30);
@@ -32,10 +35,13 @@ TEST_CASE("README carries the op reference generated from the registry", "[e2e][
 
 TEST_CASE("README carries every model's keys generated from its builder", "[e2e][docs]") {
   auto text = readme();
+  TempDir dir;
   for (const ModelBuilder* b : all_models()) {
-    auto r = run_cli_process({"--list-keys", b->name, "--markdown"}, fs::temp_directory_path());
+    auto r = run_cli_process({"--list-keys", b->name, "--markdown"}, dir.path());
     REQUIRE(r.code == 0);
-    for (const auto& line : lines_of(r.out)) {
+    auto lines = lines_of(r.out);
+    REQUIRE(lines.size() > 3);
+    for (const auto& line : lines) {
       INFO("model " << b->name << ", missing from README.md: " << line
                     << "\nregenerate with: graphrun --list-keys " << b->name << " --markdown");
       CHECK(text.find(line) != std::string::npos);
