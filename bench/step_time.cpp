@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
   // runs (found from its outputs), on inputs of the same shapes.
   Graph gemm_graph;
   std::vector<Value> products;
+  double flops = 0;
   std::vector<int> roots;
   for (const auto& v : outs) roots.push_back(v.id());
   for (int id : topological_order(*m.graph, roots)) {
@@ -93,7 +94,9 @@ int main(int argc, char** argv) {
     std::string k = std::to_string(products.size());
     Value a = gemm_graph.input("a" + k, m.graph->node(node.inputs[0]).shape);
     Value b = gemm_graph.input("b" + k, m.graph->node(node.inputs[1]).shape);
-    products.push_back(matmul(a, b, node.attrs.i("transpose_a") != 0, node.attrs.i("transpose_b") != 0));
+    bool ta = node.attrs.i("transpose_a") != 0;
+    products.push_back(matmul(a, b, ta, node.attrs.i("transpose_b") != 0));
+    flops += 2.0 * static_cast<double>(numel(node.shape)) * static_cast<double>(a.shape()[ta ? 0 : 1]);
   }
   Program gemms = compile_program(gemm_graph, products);
   std::vector<Tensor> gemm_inputs;
@@ -140,12 +143,6 @@ int main(int argc, char** argv) {
   fmt::print("model {} threads {} kernels {} arena {:.2f} MB; medians of {} blocks of {} steps\n", model,
              threads, p.num_steps(), p.memory_plan().arena_bytes / 1e6, blocks, runs);
   if (compare == "gemm") {
-    double flops = 0;
-    for (const auto& v : products) {
-      const Shape& a_shape = v.node().inputs.empty() ? Shape{} : gemm_graph.node(v.node().inputs[0]).shape;
-      bool ta = v.node().attrs.i("transpose_a") != 0;
-      flops += 2.0 * static_cast<double>(numel(v.shape())) * static_cast<double>(ta ? a_shape[0] : a_shape[1]);
-    }
     fmt::print("{} {:.3f} (optimizer {:.3f})\n{} {:.3f} ({} products, {:.1f} MFLOP, {:.1f} GFLOPS)\nstep_over_gemm {:.3f}\n",
                label[0], a, median(optimizer[0]), label[1], c, products.size(), flops / 1e6, flops / c / 1e6, a / c);
     return 0;

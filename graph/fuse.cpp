@@ -209,6 +209,12 @@ void Program::fuse_elementwise() {
       names.push_back(step.op->name);
       nodes.push_back(step.node);
     }
+    // Short rows go several to a chunk, their row arguments read from copies repeated to the
+    // chunk's length (at most kMaxRowInputs of them); a column argument needs one row a chunk.
+    int row_inputs = 0;
+    for (const Shape& in : fused.in_shapes) row_inputs += numel(in) == fused.fused_row;
+    fused.fused_whole_rows = fused.fused_row > 0 && fused.fused_column == 0 && 2 * fused.fused_row <= kChunk &&
+                             row_inputs <= kMaxRowInputs;
     fused.node = nodes.back();
     fused.in_ptrs.resize(fused.in_slots.size());
     fused.label = fmt::format("{} over {}, nodes {}", fmt::join(names, "+"), to_string(group_shape),
@@ -240,9 +246,7 @@ void Program::run_fused(const Step& step) {
   // is a single value within any chunk that keeps to one row.
   const std::int64_t column = step.fused_column;
   const std::int64_t row = step.fused_row > 0 ? step.fused_row : column > 0 ? column : n;
-  int row_inputs = 0;
-  for (const Shape& s : step.in_shapes) row_inputs += numel(s) == step.fused_row;
-  const bool whole_rows = step.fused_row > 0 && column == 0 && 2 * row <= kChunk && row_inputs <= kMaxRowInputs;
+  const bool whole_rows = step.fused_whole_rows;
   const std::int64_t chunk = whole_rows ? kChunk / row * row : std::min(row, kChunk);
   const std::int64_t per_row = whole_rows ? 1 : (row + chunk - 1) / chunk;
   const std::int64_t chunks = whole_rows ? (n + chunk - 1) / chunk : n / row * per_row;

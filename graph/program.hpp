@@ -129,6 +129,7 @@ class Program {
     std::int64_t fused_numel = 0;      // elements of each fused op's output
     std::int64_t fused_row = 0;        // length of the repeated row of `row` arguments
     std::int64_t fused_column = 0;     // elements sharing one value of a `column` argument
+    bool fused_whole_rows = false;     // chunks take several short rows (row arguments repeated)
   };
   template <class T>
   void run_step(const Step& step, const RunOptions& options);
