@@ -41,12 +41,12 @@ std::vector<Gemm> step_products(const std::vector<int>& widths, int batch) {
   return out;
 }
 
-// The executor's split (ops/matmul.cpp): at most 4 blocks of at least 64 rows, or columns when
-// C has more columns than rows.
+// The executor's split (ops/matmul.cpp): blocks of at least 64 rows, or columns when C has more
+// columns than rows; two, or more while each still does at least 32 MFLOP.
 void run_split(const Gemm& g, const float* a, const float* b, float* c, int threads) {
   bool by_rows = g.n <= g.m;
   int side = by_rows ? g.m : g.n;
-  int nblocks = std::clamp(side / 64, 1, 4);
+  int nblocks = std::clamp(side / 64, 1, std::clamp(static_cast<int>(g.flops() / 32e6), 2, 64));
   int block = (side + nblocks - 1) / nblocks;
   int blocks = (side + block - 1) / block;
   int lda = g.ta ? g.m : g.k, ldb = g.tb ? g.k : g.n;
