@@ -55,6 +55,9 @@ class FlushDenormals {
 // single-threaded and called from TBB tasks, so the two never oversubscribe the cores.
 void set_num_threads(int threads);
 int num_threads();
+// The calling thread's slot among TBB's workers, 0 .. num_threads() - 1 (0 outside any task):
+// which thread ran what, for timelines.
+int worker_index();
 
 // Calls body(begin, end) over [0, n) in chunks of `grain` elements, in parallel.
 void parallel_for(std::int64_t n, std::int64_t grain,

@@ -145,10 +145,15 @@ void Program::run(const RunOptions& options) {
   auto run_all = [&]<class T>() {
     auto one = [&](int i) {
       const Step& step = steps_[static_cast<std::size_t>(i)];
-      if (!options.step_seconds) return run_step<T>(step, options);
-      auto start = std::chrono::steady_clock::now();
+      if (!options.step_spans) return run_step<T>(step, options);
+      auto seconds = [] {
+        return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+      };
+      KernelSpan& span = options.step_spans[i];
+      span.thread = worker_index();
+      span.start = seconds();
       run_step<T>(step, options);
-      options.step_seconds[i] += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      span.end = seconds();
     };
     // check_numerics names the first bad step, which needs the schedule's order.
     if (options.concurrent && num_threads() > 1 && !check_numerics_ && steps_.size() > 1) {

@@ -31,6 +31,14 @@ struct CompileOptions {
   bool fuse = true;
 };
 
+// Where and when one kernel ran, for profiles and timelines.
+struct KernelSpan {
+  double start = 0, end = 0;  // seconds on std::chrono::steady_clock
+  // The worker that ran it (worker_index()). A kernel split into blocks (a matmul, a long
+  // elementwise loop) also runs on the other threads during this time.
+  int thread = 0;
+};
+
 struct RunOptions {
   bool training = true;  // random ops with train_only=1 (corruption) are identities when false
   std::uint64_t seed = 0;
@@ -42,9 +50,9 @@ struct RunOptions {
   // Denormal floats are flushed to zero on every thread of the run (FlushDenormals, which says
   // why); false computes them as IEEE 754 says, slowly.
   bool flush_denormals = true;
-  // When set, run() adds each step's wall time in seconds to step_seconds[i] (num_steps()
-  // entries, caller-owned): a profile per kernel. Concurrent steps overlap in time.
-  double* step_seconds = nullptr;
+  // When set, run() writes when and where each step ran to step_spans[i] (num_steps() entries,
+  // caller-owned): a profile per kernel, and a timeline. Concurrent steps overlap in time.
+  KernelSpan* step_spans = nullptr;
 };
 
 // Raised by check_numerics: names the node, its op and the range of each input.

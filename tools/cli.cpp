@@ -67,7 +67,9 @@ po::options_description describe_options() {
        "the checkpoint other verbs read (default <run folder>/checkpoint.safetensors)")
       ("count,n", po::value<std::int64_t>()->value_name("N"),
        "sample: images (64); reconstruct: images (16); interpolate: steps (10); "
-       "anomaly: top-k shown (16); encode: rows (0 = all); profile: steps (50)");
+       "anomaly: top-k shown (16); encode: rows (0 = all); profile: steps (50)")
+      ("trace", po::value<std::string>()->value_name("FILE"),
+       "profile: write the last steps' timeline to FILE (Chrome trace JSON, for Perfetto)");
   general.add(run);
   return general;
 }
@@ -165,6 +167,11 @@ CliConfig parse_args(int argc, char** argv) {
   if (vm.count("checkpoint")) c.checkpoint = vm["checkpoint"].as<std::string>();
   c.resume = vm.count("resume") > 0;
   if (c.resume && c.verb != Verb::train) throw UsageError("--resume only applies to 'train'");
+  if (vm.count("trace")) {
+    if (c.verb != Verb::profile) throw UsageError("--trace only applies to 'profile'");
+    c.trace = vm["trace"].as<std::string>();
+    if (c.trace.empty()) throw UsageError("--trace needs a file name");
+  }
   if (vm.count("count")) {
     c.count = vm["count"].as<std::int64_t>();
     if (c.count < 0 || c.count > 100000) throw UsageError("--count must be in 0..100000");
@@ -196,7 +203,7 @@ Verbs (train is the default):
   info         node counts, parameters and the training program's memory plan
   gradcheck    autodiff against central differences in float64, batch 4 (exit 1 on failure)
   profile      where a training step's time goes: each kernel, the optimizer and the batch,
-               over -n steps (50) on real batches; nothing is saved
+               over -n steps (50) on real batches; --trace FILE also writes a timeline
 
 {}
 Any model-file key can be set as --SECTION.KEY VALUE (or =VALUE), for example

@@ -24,6 +24,7 @@ struct CliConfig {
   std::vector<Override> overrides;
   std::filesystem::path out;         // run folder; empty: runs/<model file stem>
   std::filesystem::path checkpoint;  // empty: <out>/checkpoint.safetensors
+  std::filesystem::path trace;       // profile: where to write the timeline; empty: nowhere
   bool resume = false;
   bool markdown = false;
   std::int64_t count = 0;  // images / steps / top-k for the verb; 0: the verb's default

@@ -1,5 +1,5 @@
 // The verbs that look at a model without training it: graph, info, gradcheck, profile (which
-// trains a few steps from a fresh start and saves nothing).
+// trains a few steps from a fresh start and saves no parameters).
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/dot.hpp>
 #include <graphrun/graph/gradcheck.hpp>
@@ -11,9 +11,11 @@
 #include <graphrun/train/trainer.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <numeric>
 
@@ -58,6 +60,47 @@ std::vector<Value> training_outputs(Model& m, const std::vector<Value>& grads) {
 }
 
 std::string mib(std::size_t bytes) { return fmt::format("{:.2f} MiB", static_cast<double>(bytes) / (1 << 20)); }
+
+// The profile's timeline in the Chrome trace event format, which Perfetto (ui.perfetto.dev) and
+// chrome://tracing open: one row per thread, one bar per kernel, times in microseconds from the
+// first span.
+std::string trace_json(const StepProfile& p, const std::string& title, const std::string& optimizer) {
+  using Json = nlohmann::ordered_json;
+  Json events = Json::array();
+  if (p.timeline.empty()) return Json{{"traceEvents", events}}.dump();
+  double origin = p.timeline.front().span.start;
+  auto micros = [](double seconds) { return std::round(seconds * 1e9) / 1e3; };  // to the ns
+  int threads = 0;
+  for (const auto& s : p.timeline) threads = std::max(threads, s.span.thread + 1);
+  events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 0}, {"args", {{"name", title}}}});
+  for (int t = 0; t < threads; ++t)
+    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", t},
+                      {"args", {{"name", fmt::format("thread {}", t)}}}});
+  for (const auto& s : p.timeline) {
+    std::string name, what;
+    if (s.kernel == StepProfile::kBatch) {
+      name = "batch";
+      what = "assemble the batch (all threads)";
+    } else if (s.kernel == StepProfile::kOptimizer) {
+      name = optimizer;
+      what = "update every parameter (all threads)";
+    } else {
+      what = p.kernels[static_cast<std::size_t>(s.kernel)];
+      name = what.substr(0, what.find(' '));
+    }
+    Json args = {{"step", s.step}, {"what", what}};
+    if (s.kernel >= 0) args["kernel"] = s.kernel;
+    events.push_back({{"name", name},
+                      {"cat", s.kernel >= 0 ? "kernel" : "step"},
+                      {"ph", "X"},
+                      {"ts", micros(s.span.start - origin)},
+                      {"dur", micros(s.span.end - s.span.start)},
+                      {"pid", 0},
+                      {"tid", s.span.thread},
+                      {"args", args}});
+  }
+  return Json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump(1);
+}
 
 }  // namespace
 
@@ -186,6 +229,14 @@ int profile_command(const Run& run) {
   for (std::size_t k : order)
     fmt::print("{:9.3f} {:6.1f}%  {:>3}  {}\n", p.kernel_seconds[k] * per_step,
                100 * p.kernel_seconds[k] / total, k, p.kernels[k]);
+  if (!run.cli.trace.empty()) {
+    std::string title = fmt::format("graphrun profile {} at {} thread{}", model->name, num_threads(),
+                                    num_threads() == 1 ? "" : "s");
+    write_file_atomic(run.cli.trace, trace_json(p, title, s.train.optimizer.kind));
+    fmt::print("\ntimeline of the last {} steps written to {} (open it in Perfetto, "
+               "ui.perfetto.dev, or chrome://tracing)\n",
+               std::min(p.steps, StepProfile::kTimelineSteps), run.cli.trace.string());
+  }
   return 0;
 }
 

@@ -164,8 +164,8 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
   }
   RunOptions run{true, config_.seed, static_cast<std::uint64_t>(step)};
   if (profile) {
-    profile->kernel_seconds.resize(static_cast<std::size_t>(p.num_steps()));
-    run.step_seconds = profile->kernel_seconds.data();
+    kernel_spans_.resize(static_cast<std::size_t>(p.num_steps()));
+    run.step_spans = kernel_spans_.data();
   }
   auto t1 = Clock::now();
   p.run(run);
@@ -184,11 +184,18 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
                                     "was not applied. Try --check-numerics to find the node",
                                     std::isnan(norm) ? "nan" : "inf", where(), loss));
   if (profile) {
-    auto seconds = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
+    auto t3 = Clock::now();
+    auto at = [](Clock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); };
     ++profile->steps;
-    profile->data_seconds += seconds(t0, t1);
-    profile->program_seconds += seconds(t1, t2);
-    profile->optimizer_seconds += seconds(t2, Clock::now());
+    profile->data_seconds += at(t1) - at(t0);
+    profile->program_seconds += at(t2) - at(t1);
+    profile->optimizer_seconds += at(t3) - at(t2);
+    profile->kernel_seconds.resize(kernel_spans_.size());
+    for (std::size_t k = 0; k < kernel_spans_.size(); ++k)
+      profile->kernel_seconds[k] += kernel_spans_[k].end - kernel_spans_[k].start;
+    int thread = worker_index();
+    batch_span_ = {at(t0), at(t1), thread};
+    optimizer_span_ = {at(t2), at(t3), thread};
   }
   return p;
 }
@@ -202,11 +209,18 @@ StepProfile Trainer::profile(const Split& train, std::int64_t steps, std::int64_
   auto order = epoch_order(train.count, epoch_);
   const std::int64_t batches = train.count / bs;  // whole batches only: one program is timed
   StepProfile result;
+  const std::int64_t timeline_from = warmup + std::max<std::int64_t>(0, steps - StepProfile::kTimelineSteps);
   for (std::int64_t i = 0; i < warmup + steps; ++i) {
     std::int64_t b = i % batches;
     train_step(train, {order.data() + b * bs, static_cast<std::size_t>(bs)}, step_ + i,
                [&] { return fmt::format("while profiling, at step {}", i + 1); },
                i < warmup ? nullptr : &result);
+    if (i < timeline_from) continue;
+    std::int64_t step = i - warmup;
+    result.timeline.push_back({StepProfile::kBatch, step, batch_span_});
+    for (std::size_t k = 0; k < kernel_spans_.size(); ++k)
+      result.timeline.push_back({static_cast<int>(k), step, kernel_spans_[k]});
+    result.timeline.push_back({StepProfile::kOptimizer, step, optimizer_span_});
   }
   auto& p = train_program(bs, model_.x.node().name, {bs, train.features()}).program;
   for (int k = 0; k < p.num_steps(); ++k) result.kernels.push_back(p.step_summary(k));

@@ -59,6 +59,16 @@ struct StepProfile {
   std::vector<std::string> kernels;    // Program::step_summary of each kernel, in schedule order
   std::vector<double> kernel_seconds;  // concurrent kernels overlap, so these can sum to more
                                        // than program_seconds
+  // The last kTimelineSteps steps, span by span in the order they ran: the batch, each kernel,
+  // the optimizer. The batch and the optimizer split their work over all threads.
+  static constexpr std::int64_t kTimelineSteps = 10;
+  static constexpr int kBatch = -1, kOptimizer = -2;
+  struct Span {
+    int kernel = 0;          // index into `kernels`, or kBatch or kOptimizer
+    std::int64_t step = 0;   // among the timed steps, from 0
+    KernelSpan span;
+  };
+  std::vector<Span> timeline;
 };
 
 // One pass of `outputs` over `data` in batches, evaluation mode, for inference and test losses.
@@ -81,7 +91,7 @@ class Trainer {
                           const std::atomic<bool>* stop = nullptr);
   LossReport evaluate(const Split& data, std::int64_t limit = -1);
   // Trains `warmup` + `steps` steps on the first batches of the current epoch's order and times
-  // the last `steps`. Parameters and optimizer state move as in training; the epoch and step
+  // the last `steps`, keeping the last few as a timeline. Parameters and optimizer state move as in training; the epoch and step
   // counters do not.
   StepProfile profile(const Split& train, std::int64_t steps, std::int64_t warmup = 5);
 
@@ -123,6 +133,8 @@ class Trainer {
   std::unique_ptr<ProgramCache> eval_programs_;
   std::map<std::int64_t, TrainProgram> train_by_rows_;  // into train_programs_, by batch size
   std::map<std::int64_t, Tensor> batches_;  // one input buffer per batch size
+  std::vector<KernelSpan> kernel_spans_;     // the last profiled step's, when profiling
+  KernelSpan batch_span_, optimizer_span_;
   std::map<std::string, Tensor> scalars_;   // schedule inputs
   std::int64_t epoch_ = 0, step_ = 0, batch_in_epoch_ = 0;
   double partial_loss_ = 0;  // the interrupted epoch's running sums, so a resumed epoch reports

@@ -5,6 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
+#include <set>
+
 #define STB_IMAGE_IMPLEMENTATION
 #define STB_IMAGE_STATIC
 #include <stb/stb_image.h>
@@ -151,6 +154,41 @@ TEST_CASE("profile prints where a training step's time goes and saves nothing", 
   CHECK(r.out.find("bernoulli_mask_like") != std::string::npos);  // the DAE's noise kernel
   CHECK(r.out.find("matmul [32, 784] [784, 32]") != std::string::npos);  // the encoder's first product
   CHECK_FALSE(fs::exists(tmp / "run"));
+}
+
+TEST_CASE("profile --trace writes a Chrome trace of the last steps", "[e2e]") {
+  TempDir tmp;
+  auto r = run_cli_process(small({"profile", "model.vae", "-n", "12", "--threads", "2", "--trace",
+                                  "out/trace.json"}),
+                           tmp.path());
+  INFO(describe(r));
+  REQUIRE(r.code == 0);
+  CHECK(r.out.find("timeline of the last 10 steps written to out/trace.json") != std::string::npos);
+  auto json = nlohmann::json::parse(read_text(tmp / "out" / "trace.json"));
+  std::map<std::string, int> bars;
+  std::set<std::int64_t> steps;
+  std::set<int> threads;
+  double last_end = 0;
+  for (const auto& e : json.at("traceEvents")) {
+    if (e.at("ph") != "X") continue;
+    ++bars[e.at("name").get<std::string>()];
+    steps.insert(e.at("args").at("step").get<std::int64_t>());
+    threads.insert(e.at("tid").get<int>());
+    CHECK(e.at("ts").get<double>() >= 0);
+    CHECK(e.at("dur").get<double>() >= 0);
+    last_end = std::max(last_end, e.at("ts").get<double>() + e.at("dur").get<double>());
+  }
+  CHECK(bars["batch"] == 10);
+  CHECK(bars["adam"] == 10);
+  CHECK(bars["matmul"] == 10 * 14);  // a VAE step's 14 products
+  CHECK(steps == std::set<std::int64_t>{2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
+  CHECK(*threads.begin() == 0);
+  CHECK(*threads.rbegin() <= 1);
+  CHECK(last_end > 0);
+
+  auto wrong = run_cli_process(small({"model.vae", "--trace", "t.json"}), tmp.path());
+  CHECK(wrong.code == 2);
+  CHECK(wrong.err.find("--trace only applies to 'profile'") != std::string::npos);
 }
 
 TEST_CASE("gradcheck passes on the model files' graphs", "[e2e]") {

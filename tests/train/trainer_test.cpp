@@ -115,6 +115,37 @@ TEST_CASE("profile times every kernel of real training steps and leaves the coun
   }
   CHECK(has_matmul);  // the encoder's first product, named with its shapes
   CHECK(kernels > 0);
+
+  // The timeline: the last steps (all 7 here), each as batch, every kernel, optimizer, in the
+  // order they ran, with the kernels inside the step and the per-kernel sums made of them.
+  const std::size_t per_step = p.kernels.size() + 2;
+  REQUIRE(p.timeline.size() == 7 * per_step);
+  std::vector<double> from_timeline(p.kernels.size());
+  for (std::int64_t s = 0; s < 7; ++s) {
+    INFO("step " << s);
+    const auto* step = &p.timeline[static_cast<std::size_t>(s) * per_step];
+    const auto& batch = step[0].span;
+    const auto& optimizer = step[per_step - 1].span;
+    CHECK(step[0].kernel == StepProfile::kBatch);
+    CHECK(step[per_step - 1].kernel == StepProfile::kOptimizer);
+    CHECK(batch.start <= batch.end);
+    CHECK(optimizer.start <= optimizer.end);
+    if (s > 0) CHECK(p.timeline[static_cast<std::size_t>(s) * per_step - 1].span.end <= batch.start);
+    for (std::size_t k = 1; k + 1 < per_step; ++k) {
+      const auto& e = step[k];
+      CHECK(e.step == s);
+      CHECK(e.kernel == static_cast<int>(k - 1));
+      CHECK(batch.end <= e.span.start);
+      CHECK(e.span.start <= e.span.end);
+      CHECK(e.span.end <= optimizer.start);
+      CHECK(e.span.thread >= 0);
+      CHECK(e.span.thread < num_threads());
+      from_timeline[k - 1] += e.span.end - e.span.start;
+    }
+  }
+  for (std::size_t k = 0; k < p.kernels.size(); ++k)
+    CHECK(from_timeline[k] == Approx(p.kernel_seconds[k]).epsilon(1e-9).margin(1e-12));
+  CHECK(t.profile(train, 12, 0).timeline.size() == StepProfile::kTimelineSteps * per_step);
   CHECK(t.step() == 0);  // no epoch or step was counted
   CHECK(t.epoch() == 0);
   CHECK_FALSE(same_bits(t.parameters(), before));  // but the steps did train
