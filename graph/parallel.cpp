@@ -7,6 +7,7 @@
 #include <oneapi/tbb/task_group.h>
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
 #include <mutex>
 
@@ -48,6 +49,25 @@ class FpScope {
   unsigned saved_;
 };
 
+// The block trace and label of the work running on this thread (BlockTrace::Scope).
+struct TraceContext {
+  BlockTrace* trace = nullptr;
+  int label = 0;
+};
+thread_local TraceContext current_trace;
+
+// Runs one block of a parallel loop, recording it when the loop's starter was tracing; the block
+// carries the label on, so parallel work nested inside it is recorded too.
+template <class F>
+void traced_block(const TraceContext& trace, F&& run) {
+  if (!trace.trace) return run();
+  BlockTrace::Scope scope(trace.trace, trace.label);
+  WorkSpan span{clock_seconds(), 0, worker_index()};
+  run();
+  span.end = clock_seconds();
+  trace.trace->record(trace.label, span);
+}
+
 std::mutex control_mutex;
 std::unique_ptr<tbb::global_control> control;
 int current_threads = 0;
@@ -78,6 +98,31 @@ int num_threads() {
 
 int worker_index() { return std::max(0, tbb::this_task_arena::current_thread_index()); }
 
+double clock_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::span<const BlockTrace::Block> BlockTrace::blocks() const {
+  return storage_.first(std::min(next_.load(std::memory_order_relaxed), storage_.size()));
+}
+
+std::size_t BlockTrace::dropped() const {
+  std::size_t n = next_.load(std::memory_order_relaxed);
+  return n > storage_.size() ? n - storage_.size() : 0;
+}
+
+void BlockTrace::record(int label, const WorkSpan& span) {
+  std::size_t i = next_.fetch_add(1, std::memory_order_relaxed);
+  if (i < storage_.size()) storage_[i] = {span, label};
+}
+
+BlockTrace::Scope::Scope(BlockTrace* trace, int label)
+    : saved_trace_(current_trace.trace), saved_label_(current_trace.label) {
+  current_trace = {trace, label};
+}
+
+BlockTrace::Scope::~Scope() { current_trace = {saved_trace_, saved_label_}; }
+
 void parallel_for(std::int64_t n, std::int64_t grain,
                   FunctionRef<void(std::int64_t, std::int64_t)> body) {
   if (n <= 0) return;
@@ -87,10 +132,11 @@ void parallel_for(std::int64_t n, std::int64_t grain,
     return;
   }
   unsigned control = fp_control();
+  TraceContext trace = current_trace;
   tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, n, grain),
                     [&](const tbb::blocked_range<std::int64_t>& r) {
                       FpScope fp(control);
-                      body(r.begin(), r.end());
+                      traced_block(trace, [&] { body(r.begin(), r.end()); });
                     });
 }
 
@@ -139,10 +185,11 @@ double deterministic_sum(std::int64_t n,
   if (chunks == 1) return chunk_sum(0, n);
   double partial[kMaxChunks];
   unsigned control = fp_control();
+  TraceContext trace = current_trace;
   tbb::parallel_for(std::int64_t{0}, chunks, [&](std::int64_t c) {
     FpScope fp(control);
     std::int64_t b = c * chunk;
-    partial[c] = chunk_sum(b, std::min(n, b + chunk));
+    traced_block(trace, [&] { partial[c] = chunk_sum(b, std::min(n, b + chunk)); });
   });
   double total = 0.0;
   for (std::int64_t c = 0; c < chunks; ++c) total += partial[c];

@@ -59,6 +59,52 @@ int num_threads();
 // which thread ran what, for timelines.
 int worker_index();
 
+// When and where a piece of work ran, for profiles and timelines.
+struct WorkSpan {
+  double start = 0, end = 0;  // seconds on std::chrono::steady_clock (clock_seconds())
+  int thread = 0;             // worker_index() of the thread that ran it
+};
+double clock_seconds();
+
+// Records the blocks that parallel_for and deterministic_sum hand out, on whichever thread runs
+// them, labelled with what they belong to (a kernel's index, say): what every thread did, where
+// a span per kernel shows only the thread that started it. The storage is the caller's and is
+// filled without locks or allocation; blocks past its end are counted in dropped(). A loop too
+// small to split runs whole on its caller and records nothing.
+class BlockTrace {
+ public:
+  struct Block {
+    WorkSpan span;
+    int label = 0;
+  };
+  explicit BlockTrace(std::span<Block> storage) : storage_(storage) {}
+  BlockTrace(const BlockTrace&) = delete;
+  BlockTrace& operator=(const BlockTrace&) = delete;
+  // What the finished parallel work recorded, in the order blocks ended.
+  std::span<const Block> blocks() const;
+  std::size_t dropped() const;
+  void clear() { next_.store(0, std::memory_order_relaxed); }
+  void record(int label, const WorkSpan& span);
+
+  // While alive, the parallel work this thread starts is recorded in `trace` under `label`; a
+  // null trace records nothing. Nests: the previous trace and label come back at the end.
+  class Scope {
+   public:
+    Scope(BlockTrace* trace, int label);
+    ~Scope();
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+
+   private:
+    BlockTrace* saved_trace_;
+    int saved_label_;
+  };
+
+ private:
+  std::span<Block> storage_;
+  std::atomic<std::size_t> next_{0};
+};
+
 // Calls body(begin, end) over [0, n) in chunks of `grain` elements, in parallel.
 void parallel_for(std::int64_t n, std::int64_t grain,
                   FunctionRef<void(std::int64_t, std::int64_t)> body);

@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include <chrono>
+#include <optional>
 #include <cmath>
 #include <limits>
 
@@ -145,15 +146,14 @@ void Program::run(const RunOptions& options) {
   auto run_all = [&]<class T>() {
     auto one = [&](int i) {
       const Step& step = steps_[static_cast<std::size_t>(i)];
+      std::optional<BlockTrace::Scope> blocks;  // none: an outer scope, if any, stays in force
+      if (options.block_trace) blocks.emplace(options.block_trace, i);
       if (!options.step_spans) return run_step<T>(step, options);
-      auto seconds = [] {
-        return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-      };
-      KernelSpan& span = options.step_spans[i];
+      WorkSpan& span = options.step_spans[i];
       span.thread = worker_index();
-      span.start = seconds();
+      span.start = clock_seconds();
       run_step<T>(step, options);
-      span.end = seconds();
+      span.end = clock_seconds();
     };
     // check_numerics names the first bad step, which needs the schedule's order.
     if (options.concurrent && num_threads() > 1 && !check_numerics_ && steps_.size() > 1) {

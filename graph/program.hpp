@@ -4,6 +4,7 @@
 
 #include <graphrun/graph/graph.hpp>
 #include <graphrun/graph/op.hpp>
+#include <graphrun/graph/parallel.hpp>
 #include <graphrun/graph/tensor.hpp>
 
 #include <array>
@@ -31,14 +32,6 @@ struct CompileOptions {
   bool fuse = true;
 };
 
-// Where and when one kernel ran, for profiles and timelines.
-struct KernelSpan {
-  double start = 0, end = 0;  // seconds on std::chrono::steady_clock
-  // The worker that ran it (worker_index()). A kernel split into blocks (a matmul, a long
-  // elementwise loop) also runs on the other threads during this time.
-  int thread = 0;
-};
-
 struct RunOptions {
   bool training = true;  // random ops with train_only=1 (corruption) are identities when false
   std::uint64_t seed = 0;
@@ -50,9 +43,13 @@ struct RunOptions {
   // Denormal floats are flushed to zero on every thread of the run (FlushDenormals, which says
   // why); false computes them as IEEE 754 says, slowly.
   bool flush_denormals = true;
-  // When set, run() writes when and where each step ran to step_spans[i] (num_steps() entries,
-  // caller-owned): a profile per kernel, and a timeline. Concurrent steps overlap in time.
-  KernelSpan* step_spans = nullptr;
+  // When set, run() writes when each step ran, and on which thread it started, to step_spans[i]
+  // (num_steps() entries, caller-owned): a profile per kernel, and a timeline. Concurrent steps
+  // overlap in time.
+  WorkSpan* step_spans = nullptr;
+  // When set, the blocks that steps split their work into are recorded here with the step's
+  // index as label, on whichever thread runs them.
+  BlockTrace* block_trace = nullptr;
 };
 
 // Raised by check_numerics: names the node, its op and the range of each input.

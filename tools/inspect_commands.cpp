@@ -62,8 +62,9 @@ std::vector<Value> training_outputs(Model& m, const std::vector<Value>& grads) {
 std::string mib(std::size_t bytes) { return fmt::format("{:.2f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 
 // The profile's timeline in the Chrome trace event format, which Perfetto (ui.perfetto.dev) and
-// chrome://tracing open: one row per thread, one bar per kernel, times in microseconds from the
-// first span.
+// chrome://tracing open: one row per thread; on it a bar per kernel (or batch, or optimizer) the
+// thread started, and below, the blocks of split work it ran, its own and other threads'.
+// Times in microseconds from the first span.
 std::string trace_json(const StepProfile& p, const std::string& title, const std::string& optimizer) {
   using Json = nlohmann::ordered_json;
   Json events = Json::array();
@@ -71,34 +72,37 @@ std::string trace_json(const StepProfile& p, const std::string& title, const std
   double origin = p.timeline.front().span.start;
   auto micros = [](double seconds) { return std::round(seconds * 1e9) / 1e3; };  // to the ns
   int threads = 0;
-  for (const auto& s : p.timeline) threads = std::max(threads, s.span.thread + 1);
+  for (const auto* spans : {&p.timeline, &p.blocks})
+    for (const auto& s : *spans) threads = std::max(threads, s.span.thread + 1);
   events.push_back({{"name", "process_name"}, {"ph", "M"}, {"pid", 0}, {"args", {{"name", title}}}});
   for (int t = 0; t < threads; ++t)
     events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", t},
                       {"args", {{"name", fmt::format("thread {}", t)}}}});
-  for (const auto& s : p.timeline) {
+  auto add = [&](const StepProfile::Span& s, bool block) {
     std::string name, what;
     if (s.kernel == StepProfile::kBatch) {
       name = "batch";
-      what = "assemble the batch (all threads)";
+      what = "assemble the batch";
     } else if (s.kernel == StepProfile::kOptimizer) {
       name = optimizer;
-      what = "update every parameter (all threads)";
+      what = "update every parameter";
     } else {
       what = p.kernels[static_cast<std::size_t>(s.kernel)];
       name = what.substr(0, what.find(' '));
     }
-    Json args = {{"step", s.step}, {"what", what}};
+    Json args = {{"step", s.step}, {"what", block ? "a block of: " + what : what}};
     if (s.kernel >= 0) args["kernel"] = s.kernel;
     events.push_back({{"name", name},
-                      {"cat", s.kernel >= 0 ? "kernel" : "step"},
+                      {"cat", block ? "block" : s.kernel >= 0 ? "kernel" : "step"},
                       {"ph", "X"},
                       {"ts", micros(s.span.start - origin)},
                       {"dur", micros(s.span.end - s.span.start)},
                       {"pid", 0},
                       {"tid", s.span.thread},
                       {"args", args}});
-  }
+  };
+  for (const auto& s : p.timeline) add(s, false);
+  for (const auto& s : p.blocks) add(s, true);
   return Json{{"traceEvents", events}, {"displayTimeUnit", "ms"}}.dump(1);
 }
 
@@ -236,6 +240,9 @@ int profile_command(const Run& run) {
     fmt::print("\ntimeline of the last {} steps written to {} (open it in Perfetto, "
                "ui.perfetto.dev, or chrome://tracing)\n",
                std::min(p.steps, StepProfile::kTimelineSteps), run.cli.trace.string());
+    if (p.blocks_dropped > 0)
+      fmt::print("note: {} blocks of split work did not fit in the trace and are missing from it\n",
+                 p.blocks_dropped);
   }
   return 0;
 }

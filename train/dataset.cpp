@@ -1,10 +1,9 @@
 #include <fmt/format.h>
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
 
 #include <algorithm>
 #include <array>
 #include <cstdlib>
+#include <graphrun/graph/parallel.hpp>
 #include <graphrun/train/dataset.hpp>
 #include <graphrun/train/idx.hpp>
 #include <optional>
@@ -104,17 +103,15 @@ void Split::fill_batch(std::span<const std::int64_t> indices, T* out) const {
                       "images of this split",
                       indices[r], r, count));
   const auto n = static_cast<std::size_t>(features());
-  tbb::parallel_for(tbb::blocked_range<std::size_t>(0, indices.size()),
-                    [&](const tbb::blocked_range<std::size_t>& rows) {
-                      for (std::size_t r = rows.begin(); r != rows.end(); ++r) {
-                        const std::uint8_t* src =
-                            pixels.data() + static_cast<std::size_t>(indices[r]) * n;
-                        T* dst = out + r * n;
-                        // A division, not a 256-entry table: the same correctly rounded
-                        // values, and the loop vectorizes instead of gathering.
-                        for (std::size_t j = 0; j < n; ++j) dst[j] = static_cast<T>(src[j]) / T(255);
-                      }
-                    });
+  parallel_for(static_cast<std::int64_t>(indices.size()), 1, [&](std::int64_t first, std::int64_t end) {
+    for (auto r = static_cast<std::size_t>(first); r != static_cast<std::size_t>(end); ++r) {
+      const std::uint8_t* src = pixels.data() + static_cast<std::size_t>(indices[r]) * n;
+      T* dst = out + r * n;
+      // A division, not a 256-entry table: the same correctly rounded values, and the loop
+      // vectorizes instead of gathering.
+      for (std::size_t j = 0; j < n; ++j) dst[j] = static_cast<T>(src[j]) / T(255);
+    }
+  });
 }
 
 template void Split::fill_batch<float>(std::span<const std::int64_t>, float*) const;

@@ -149,11 +149,16 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
                             std::int64_t step, FunctionRef<std::string()> where,
                             StepProfile* profile) {
   auto t0 = Clock::now();
+  BlockTrace* blocks = profile ? block_trace_.get() : nullptr;
+  if (blocks) blocks->clear();
   const auto rows = static_cast<std::int64_t>(rows_of.size());
   const std::string& x_name = model_.x.node().name;
   auto& buf = batches_[rows];
   if (buf.empty()) buf = Tensor(DType::f32, {rows, data.features()});
-  data.fill_batch<float>(rows_of, buf.data<float>());
+  {
+    BlockTrace::Scope scope(blocks, StepProfile::kBatch);
+    data.fill_batch<float>(rows_of, buf.data<float>());
+  }
   auto& [p, grad_refs, norms] = train_program(rows, x_name, buf.shape());
   p.bind_parameters(params_);
   p.bind(x_name, buf);
@@ -166,6 +171,7 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
   if (profile) {
     kernel_spans_.resize(static_cast<std::size_t>(p.num_steps()));
     run.step_spans = kernel_spans_.data();
+    run.block_trace = blocks;
   }
   auto t1 = Clock::now();
   p.run(run);
@@ -178,7 +184,11 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
                                     std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf", where()));
   double squares = 0;
   for (const float* n : norms) squares += static_cast<double>(*n) * *n;
-  double norm = optimizer_.step(params_, grad_refs, std::sqrt(squares));
+  double norm;
+  {
+    BlockTrace::Scope scope(blocks, StepProfile::kOptimizer);
+    norm = optimizer_.step(params_, grad_refs, std::sqrt(squares));
+  }
   if (!std::isfinite(norm))
     throw NumericsError(fmt::format("the gradient norm is {} {} while the loss is {}; the update "
                                     "was not applied. Try --check-numerics to find the node",
@@ -186,6 +196,7 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
   if (profile) {
     auto t3 = Clock::now();
     auto at = [](Clock::time_point t) { return std::chrono::duration<double>(t.time_since_epoch()).count(); };
+    // clock_seconds() reads the same clock: the blocks line up with these spans.
     ++profile->steps;
     profile->data_seconds += at(t1) - at(t0);
     profile->program_seconds += at(t2) - at(t1);
@@ -209,6 +220,9 @@ StepProfile Trainer::profile(const Split& train, std::int64_t steps, std::int64_
   auto order = epoch_order(train.count, epoch_);
   const std::int64_t batches = train.count / bs;  // whole batches only: one program is timed
   StepProfile result;
+  // Room for every block of a step: a few per kernel, many more would mean a tiny grain somewhere.
+  block_storage_.resize(16384);
+  block_trace_ = std::make_unique<BlockTrace>(block_storage_);
   const std::int64_t timeline_from = warmup + std::max<std::int64_t>(0, steps - StepProfile::kTimelineSteps);
   for (std::int64_t i = 0; i < warmup + steps; ++i) {
     std::int64_t b = i % batches;
@@ -221,6 +235,8 @@ StepProfile Trainer::profile(const Split& train, std::int64_t steps, std::int64_
     for (std::size_t k = 0; k < kernel_spans_.size(); ++k)
       result.timeline.push_back({static_cast<int>(k), step, kernel_spans_[k]});
     result.timeline.push_back({StepProfile::kOptimizer, step, optimizer_span_});
+    for (const auto& b : block_trace_->blocks()) result.blocks.push_back({b.label, step, b.span});
+    result.blocks_dropped += static_cast<std::int64_t>(block_trace_->dropped());
   }
   auto& p = train_program(bs, model_.x.node().name, {bs, train.features()}).program;
   for (int k = 0; k < p.num_steps(); ++k) result.kernels.push_back(p.step_summary(k));

@@ -59,16 +59,20 @@ struct StepProfile {
   std::vector<std::string> kernels;    // Program::step_summary of each kernel, in schedule order
   std::vector<double> kernel_seconds;  // concurrent kernels overlap, so these can sum to more
                                        // than program_seconds
-  // The last kTimelineSteps steps, span by span in the order they ran: the batch, each kernel,
-  // the optimizer. The batch and the optimizer split their work over all threads.
+  // The last kTimelineSteps steps as a timeline. `timeline`: span by span in the order they ran,
+  // the batch, each kernel (on the thread that started it), the optimizer. `blocks`: the blocks
+  // that these split their work into, on the threads that ran them (BlockTrace); blocks_dropped
+  // counts those that did not fit in the trace's storage.
   static constexpr std::int64_t kTimelineSteps = 10;
   static constexpr int kBatch = -1, kOptimizer = -2;
   struct Span {
     int kernel = 0;          // index into `kernels`, or kBatch or kOptimizer
     std::int64_t step = 0;   // among the timed steps, from 0
-    KernelSpan span;
+    WorkSpan span;
   };
   std::vector<Span> timeline;
+  std::vector<Span> blocks;
+  std::int64_t blocks_dropped = 0;
 };
 
 // One pass of `outputs` over `data` in batches, evaluation mode, for inference and test losses.
@@ -133,8 +137,11 @@ class Trainer {
   std::unique_ptr<ProgramCache> eval_programs_;
   std::map<std::int64_t, TrainProgram> train_by_rows_;  // into train_programs_, by batch size
   std::map<std::int64_t, Tensor> batches_;  // one input buffer per batch size
-  std::vector<KernelSpan> kernel_spans_;     // the last profiled step's, when profiling
-  KernelSpan batch_span_, optimizer_span_;
+  // The last profiled step's spans and blocks, when profiling.
+  std::vector<WorkSpan> kernel_spans_;
+  WorkSpan batch_span_, optimizer_span_;
+  std::vector<BlockTrace::Block> block_storage_;
+  std::unique_ptr<BlockTrace> block_trace_;
   std::map<std::string, Tensor> scalars_;   // schedule inputs
   std::int64_t epoch_ = 0, step_ = 0, batch_in_epoch_ = 0;
   double partial_loss_ = 0;  // the interrupted epoch's running sums, so a resumed epoch reports

@@ -198,3 +198,63 @@ TEST_CASE("FlushDenormals flushes on every thread of its tasks and then restores
 
 }  // namespace
 }  // namespace graphrun
+
+namespace graphrun {
+namespace {
+
+TEST_CASE("BlockTrace records the blocks of parallel work under the starter's label", "[graph][parallel]") {
+  ThreadGuard guard;
+  set_num_threads(2);
+  std::vector<BlockTrace::Block> storage(1024);
+  BlockTrace trace(storage);
+  std::atomic<std::int64_t> covered{0};
+  auto loop = [&] {
+    parallel_for(4096, 256, [&](std::int64_t b, std::int64_t e) {
+      covered += e - b;
+      parallel_for(4096, 1024, [&](std::int64_t, std::int64_t) {});  // nested: the same label
+    });
+  };
+
+  loop();  // no scope: nothing is recorded
+  CHECK(trace.blocks().empty());
+
+  double before = clock_seconds();
+  {
+    BlockTrace::Scope scope(&trace, 7);
+    loop();
+    CHECK(deterministic_sum(100000, [](std::int64_t b, std::int64_t e) { return double(e - b); }, 10000) == 100000);
+    parallel_for(100, 1000, [](std::int64_t, std::int64_t) {});  // too small to split: whole
+    BlockTrace::Scope inner(nullptr, 3);  // a null trace switches recording off
+    loop();
+  }
+  double after = clock_seconds();
+  loop();  // the scope ended: nothing more
+  CHECK(covered.load() == 4 * 4096);
+  auto blocks = trace.blocks();
+  // The outer loop's blocks cover its 4096 elements in blocks of at most 256 (so at least 16),
+  // each nested loop adds at least 4, the sum 10 chunks.
+  CHECK(blocks.size() >= 16 + 16 * 4 + 10);
+  for (const auto& b : blocks) {
+    CHECK(b.label == 7);
+    CHECK(b.span.thread >= 0);
+    CHECK(b.span.thread < 2);
+    CHECK(before <= b.span.start);
+    CHECK(b.span.start <= b.span.end);
+    CHECK(b.span.end <= after);
+  }
+  CHECK(trace.dropped() == 0);
+
+  trace.clear();
+  CHECK(trace.blocks().empty());
+  std::vector<BlockTrace::Block> small(5);
+  BlockTrace full(small);
+  {
+    BlockTrace::Scope scope(&full, 1);
+    parallel_for(64, 1, [](std::int64_t, std::int64_t) {});
+  }
+  CHECK(full.blocks().size() == 5);
+  CHECK(full.blocks().size() + full.dropped() >= 8);  // 64 elements, grain 1: many more blocks
+}
+
+}  // namespace
+}  // namespace graphrun

@@ -165,13 +165,13 @@ TEST_CASE("profile --trace writes a Chrome trace of the last steps", "[e2e]") {
   REQUIRE(r.code == 0);
   CHECK(r.out.find("timeline of the last 10 steps written to out/trace.json") != std::string::npos);
   auto json = nlohmann::json::parse(read_text(tmp / "out" / "trace.json"));
-  std::map<std::string, int> bars;
+  std::map<std::string, int> bars, blocks;
   std::set<std::int64_t> steps;
   std::set<int> threads;
   double last_end = 0;
   for (const auto& e : json.at("traceEvents")) {
     if (e.at("ph") != "X") continue;
-    ++bars[e.at("name").get<std::string>()];
+    ++(e.at("cat") == "block" ? blocks : bars)[e.at("name").get<std::string>()];
     steps.insert(e.at("args").at("step").get<std::int64_t>());
     threads.insert(e.at("tid").get<int>());
     CHECK(e.at("ts").get<double>() >= 0);
@@ -181,6 +181,8 @@ TEST_CASE("profile --trace writes a Chrome trace of the last steps", "[e2e]") {
   CHECK(bars["batch"] == 10);
   CHECK(bars["adam"] == 10);
   CHECK(bars["matmul"] == 10 * 14);  // a VAE step's 14 products
+  CHECK(blocks["batch"] >= 10 * 2);  // its 32 rows are converted in blocks
+  CHECK(blocks["adam"] >= 10 * 2);   // and the update of its 53k parameters
   CHECK(steps == std::set<std::int64_t>{2, 3, 4, 5, 6, 7, 8, 9, 10, 11});
   CHECK(*threads.begin() == 0);
   CHECK(*threads.rbegin() <= 1);

@@ -145,6 +145,22 @@ TEST_CASE("profile times every kernel of real training steps and leaves the coun
   }
   for (std::size_t k = 0; k < p.kernels.size(); ++k)
     CHECK(from_timeline[k] == Approx(p.kernel_seconds[k]).epsilon(1e-9).margin(1e-12));
+  // Each block of split work lies inside the span of what it belongs to, in its own step.
+  CHECK(p.blocks_dropped == 0);
+  REQUIRE_FALSE(p.blocks.empty());
+  bool batch_blocks = false;
+  for (const auto& b : p.blocks) {
+    REQUIRE(b.kernel >= StepProfile::kOptimizer);
+    REQUIRE(b.kernel < static_cast<int>(p.kernels.size()));
+    const auto* step = &p.timeline[static_cast<std::size_t>(b.step) * per_step];
+    const auto& owner = b.kernel == StepProfile::kBatch       ? step[0].span
+                        : b.kernel == StepProfile::kOptimizer ? step[per_step - 1].span
+                                                              : step[b.kernel + 1].span;
+    CHECK(owner.start <= b.span.start);
+    CHECK(b.span.end <= owner.end);
+    batch_blocks = batch_blocks || b.kernel == StepProfile::kBatch;
+  }
+  CHECK(batch_blocks);  // the batch's 16 rows are split, one block per row at most
   CHECK(t.profile(train, 12, 0).timeline.size() == StepProfile::kTimelineSteps * per_step);
   CHECK(t.step() == 0);  // no epoch or step was counted
   CHECK(t.epoch() == 0);
