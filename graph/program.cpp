@@ -6,9 +6,9 @@
 #include <fmt/ranges.h>
 
 #include <chrono>
-#include <optional>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 namespace graphrun {
 
