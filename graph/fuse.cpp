@@ -24,7 +24,6 @@ constexpr std::int64_t kChunk = 512;        // elements per chunk: 2 KiB of floa
 constexpr int kMaxScratch = 8;              // chunk buffers per fused step; more results are stored
 constexpr std::size_t kMaxMembers = 32;
 constexpr int kMaxRowInputs = 4;            // distinct row arguments per fused step
-constexpr std::int64_t kGrainElements = 32768;  // per task, as ops::kGrain
 
 // The input's numel when it is a row repeated along `out` (its shape, leading ones dropped, is
 // the trailing part of `out`), else 0.
@@ -250,7 +249,7 @@ void Program::run_fused(const Step& step) {
   const std::int64_t chunk = whole_rows ? kChunk / row * row : std::min(row, kChunk);
   const std::int64_t per_row = whole_rows ? 1 : (row + chunk - 1) / chunk;
   const std::int64_t chunks = whole_rows ? (n + chunk - 1) / chunk : n / row * per_row;
-  parallel_for(chunks, std::max<std::int64_t>(1, kGrainElements / chunk), [&](std::int64_t b, std::int64_t e) {
+  parallel_for(chunks, std::max<std::int64_t>(1, kGrain / chunk), [&](std::int64_t b, std::int64_t e) {
     alignas(64) T scratch[kMaxScratch][kChunk];
     alignas(64) T repeated[kMaxRowInputs][kChunk];
     int repeated_input[kMaxRowInputs];  // which step input each repeated row copies

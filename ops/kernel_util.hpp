@@ -14,11 +14,6 @@
 
 namespace graphrun::ops {
 
-// Elements per parallel chunk. At 16384, a bias + relu over [128, 400] went to four tasks and
-// took longer at 2 threads than at 1 (30 against 20 us in a traced step): its rows moved between
-// the cores' caches for a few microseconds of arithmetic each.
-inline constexpr std::int64_t kGrain = 32768;
-
 const OpDef& op(std::string_view name);  // a registered op; throws listing the known ones
 
 // numpy broadcasting of two shapes; throws ShapeError("cannot broadcast ...").

@@ -91,7 +91,7 @@ double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads
     double t = static_cast<double>(steps_);
     float step_size = lr / static_cast<float>(1.0 - std::pow(c.beta1, t));
     float inv_sqrt_bc2 = 1.0f / std::sqrt(static_cast<float>(1.0 - std::pow(c.beta2, t)));
-    parallel_for(total, 32768, [&](std::int64_t b, std::int64_t e) {
+    parallel_for(total, kGrain, [&](std::int64_t b, std::int64_t e) {
       for_range(b, e, [&](const Slot& s, std::int64_t lo, std::int64_t hi) {
         adam_update(s.param + lo, s.grad + lo, s.m + lo, s.v + lo, hi - lo,
                     {scale, b1, b2, eps, step_size, inv_sqrt_bc2, decay});
@@ -99,7 +99,7 @@ double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads
     });
   } else {
     float lr = static_cast<float>(c.lr), mu = static_cast<float>(c.momentum), wd = static_cast<float>(c.weight_decay);
-    parallel_for(total, 32768, [&](std::int64_t b, std::int64_t e) {
+    parallel_for(total, kGrain, [&](std::int64_t b, std::int64_t e) {
       for_range(b, e, [&](const Slot& s, std::int64_t lo, std::int64_t hi) {
         float* __restrict p = s.param;
         const float* __restrict gr = s.grad;
