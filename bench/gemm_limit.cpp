@@ -16,7 +16,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <cstdlib>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -42,12 +44,14 @@ std::vector<Gemm> step_products(const std::vector<int>& widths, int batch) {
 }
 
 // The executor's split (ops/matmul.cpp): blocks of at least 64 rows, or columns when C has more
-// columns than rows; two, or more while each still does at least 32 MFLOP.
+// columns than rows; two, or more while each still does at least 32 MFLOP; each block of C
+// starting on a 64-byte line.
 void run_split(const Gemm& g, const float* a, const float* b, float* c, int threads) {
   bool by_rows = g.n <= g.m;
   int side = by_rows ? g.m : g.n;
   int nblocks = std::clamp(side / 64, 1, std::clamp(static_cast<int>(g.flops() / 32e6), 2, 64));
-  int block = (side + nblocks - 1) / nblocks;
+  int step = by_rows ? 16 / std::gcd(g.n, 16) : 16;
+  int block = ((side + nblocks - 1) / nblocks + step - 1) / step * step;
   int blocks = (side + block - 1) / block;
   int lda = g.ta ? g.m : g.k, ldb = g.tb ? g.k : g.n;
   auto one = [&](int blk) {
@@ -128,13 +132,20 @@ int main(int argc, char** argv) {
     flops += g.flops();
     biggest = std::max<std::size_t>(biggest, static_cast<std::size_t>(std::max({g.m * g.k, g.k * g.n, g.m * g.n})));
   }
-  std::vector<float> a(biggest, 0.5f), b(biggest, 0.25f), c(biggest);
+  // 64-byte aligned like the executor's arena, so that blocks of C start on lines as there.
+  auto buffer = [&](float value) {
+    std::size_t bytes = (biggest * sizeof(float) + 63) / 64 * 64;
+    std::unique_ptr<float, decltype(&std::free)> p(static_cast<float*>(std::aligned_alloc(64, bytes)), &std::free);
+    std::fill(p.get(), p.get() + biggest, value);
+    return p;
+  };
+  auto a = buffer(0.5f), b = buffer(0.25f), c = buffer(0.0f);
   double split = 0, single = 0, best = 0;
   for (const auto& g : products) {
     openblas_set_num_threads(1);
-    double s = best_seconds([&] { run_split(g, a.data(), b.data(), c.data(), threads); });
+    double s = best_seconds([&] { run_split(g, a.get(), b.get(), c.get(), threads); });
     openblas_set_num_threads(threads);
-    double o = best_seconds([&] { run_single(g, a.data(), b.data(), c.data()); });
+    double o = best_seconds([&] { run_single(g, a.get(), b.get(), c.get()); });
     split += s;
     single += o;
     best += std::min(s, o);
