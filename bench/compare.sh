@@ -47,7 +47,7 @@ table() {  # name label
         echo "$m $t graphrun $(run_graphrun "$m" "$t")" >> "$raw"
         # The limit right after the epoch it is compared with, so both see the same minute.
         if [[ $m == vae ]]; then
-          echo "gemm $t $("./$build/bench/gemm_limit" --threads "$t" | awk '/epoch_limit_seconds/ {print $2}')" >> "$raw"
+          echo "gemm $t $("./$build/bench/gemm_limit" --threads "$t" | awk '/epoch_limit_seconds/ {l=$2} /sequence_over_limit/ {s=$2} END {print l, s}')" >> "$raw"
         fi
         echo "$m $t torch $(run_torch "$m" "$t")" >> "$raw"
       done
@@ -70,11 +70,13 @@ import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 med = {}
 gemm = {}
+sequence = {}
 scaling = {}
 inprocess = {}
 for r in rows:
     if r[0] == 'gemm':
-        gemm.setdefault(r[1], []).append(float(r[2])); continue
+        gemm.setdefault(r[1], []).append(float(r[2]))
+        sequence.setdefault(r[1], []).append(float(r[3])); continue
     if r[0] == 'scaling':
         scaling[r[1]] = float(r[2]); continue
     if r[0] == 'inprocess':
@@ -97,7 +99,8 @@ for t, lims in sorted(gemm.items()):
     ratio = statistics.median(e / l for e, l in zip(epochs, lims))
     inside = f"; in one process, step / its products (bench/step_time --compare gemm): {inprocess[t]:.2f}" if t in inprocess else ""
     print(f"VAE GEMM limit at {t} thread(s): {statistics.median(lims):.2f} s/epoch; graphrun epoch / limit = {ratio:.2f} "
-          f"(median of {len(lims)} epoch-limit pairs){inside}")
+          f"(median of {len(lims)} epoch-limit pairs){inside}; OpenBLAS alone, the step's products back to back "
+          f"on their own operands / limit (bench/gemm_limit): {statistics.median(sequence[t]):.2f}")
 PY
 }
 
