@@ -18,8 +18,8 @@
 
 #include <algorithm>
 #include <chrono>
-#include <memory>
 #include <cstdlib>
+#include <memory>
 #include <numeric>
 #include <string>
 #include <vector>
