@@ -95,8 +95,8 @@ class Trainer {
                           const std::atomic<bool>* stop = nullptr);
   LossReport evaluate(const Split& data, std::int64_t limit = -1);
   // Trains `warmup` + `steps` steps on the first batches of the current epoch's order and times
-  // the last `steps`, keeping the last few as a timeline. Parameters and optimizer state move as in training; the epoch and step
-  // counters do not.
+  // the last `steps`, keeping the last few as a timeline. Parameters and optimizer state move as
+  // in training; the epoch and step counters do not.
   StepProfile profile(const Split& train, std::int64_t steps, std::int64_t warmup = 5);
 
   ParameterStore& parameters() { return params_; }
