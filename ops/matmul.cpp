@@ -1,13 +1,22 @@
-// matmul through CBLAS. The BLAS runs single-threaded; the output is split into fixed blocks of
-// rows or columns run as TBB tasks, so TBB alone owns the cores and the result does not depend
-// on the thread count.
+// matmul through CBLAS, or oneDNN's sgemm for float32 when chosen. The library runs
+// single-threaded; the output is split into fixed blocks of rows or columns run as TBB tasks, so
+// TBB alone owns the cores and the result does not depend on the thread count.
 #include <graphrun/ops/kernel_util.hpp>
 #include <graphrun/ops/ops.hpp>
 
 #include <cblas.h>
+#ifdef GRAPHRUN_WITH_ONEDNN
+#include <oneapi/dnnl/dnnl.h>
+// Debian's oneDNN runs on OpenMP (libgomp, which it links). These two are the OpenMP API itself,
+// declared here because clang's <omp.h> is a separate package.
+extern "C" int omp_get_max_threads();
+extern "C" void omp_set_num_threads(int);
+#endif
 
 #include <algorithm>
+#include <atomic>
 #include <numeric>
+#include <stdexcept>
 
 namespace graphrun {
 namespace ops {
@@ -63,8 +72,26 @@ Shape matmul_shape(std::span<const Shape> in, const Attrs& attrs) {
   return {m, n};
 }
 
+std::atomic<SgemmLibrary> chosen_sgemm{SgemmLibrary::openblas};
+
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
           std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc) {
+#ifdef GRAPHRUN_WITH_ONEDNN
+  if (chosen_sgemm.load(std::memory_order_relaxed) == SgemmLibrary::onednn) {
+    // oneDNN sizes its OpenMP team by the calling thread's setting, which defaults to one thread
+    // per core: from two TBB workers that would be four threads on two cores. The setting is
+    // per thread, so it is lowered for this call only and the caller's own OpenMP is untouched.
+    int threads = omp_get_max_threads();
+    if (threads != 1) omp_set_num_threads(1);
+    dnnl_status_t status = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb,
+                                      0.0f, c, ldc);
+    if (threads != 1) omp_set_num_threads(threads);
+    if (status != dnnl_success)
+      throw std::runtime_error(fmt::format("oneDNN sgemm failed (status {}) on [{}, {}] x [{}, {}]",
+                                           static_cast<int>(status), m, k, k, n));
+    return;
+  }
+#endif
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a,
               static_cast<blasint>(lda), b, static_cast<blasint>(ldb), 0.0f, c,
@@ -126,7 +153,7 @@ OpDef matmul_def() {
   OpDef d;
   d.name = "matmul";
   d.summary = "C = op(A) op(B), op = transpose when transpose_a / transpose_b is set; "
-              "[M, K] x [K, N] -> [M, N]; CBLAS gemm";
+              "[M, K] x [K, N] -> [M, N]; BLAS gemm";
   d.arity = 2;
   d.shape = matmul_shape;
   d.f32 = matmul_kernel<float>;
@@ -176,6 +203,23 @@ const OpRegistration registration(matmul_def());
 
 }  // namespace
 }  // namespace ops
+
+bool sgemm_library_built(SgemmLibrary library) {
+#ifdef GRAPHRUN_WITH_ONEDNN
+  return library == SgemmLibrary::openblas || library == SgemmLibrary::onednn;
+#else
+  return library == SgemmLibrary::openblas;
+#endif
+}
+
+void set_sgemm_library(SgemmLibrary library) {
+  if (!sgemm_library_built(library))
+    throw std::invalid_argument("this graphrun was built without oneDNN (install libdnnl-dev and "
+                                "configure again with -DGRAPHRUN_ONEDNN=ON)");
+  ops::chosen_sgemm.store(library);
+}
+
+SgemmLibrary sgemm_library() { return ops::chosen_sgemm.load(); }
 
 Value matmul(Value a, Value b, bool transpose_a, bool transpose_b, Loc at) {
   return a.graph().apply(ops::op("matmul"), {a, b},

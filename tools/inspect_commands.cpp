@@ -216,11 +216,11 @@ int profile_command(const Run& run) {
   StepProfile p = trainer.profile(data.train, steps, warmup);
   const double per_step = 1e3 / static_cast<double>(p.steps);
   const double total = p.data_seconds + p.program_seconds + p.optimizer_seconds;
-  fmt::print("profile of {} ({}) on {}: {} training steps of {} images at {} thread{}, after {} "
-             "warm-up steps\n",
+  fmt::print("profile of {} ({}) on {}: {} training steps of {} images at {} thread{}, sgemm from "
+             "{}, after {} warm-up steps\n",
              model->name, options_text(s.model_options), s.dataset, p.steps,
              std::min(s.train.batch, data.train.count), num_threads(), num_threads() == 1 ? "" : "s",
-             warmup);
+             s.sgemm, warmup);
   fmt::print("step {:.3f} ms = batch {:.3f} + program {:.3f} + optimizer {:.3f} ({})\n\n",
              total * per_step, p.data_seconds * per_step, p.program_seconds * per_step,
              p.optimizer_seconds * per_step, s.train.optimizer.kind);

@@ -1,3 +1,4 @@
+#include <graphrun/ops/ops.hpp>
 #include <graphrun/tools/model_file.hpp>
 
 #include <boost/program_options.hpp>
@@ -26,6 +27,8 @@ const std::vector<SettingKey>& run_keys() {
       {"train", "clip_norm", "0", "clip the global gradient norm to this (0 = off)"},
       {"train", "seed", "1", "seeds init, data order and noise: the run follows from it"},
       {"train", "threads", "0", "worker threads, 0 = one per core (results do not change)"},
+      {"train", "sgemm", "openblas",
+       "float32 products: openblas, or onednn (faster on AVX-512, allocates in every step)"},
       {"train", "check_numerics", "false", "stop at the first node making NaN or Inf (slower)"},
       {"data", "dataset", "fashion-mnist", "fashion-mnist, mnist, or a folder of the 4 IDX files"},
       {"data", "limit", "0", "use the first N train and N test images (0 = all)"},
@@ -200,6 +203,14 @@ void apply_run_keys(const Entries& en, Settings& s) {
                                        [](std::uint64_t) { return true; });
   s.threads = static_cast<int>(number<std::int64_t>(en, "train.threads", "an integer in 0..1024",
                                                     [](std::int64_t v) { return v >= 0 && v <= 1024; }));
+  const Entry& sgemm = en.at("train.sgemm");
+  s.sgemm = sgemm.value;
+  if (s.sgemm != "openblas" && s.sgemm != "onednn")
+    bad_value("train.sgemm", sgemm, "openblas or onednn");
+  if (s.sgemm == "onednn" && !sgemm_library_built(SgemmLibrary::onednn))
+    throw UsageError(fmt::format("{}: train.sgemm = onednn, but this graphrun was built without "
+                                 "oneDNN (install libdnnl-dev, configure with -DGRAPHRUN_ONEDNN=ON)",
+                                 sgemm.origin));
   s.train.check_numerics = parse_bool(en, "train.check_numerics");
   s.dataset = en.at("data.dataset").value;
   if (s.dataset.empty()) bad_value("data.dataset", en.at("data.dataset"), "a data set name or folder");
@@ -315,6 +326,7 @@ std::string to_ini(const Settings& s) {
   values["train.clip_norm"] = fmt::format("{}", t.optimizer.clip_norm);
   values["train.seed"] = std::to_string(t.seed);
   values["train.threads"] = std::to_string(s.threads);
+  values["train.sgemm"] = s.sgemm;
   values["train.check_numerics"] = t.check_numerics ? "true" : "false";
   values["data.dataset"] = s.dataset;
   values["data.limit"] = std::to_string(s.limit);

@@ -5,7 +5,7 @@
 //
 //   [model]  the builder's keys (ModelBuilder::keys), validated by build_model
 //   [train]  epochs, batch, lr, optimizer, momentum, weight_decay, clip_norm, seed, threads,
-//            check_numerics
+//            sgemm, check_numerics
 //   [data]   dataset, limit
 //
 // Command-line overrides are applied over the file. Every value remembers where it came from
@@ -51,6 +51,7 @@ struct Settings {
   ModelOptions model_options;  // every key of the builder, defaults filled in
   TrainConfig train;
   int threads = 0;
+  std::string sgemm = "openblas";  // train.sgemm: openblas or onednn
   std::string dataset = "fashion-mnist";
   std::int64_t limit = 0;  // first N train and test images; 0 = all
   // "section.key" -> where its value came from: "model.vae:12", "--epochs" or "default".

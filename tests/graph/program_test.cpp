@@ -2,6 +2,7 @@
 // thread count, and check_numerics names the node that made a NaN or Inf.
 #include "graph/alloc_counter.hpp"
 #include "graph/run_helpers.hpp"
+#include "ops/sgemm_libraries.hpp"
 
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/parallel.hpp>
@@ -185,19 +186,26 @@ std::vector<std::vector<char>> run_bytes(TrainStep& step, ParameterStore& params
 
 TEST_CASE("a training step gives the same bits at 1 and 2 threads", "[graph][program][determinism]") {
   ThreadGuard guard;
+  testing::SgemmGuard sgemm_guard;
   // 320 x 784 = 250880 elements per input-sized tensor: reductions and random draws span many
   // parallel chunks; 320 rows cover several matmul row blocks.
   TrainStep step(320, 784, 64);
   ParameterStore params = init_parameters(step.g, 11);
   Tensor x = step.input();
-  auto one = run_bytes(step, params, x, 1, 42, 3);
-  auto two = run_bytes(step, params, x, 2, 42, 3);
-  REQUIRE(one.size() == two.size());
-  for (std::size_t i = 0; i < one.size(); ++i) {
-    INFO("output " << i);
-    REQUIRE(one[i].size() == two[i].size());
-    CHECK(std::memcmp(one[i].data(), two[i].data(), one[i].size()) == 0);
+  for (SgemmLibrary library : testing::built_sgemm_libraries()) {
+    INFO("float32 products from " << testing::sgemm_name(library));
+    set_sgemm_library(library);
+    auto at_one = run_bytes(step, params, x, 1, 42, 3);
+    auto at_two = run_bytes(step, params, x, 2, 42, 3);
+    REQUIRE(at_one.size() == at_two.size());
+    for (std::size_t i = 0; i < at_one.size(); ++i) {
+      INFO("output " << i);
+      REQUIRE(at_one[i].size() == at_two[i].size());
+      CHECK(std::memcmp(at_one[i].data(), at_two[i].data(), at_one[i].size()) == 0);
+    }
   }
+  set_sgemm_library(SgemmLibrary::openblas);
+  auto one = run_bytes(step, params, x, 1, 42, 3);
   CHECK(one[1].size() == 320 * 784 * sizeof(float));  // the noise itself is compared
 
   // Same (seed, step): the same draws; another step or seed: different ones.

@@ -1,6 +1,7 @@
 // matmul with each transpose flag, by hand and against a plain triple loop on shapes that split
 // into several blocks of rows or of columns.
 #include "graph/run_helpers.hpp"
+#include "ops/sgemm_libraries.hpp"
 
 #include <graphrun/ops/ops.hpp>
 
@@ -13,6 +14,9 @@ namespace {
 
 using testing::make_tensor;
 using testing::run_values;
+using testing::built_sgemm_libraries;
+using testing::sgemm_name;
+using testing::SgemmGuard;
 
 TEST_CASE("matmul with all four transpose flags, by hand", "[ops][matmul]") {
   // A = [[1, 2, 3], [4, 5, 6]] (2 x 3), B = [[1, 0], [0, 1], [2, -1]] (3 x 2)
@@ -64,27 +68,56 @@ Tensor pattern(const Shape& s, double phase) {
 // tall), more than two only while each does at least 32 MFLOP, each starting on a cache line:
 // [250, 800] x [800, 250] (100 MFLOP) is three row blocks, the last shorter (88, 88, 74 in
 // float); [100, 700] x [700, 500] (70 MFLOP) is two column blocks (256, 244).
+// Both float32 libraries when this build has oneDNN.
 TEST_CASE("matmul split into row or column blocks matches a triple loop", "[ops][matmul]") {
   struct Case {
     std::int64_t m, k, n;
   };
-  for (Case c : {Case{250, 800, 250}, Case{100, 700, 500}})
-    for (int ta = 0; ta < 2; ++ta)
-      for (int tb = 0; tb < 2; ++tb) {
-        DYNAMIC_SECTION(c.m << "x" << c.k << "x" << c.n << " transpose_a " << ta << " transpose_b " << tb) {
-          Graph g;
-          Shape sa = ta ? Shape{c.k, c.m} : Shape{c.m, c.k};
-          Shape sb = tb ? Shape{c.n, c.k} : Shape{c.k, c.n};
-          Value a = g.input("a", sa);
-          Value b = g.input("b", sb);
-          Tensor av = pattern(sa, 0.1), bv = pattern(sb, 0.9);
-          auto want = naive(av, bv, ta, tb);
-          auto got = run_values(g, matmul(a, b, ta, tb), {{"a", av}, {"b", bv}}, DType::f64);
-          testing::check_close(got, want, 1e-11);
-          auto got32 = run_values(g, matmul(a, b, ta, tb), {{"a", av}, {"b", bv}}, DType::f32);
-          testing::check_close(got32, want, 1e-3);
+  SgemmGuard guard;
+  for (SgemmLibrary library : built_sgemm_libraries())
+    for (Case c : {Case{250, 800, 250}, Case{100, 700, 500}})
+      for (int ta = 0; ta < 2; ++ta)
+        for (int tb = 0; tb < 2; ++tb) {
+          DYNAMIC_SECTION(sgemm_name(library) << " " << c.m << "x" << c.k << "x" << c.n
+                                              << " transpose_a " << ta << " transpose_b " << tb) {
+            set_sgemm_library(library);
+            Graph g;
+            Shape sa = ta ? Shape{c.k, c.m} : Shape{c.m, c.k};
+            Shape sb = tb ? Shape{c.n, c.k} : Shape{c.k, c.n};
+            Value a = g.input("a", sa);
+            Value b = g.input("b", sb);
+            Tensor av = pattern(sa, 0.1), bv = pattern(sb, 0.9);
+            auto want = naive(av, bv, ta, tb);
+            auto got = run_values(g, matmul(a, b, ta, tb), {{"a", av}, {"b", bv}}, DType::f64);
+            testing::check_close(got, want, 1e-11);
+            auto got32 = run_values(g, matmul(a, b, ta, tb), {{"a", av}, {"b", bv}}, DType::f32);
+            testing::check_close(got32, want, 1e-3);
+          }
         }
-      }
+}
+
+// The libraries block their sums differently, so a long one ends in different last bits: that
+// the choice reaches the kernel, and that nothing else differs.
+TEST_CASE("set_sgemm_library switches the library of float32 products", "[ops][matmul]") {
+  SgemmGuard guard;
+  CHECK(sgemm_library() == SgemmLibrary::openblas);  // the default
+  if (!sgemm_library_built(SgemmLibrary::onednn)) {
+    CHECK_THROWS_WITH(set_sgemm_library(SgemmLibrary::onednn), Catch::Contains("without oneDNN"));
+    return;
+  }
+  Graph g;
+  Value a = g.input("a", {250, 800});
+  Value b = g.input("b", {800, 250});
+  Tensor av = pattern({250, 800}, 0.1), bv = pattern({800, 250}, 0.9);
+  auto openblas = run_values(g, matmul(a, b), {{"a", av}, {"b", bv}});
+  set_sgemm_library(SgemmLibrary::onednn);
+  CHECK(sgemm_library() == SgemmLibrary::onednn);
+  auto onednn = run_values(g, matmul(a, b), {{"a", av}, {"b", bv}});
+  CHECK(onednn != openblas);
+  testing::check_close(onednn, openblas, 1e-5);
+  auto f64 = run_values(g, matmul(a, b), {{"a", av}, {"b", bv}}, DType::f64);
+  set_sgemm_library(SgemmLibrary::openblas);
+  CHECK(f64 == run_values(g, matmul(a, b), {{"a", av}, {"b", bv}}, DType::f64));  // always OpenBLAS
 }
 
 TEST_CASE("matmul with an empty inner or outer dimension", "[ops][matmul]") {

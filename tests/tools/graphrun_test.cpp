@@ -2,6 +2,7 @@
 // images): training leaves its run folder, every verb works, bad model files fail with exit 2
 // naming the key and line, and the listings match the registries.
 #include <graphrun/graph/op.hpp>
+#include <graphrun/ops/ops.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -230,6 +231,33 @@ TEST_CASE("bad model files fail with exit code 2, naming file, line and key", "[
   r = run_cli_process({"missing.vae"}, tmp.path());
   CHECK(r.code == 2);
   CHECK(r.err.find("missing.vae") != std::string::npos);
+}
+
+TEST_CASE("train.sgemm chooses the library of float32 products", "[e2e]") {
+  TempDir tmp;
+  auto r = run_cli_process(small({"model.vae", "--train.sgemm", "mkl"}), tmp.path());
+  CHECK(r.code == 2);
+  CHECK(r.err.find("train.sgemm = 'mkl' is not openblas or onednn") != std::string::npos);
+  if (!sgemm_library_built(SgemmLibrary::onednn)) {
+    r = run_cli_process(small({"model.vae", "--train.sgemm", "onednn"}), tmp.path());
+    CHECK(r.code == 2);
+    CHECK(r.err.find("built without oneDNN") != std::string::npos);
+    return;
+  }
+  auto loss_of = [&](const std::string& library) {
+    auto run = run_cli_process(
+        small({"model.vae", "--epochs", "1", "--train.sgemm", library, "--out", library}), tmp.path());
+    INFO(describe(run));
+    REQUIRE(run.code == 0);
+    CHECK(read_text(tmp / library / "config.ini").find("sgemm = " + library) != std::string::npos);
+    auto metrics = nlohmann::json::parse(lines_of(read_text(tmp / library / "metrics.jsonl")).at(0));
+    return metrics.at("train_loss").get<double>();
+  };
+  double openblas = loss_of("openblas"), onednn = loss_of("onednn");
+  CHECK(onednn == Approx(openblas).epsilon(1e-3));  // the same training, rounded differently
+  r = run_cli_process(small({"profile", "model.vae", "-n", "2", "--train.sgemm", "onednn"}), tmp.path());
+  CHECK(r.code == 0);
+  CHECK(r.out.find("sgemm from onednn") != std::string::npos);
 }
 
 TEST_CASE("the listings come from the registries", "[e2e]") {

@@ -1,0 +1,25 @@
+// The float32 product libraries this build offers, for tests that must hold with each.
+#pragma once
+
+#include <graphrun/ops/ops.hpp>
+
+#include <vector>
+
+namespace graphrun::testing {
+
+inline std::vector<SgemmLibrary> built_sgemm_libraries() {
+  std::vector<SgemmLibrary> out{SgemmLibrary::openblas};
+  if (sgemm_library_built(SgemmLibrary::onednn)) out.push_back(SgemmLibrary::onednn);
+  return out;
+}
+
+inline const char* sgemm_name(SgemmLibrary library) {
+  return library == SgemmLibrary::onednn ? "onednn" : "openblas";
+}
+
+// Restores the default library when a test ends, whatever it chose.
+struct SgemmGuard {
+  ~SgemmGuard() { set_sgemm_library(SgemmLibrary::openblas); }
+};
+
+}  // namespace graphrun::testing
