@@ -3,7 +3,8 @@
 # thread count, one training epoch of graphrun and of bench/torch_ref.py (same model,
 # hyperparameters and IDX files, batch 128, the full 60k training set), repeated; medians of the
 # training-pass time, samples/s and peak RSS, and their ratios. Also the GEMM limit of a VAE step,
-# measured after each VAE epoch, and the VAE step against its products in one process.
+# measured after each VAE epoch, and the VAE step against its products in one process. When the
+# build has oneDNN, the VAE also trains with train.sgemm = onednn, with oneDNN's own GEMM limit.
 #
 #   bash bench/compare.sh [REPEATS]          default 3; writes bench/results/compare-*.txt
 #   MODELS="vae" bash bench/compare.sh 1     a quicker look at one model
@@ -20,11 +21,14 @@ out=bench/results
 mkdir -p "$out"
 read -r -a models <<< "${MODELS:-vae ae dae sae}"
 
-run_graphrun() {  # model threads -> "seconds samples_per_second rss_kib"
+onednn=0
+grep -q '^GRAPHRUN_ONEDNN:BOOL=ON' "$build/CMakeCache.txt" && onednn=1
+
+run_graphrun() {  # model threads [sgemm] -> "seconds samples_per_second rss_kib"
   local dir
   dir=$(mktemp -d)
   /usr/bin/time -f "%M" -o "$dir/rss" "./$build/graphrun" "models/model.$1" --epochs 1 \
-    --threads "$2" --out "$dir/run" > /dev/null
+    --threads "$2" --train.sgemm "${3:-openblas}" --out "$dir/run" > /dev/null
   python3 -c "import json,sys; d=json.loads(open('$dir/run/metrics.jsonl').readline()); print(d['seconds'], d['samples_per_second'], open('$dir/rss').read().strip())"
   rm -rf "$dir"
 }
@@ -48,6 +52,10 @@ table() {  # name label
         # The limit right after the epoch it is compared with, so both see the same minute.
         if [[ $m == vae ]]; then
           echo "gemm $t $("./$build/bench/gemm_limit" --threads "$t" | awk '/epoch_limit_seconds/ {l=$2} /sequence_over_limit/ {s=$2} END {print l, s}')" >> "$raw"
+          if ((onednn)); then
+            echo "vae-onednn $t graphrun $(run_graphrun vae "$t" onednn)" >> "$raw"
+            echo "gemm-onednn $t $("./$build/bench/gemm_limit" --threads "$t" --sgemm onednn | awk '/epoch_limit_seconds/ {l=$2} /sequence_over_limit/ {s=$2} END {print l, s}')" >> "$raw"
+          fi
         fi
         echo "$m $t torch $(run_torch "$m" "$t")" >> "$raw"
       done
@@ -58,6 +66,9 @@ table() {  # name label
   if [[ " ${models[*]} " == *" vae "* ]]; then
     for t in 1 2; do
       echo "inprocess $t $("./$build/bench/step_time" --compare gemm --threads "$t" | awk '/^step_over_gemm/ {print $2}')" >> "$raw"
+      if ((onednn)); then
+        echo "sgemm $t $("./$build/bench/step_time" --compare sgemm --threads "$t" | awk '/^speedup/ {print $2}')" >> "$raw"
+      fi
     done
   fi
   # 2 threads vs 1 inside one process (whole training steps in alternating blocks): separate
@@ -71,12 +82,20 @@ rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 med = {}
 gemm = {}
 sequence = {}
+gemm_dnnl = {}
+sequence_dnnl = {}
+sgemm = {}
 scaling = {}
 inprocess = {}
 for r in rows:
     if r[0] == 'gemm':
         gemm.setdefault(r[1], []).append(float(r[2]))
         sequence.setdefault(r[1], []).append(float(r[3])); continue
+    if r[0] == 'gemm-onednn':
+        gemm_dnnl.setdefault(r[1], []).append(float(r[2]))
+        sequence_dnnl.setdefault(r[1], []).append(float(r[3])); continue
+    if r[0] == 'sgemm':
+        sgemm[r[1]] = float(r[2]); continue
     if r[0] == 'scaling':
         scaling[r[1]] = float(r[2]); continue
     if r[0] == 'inprocess':
@@ -87,9 +106,9 @@ print(f"environment: {sys.argv[2]}   (medians of {len(next(iter(med.values())))}
 print(f"{'model':5} {'thr':>3} | {'graphrun s':>10} {'img/s':>7} {'RSS MiB':>7} | {'PyTorch s':>9} {'img/s':>7} {'RSS MiB':>7} | {'speed x':>7} {'memory /':>8}")
 for (m, t, who) in sorted(k for k in med if k[2] == 'graphrun'):
     g = [statistics.median(v) for v in zip(*med[(m, t, 'graphrun')])]
-    p = [statistics.median(v) for v in zip(*med[(m, t, 'torch')])]
+    p = [statistics.median(v) for v in zip(*med[(m.removesuffix('-onednn'), t, 'torch')])]
     print(f"{m:5} {t:>3} | {g[0]:10.2f} {g[1]:7.0f} {g[2]:7.0f} | {p[0]:9.2f} {p[1]:7.0f} {p[2]:7.0f} | {g[1]/p[1]:7.2f} {p[2]/g[2]:8.2f}")
-for m in sorted({k[0] for k in med}):
+for m in sorted({k[0] for k in med if not k[0].endswith('-onednn')}):
     one = statistics.median(v[0] for v in med[(m, '1', 'graphrun')])
     two = statistics.median(v[0] for v in med[(m, '2', 'graphrun')])
     inside = f"; in one process (bench/step_time): {scaling[m]:.2f}x" if m in scaling else ""
@@ -101,6 +120,14 @@ for t, lims in sorted(gemm.items()):
     print(f"VAE GEMM limit at {t} thread(s): {statistics.median(lims):.2f} s/epoch; graphrun epoch / limit = {ratio:.2f} "
           f"(median of {len(lims)} epoch-limit pairs){inside}; OpenBLAS alone, the step's products back to back "
           f"on their own operands / limit (bench/gemm_limit): {statistics.median(sequence[t]):.2f}")
+for t, lims in sorted(gemm_dnnl.items()):
+    epochs = [v[0] for v in med[('vae-onednn', t, 'graphrun')]]
+    openblas_lims = gemm[t][:len(epochs)]
+    inside = f"; in one process, its step is {sgemm[t]:.2f}x as fast as with OpenBLAS (bench/step_time --compare sgemm)" if t in sgemm else ""
+    print(f"VAE with train.sgemm = onednn at {t} thread(s): epoch / OpenBLAS's limit = "
+          f"{statistics.median(e / l for e, l in zip(epochs, openblas_lims)):.2f}, / oneDNN's own limit "
+          f"({statistics.median(lims):.2f} s/epoch) = {statistics.median(e / l for e, l in zip(epochs, lims)):.2f}; "
+          f"oneDNN alone back to back / its limit: {statistics.median(sequence_dnnl[t]):.2f}{inside}")
 PY
 }
 

@@ -3,15 +3,20 @@
 // cannot be faster than this; the ratio epoch time / limit says how much time goes elsewhere.
 //
 //   gemm_limit [--threads N] [--hidden 400] [--latent 20] [--batch 128] [--features 784]
-//              [--samples 60000] [--model vae|ae]
+//              [--samples 60000] [--model vae|ae] [--sgemm openblas|onednn]
 //
 // Each product is timed two ways and the faster counts: split over N TBB tasks by blocks of rows
 // or columns, each calling a single-threaded OpenBLAS, as graphrun does (ops/matmul.cpp); and as
-// one call with OpenBLAS's own N threads. Both totals are printed too, and the median time of
+// one call with OpenBLAS's own N threads. With --sgemm onednn, oneDNN's sgemm takes OpenBLAS's
+// place, split only. Both totals are printed too, and the median time of
 // all the products run back to back on operands of their own, as in a step (sequence_over_limit:
 // that median over the limit).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
+#ifdef GRAPHRUN_WITH_ONEDNN
+#include <oneapi/dnnl/dnnl.h>
+extern "C" void omp_set_num_threads(int);  // oneDNN's OpenMP runtime (see ops/matmul.cpp)
+#endif
 #include <fmt/format.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/parallel_for.h>
@@ -25,6 +30,21 @@
 #include <vector>
 
 namespace {
+
+bool use_onednn = false;
+
+void sgemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const float* b, int ldb,
+           float* c, int ldc) {
+#ifdef GRAPHRUN_WITH_ONEDNN
+  if (use_onednn) {
+    omp_set_num_threads(1);  // per thread, and these threads run nothing else of OpenMP's
+    dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    return;
+  }
+#endif
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n, k,
+              1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+}
 
 struct Gemm {
   bool ta, tb;
@@ -58,13 +78,12 @@ void run_split(const Gemm& g, const float* a, const float* b, float* c, int thre
   int lda = g.ta ? g.m : g.k, ldb = g.tb ? g.k : g.n;
   auto one = [&](int blk) {
     int first = blk * block, len = std::min(block, side - first);
-    auto ta = g.ta ? CblasTrans : CblasNoTrans, tb = g.tb ? CblasTrans : CblasNoTrans;
     if (by_rows)
-      cblas_sgemm(CblasRowMajor, ta, tb, len, g.n, g.k, 1.0f, g.ta ? a + first : a + static_cast<long>(first) * lda,
-                  lda, b, ldb, 0.0f, c + static_cast<long>(first) * g.n, g.n);
+      sgemm(g.ta, g.tb, len, g.n, g.k, g.ta ? a + first : a + static_cast<long>(first) * lda, lda, b, ldb,
+            c + static_cast<long>(first) * g.n, g.n);
     else
-      cblas_sgemm(CblasRowMajor, ta, tb, g.m, len, g.k, 1.0f, a, lda,
-                  g.tb ? b + static_cast<long>(first) * ldb : b + first, ldb, 0.0f, c + first, g.n);
+      sgemm(g.ta, g.tb, g.m, len, g.k, a, lda, g.tb ? b + static_cast<long>(first) * ldb : b + first, ldb,
+            c + first, g.n);
   };
   if (threads <= 1) {
     for (int i = 0; i < blocks; ++i) one(i);
@@ -96,7 +115,7 @@ double best_seconds(int reps, F&& f) {
 int main(int argc, char** argv) {
   int threads = 1, hidden = 400, latent = 20, batch = 128, features = 784;
   long samples = 60000;
-  std::string model = "vae";
+  std::string model = "vae", library = "openblas";
   for (int i = 1; i + 1 < argc; i += 2) {
     std::string k = argv[i];
     auto v = argv[i + 1];
@@ -107,11 +126,23 @@ int main(int argc, char** argv) {
     else if (k == "--features") features = std::atoi(v);
     else if (k == "--samples") samples = std::atol(v);
     else if (k == "--model") model = v;
+    else if (k == "--sgemm") library = v;
     else {
       fmt::print(stderr, "unknown option {}\n", k);
       return 2;
     }
   }
+  if (library != "openblas" && library != "onednn") {
+    fmt::print(stderr, "--sgemm takes openblas or onednn, not {}\n", library);
+    return 2;
+  }
+  use_onednn = library == "onednn";
+#ifndef GRAPHRUN_WITH_ONEDNN
+  if (use_onednn) {
+    fmt::print(stderr, "built without oneDNN (configure with -DGRAPHRUN_ONEDNN=ON)\n");
+    return 2;
+  }
+#endif
   tbb::global_control control(tbb::global_control::max_allowed_parallelism, static_cast<std::size_t>(threads));
   std::vector<Gemm> products;
   if (model == "vae") {
@@ -164,7 +195,8 @@ int main(int argc, char** argv) {
       openblas_set_num_threads(1);
       split[i] = std::min(split[i], best_seconds(kPerRound, [&] { run_split(g, a.get(), b.get(), c.get(), threads); }));
       openblas_set_num_threads(threads);
-      single[i] = std::min(single[i], best_seconds(kPerRound, [&] { run_single(g, a.get(), b.get(), c.get()); }));
+      if (!use_onednn)
+        single[i] = std::min(single[i], best_seconds(kPerRound, [&] { run_single(g, a.get(), b.get(), c.get()); }));
     }
     openblas_set_num_threads(1);
     for (int rep = 0; rep < kPerRound; ++rep) {
@@ -184,10 +216,10 @@ int main(int argc, char** argv) {
   std::nth_element(sequences.begin(), sequences.begin() + sequences.size() / 2, sequences.end());
   double sequence = sequences[sequences.size() / 2];
   long steps = (samples + batch - 1) / batch;
-  fmt::print("model {} batch {} threads {}\n", model, batch, threads);
+  fmt::print("model {} batch {} threads {} sgemm {}\n", model, batch, threads, library);
   fmt::print("gemm_flops_per_step {:.1f}M\n", flops / 1e6);
   fmt::print("split_step_seconds {:.6f}\n", split_total);
-  fmt::print("single_call_step_seconds {:.6f}\n", single_total);
+  if (!use_onednn) fmt::print("single_call_step_seconds {:.6f}\n", single_total);
   fmt::print("best_step_seconds {:.6f}\n", best);
   fmt::print("gflops {:.1f}\n", flops / best / 1e9);
   fmt::print("sequence_median_step_seconds {:.6f}\n", sequence);

@@ -3,7 +3,8 @@
 // machine's minute-to-minute drift hits both alike. Prints the median block time of each setting
 // and their ratio.
 //
-//   step_time [--model vae] [--compare threads|order|gemm] [--threads 2] [--blocks 30] [--runs 20]
+//   step_time [--model vae] [--compare threads|order|gemm|sgemm] [--threads 2] [--blocks 30]
+//             [--runs 20] [--sgemm openblas|onednn]
 //
 // --compare threads: 1 thread against --threads N (default 2), concurrent steps as in training.
 // --compare order:   at --threads N, independent steps run concurrently against schedule order.
@@ -11,6 +12,8 @@
 //                    same matmul kernels at the same shapes, one after another on hot caches.
 //                    The GEMM limit (bench/gemm_limit) takes each product's best time from
 //                    separate runs; this ratio holds both sides to the same minutes.
+// --compare sgemm:   at --threads N, float32 products from OpenBLAS against oneDNN.
+// --sgemm:           the library for the other comparisons (default openblas).
 // Where a step's time goes, kernel by kernel: `graphrun profile MODEL`.
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/parallel.hpp>
@@ -32,7 +35,7 @@
 using namespace graphrun;
 
 int main(int argc, char** argv) {
-  std::string model = "vae", compare = "threads";
+  std::string model = "vae", compare = "threads", sgemm = "openblas";
   int threads = 2, blocks = 30, runs = 20;
   for (int i = 1; i < argc; i += 2) {
     if (i + 1 == argc) {
@@ -43,13 +46,28 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--threads")) threads = std::stoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--blocks")) blocks = std::stoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--runs")) runs = std::stoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--sgemm")) sgemm = argv[i + 1];
     else {
       fmt::print(stderr, "unknown option {}\n", argv[i]);
       return 2;
     }
   }
-  if (compare != "threads" && compare != "order" && compare != "gemm") {
-    fmt::print(stderr, "--compare takes threads, order or gemm, not {}\n", compare);
+  if (compare != "threads" && compare != "order" && compare != "gemm" && compare != "sgemm") {
+    fmt::print(stderr, "--compare takes threads, order, gemm or sgemm, not {}\n", compare);
+    return 2;
+  }
+  if (sgemm != "openblas" && sgemm != "onednn") {
+    fmt::print(stderr, "--sgemm takes openblas or onednn, not {}\n", sgemm);
+    return 2;
+  }
+  SgemmLibrary library[2];
+  library[0] = library[1] = sgemm == "onednn" ? SgemmLibrary::onednn : SgemmLibrary::openblas;
+  if (compare == "sgemm") {
+    library[0] = SgemmLibrary::openblas;
+    library[1] = SgemmLibrary::onednn;
+  }
+  if (!sgemm_library_built(library[0]) || !sgemm_library_built(library[1])) {
+    fmt::print(stderr, "this build has no oneDNN (configure with -DGRAPHRUN_ONEDNN=ON)\n");
     return 2;
   }
   Model m = build_model(model, {}, 128, 784);
@@ -109,14 +127,17 @@ int main(int argc, char** argv) {
   // Setting 0 and 1: (threads, concurrent).
   std::pair<int, bool> setting[2] = {{1, true}, {threads, true}};
   if (compare == "order") setting[0] = {threads, false};
-  if (compare == "gemm") setting[0] = {threads, true};
-  const char* label[2] = {compare == "threads" ? "1_thread_ms" : compare == "order" ? "schedule_order_ms" : "step_ms",
-                          compare == "threads" ? "n_threads_ms" : compare == "order" ? "concurrent_ms" : "gemm_ms"};
+  if (compare == "gemm" || compare == "sgemm") setting[0] = {threads, true};
+  const char* label[2] = {compare == "threads" ? "1_thread_ms" : compare == "order" ? "schedule_order_ms"
+                          : compare == "sgemm" ? "openblas_ms" : "step_ms",
+                          compare == "threads" ? "n_threads_ms" : compare == "order" ? "concurrent_ms"
+                          : compare == "sgemm" ? "onednn_ms" : "gemm_ms"};
   std::vector<double> times[2], optimizer[2];
   std::uint64_t step = 0;
   for (int b = 0; b < blocks + 1; ++b)
     for (int s = 0; s < 2; ++s) {
       set_num_threads(setting[s].first);
+      set_sgemm_library(library[s]);
       double in_optimizer = 0;
       auto t0 = std::chrono::steady_clock::now();
       for (int r = 0; r < runs; ++r) {
@@ -140,8 +161,9 @@ int main(int argc, char** argv) {
     return v[v.size() / 2];
   };
   double a = median(times[0]), c = median(times[1]);
-  fmt::print("model {} threads {} kernels {} arena {:.2f} MB; medians of {} blocks of {} steps\n", model,
-             threads, p.num_steps(), p.memory_plan().arena_bytes / 1e6, blocks, runs);
+  fmt::print("model {} threads {} sgemm {} kernels {} arena {:.2f} MB; medians of {} blocks of {} steps\n",
+             model, threads, compare == "sgemm" ? "both" : sgemm, p.num_steps(),
+             p.memory_plan().arena_bytes / 1e6, blocks, runs);
   if (compare == "gemm") {
     fmt::print("{} {:.3f} (optimizer {:.3f})\n{} {:.3f} ({} products, {:.1f} MFLOP, {:.1f} GFLOPS)\nstep_over_gemm {:.3f}\n",
                label[0], a, median(optimizer[0]), label[1], c, products.size(), flops / 1e6, flops / c / 1e6, a / c);
