@@ -5,18 +5,15 @@
 #include <graphrun/ops/ops.hpp>
 
 #include <cblas.h>
-#ifdef GRAPHRUN_WITH_ONEDNN
-#include <oneapi/dnnl/dnnl.h>
-// Debian's oneDNN runs on OpenMP (libgomp, which it links). These two are the OpenMP API itself,
-// declared here because clang's <omp.h> is a separate package.
-extern "C" int omp_get_max_threads();
-extern "C" void omp_set_num_threads(int);
-#endif
+#include <dlfcn.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
 #include <numeric>
 #include <stdexcept>
+#include <string>
+#include <type_traits>
 
 namespace graphrun {
 namespace ops {
@@ -74,24 +71,62 @@ Shape matmul_shape(std::span<const Shape> in, const Attrs& attrs) {
 
 std::atomic<SgemmLibrary> chosen_sgemm{SgemmLibrary::openblas};
 
+// oneDNN is opened when first asked for, not linked: linking it loads its OpenMP runtime
+// (libgomp) into every process, which then pins the main thread to one CPU at start-up when
+// OMP_PROC_BIND or OMP_PLACES is set (so TBB sees one core), and adds about 3 MiB to runs that
+// never use it. Its C API has kept dnnl_sgemm's signature from version 2 to 3.
+struct OneDnn {
+  int (*sgemm)(char, char, std::int64_t, std::int64_t, std::int64_t, float, const float*,
+               std::int64_t, const float*, std::int64_t, float, float*, std::int64_t) = nullptr;
+  // Debian builds oneDNN on OpenMP; a build on another runtime lacks these, and needs neither.
+  int (*omp_get_max_threads)() = nullptr;
+  void (*omp_set_num_threads)(int) = nullptr;
+  std::string error;  // why it is unavailable
+};
+
+const OneDnn& onednn() {
+  static const OneDnn loaded = [] {
+    OneDnn d;
+    cpu_set_t cpus;
+    bool pinned = sched_getaffinity(0, sizeof cpus, &cpus) == 0;
+    void* lib = nullptr;
+    for (const char* name : {"libdnnl.so.3", "libdnnl.so.2"})
+      if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
+    if (pinned) sched_setaffinity(0, sizeof cpus, &cpus);  // undo OMP_PROC_BIND's pinning
+    if (!lib) {
+      d.error = fmt::format("oneDNN could not be loaded ({}); install Debian's libdnnl2", dlerror());
+      return d;
+    }
+    // dlsym on the handle also searches what it loaded: the OpenMP runtime.
+    auto find = [&](auto& f, const char* name) {
+      f = reinterpret_cast<std::remove_reference_t<decltype(f)>>(dlsym(lib, name));
+    };
+    find(d.sgemm, "dnnl_sgemm");
+    find(d.omp_get_max_threads, "omp_get_max_threads");
+    find(d.omp_set_num_threads, "omp_set_num_threads");
+    if (!d.sgemm) d.error = "the oneDNN library found has no dnnl_sgemm";
+    return d;
+  }();
+  return loaded;
+}
+
 void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
           std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc) {
-#ifdef GRAPHRUN_WITH_ONEDNN
   if (chosen_sgemm.load(std::memory_order_relaxed) == SgemmLibrary::onednn) {
+    const OneDnn& d = onednn();
     // oneDNN sizes its OpenMP team by the calling thread's setting, which defaults to one thread
     // per core: from two TBB workers that would be four threads on two cores. The setting is
     // per thread, so it is lowered for this call only and the caller's own OpenMP is untouched.
-    int threads = omp_get_max_threads();
-    if (threads != 1) omp_set_num_threads(1);
-    dnnl_status_t status = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb,
-                                      0.0f, c, ldc);
-    if (threads != 1) omp_set_num_threads(threads);
-    if (status != dnnl_success)
-      throw std::runtime_error(fmt::format("oneDNN sgemm failed (status {}) on [{}, {}] x [{}, {}]",
-                                           static_cast<int>(status), m, k, k, n));
+    int threads = d.omp_get_max_threads && d.omp_set_num_threads ? d.omp_get_max_threads() : 1;
+    if (threads != 1) d.omp_set_num_threads(1);
+    int status = d.sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    if (threads != 1) d.omp_set_num_threads(threads);
+    if (status != 0)  // dnnl_success
+      throw std::runtime_error(fmt::format("oneDNN's sgemm failed with status {} on a [{}, {}] x "
+                                           "[{}, {}] block of a product",
+                                           status, m, k, k, n));
     return;
   }
-#endif
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
               static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a,
               static_cast<blasint>(lda), b, static_cast<blasint>(ldb), 0.0f, c,
@@ -204,22 +239,20 @@ const OpRegistration registration(matmul_def());
 }  // namespace
 }  // namespace ops
 
-bool sgemm_library_built(SgemmLibrary library) {
-#ifdef GRAPHRUN_WITH_ONEDNN
-  return library == SgemmLibrary::openblas || library == SgemmLibrary::onednn;
-#else
-  return library == SgemmLibrary::openblas;
-#endif
+bool sgemm_library_available(SgemmLibrary library) {
+  return library == SgemmLibrary::openblas || ops::onednn().error.empty();
 }
 
 void set_sgemm_library(SgemmLibrary library) {
-  if (!sgemm_library_built(library))
-    throw std::invalid_argument("this graphrun was built without oneDNN (install libdnnl-dev and "
-                                "configure again with -DGRAPHRUN_ONEDNN=ON)");
+  if (!sgemm_library_available(library)) throw std::invalid_argument(ops::onednn().error);
   ops::chosen_sgemm.store(library);
 }
 
 SgemmLibrary sgemm_library() { return ops::chosen_sgemm.load(); }
+
+const char* sgemm_library_name(SgemmLibrary library) {
+  return library == SgemmLibrary::onednn ? "onednn" : "openblas";
+}
 
 Value matmul(Value a, Value b, bool transpose_a, bool transpose_b, Loc at) {
   return a.graph().apply(ops::op("matmul"), {a, b},

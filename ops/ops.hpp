@@ -72,14 +72,16 @@ Value matmul(Value a, Value b, bool transpose_a = false, bool transpose_b = fals
 
 // The library that runs float32 products, for the whole process; float64 ones always take
 // OpenBLAS. OpenBLAS is the default, and with it a training step allocates nothing. oneDNN's
-// sgemm (when graphrun is built with it) makes a VAE step about 15% faster on AVX-512 machines,
-// but it allocates its packing buffer (malloc, not operator new) on every call. The two round
-// differently: switching changes results in the last bits, not from one thread count to another.
+// sgemm makes a VAE step 1.15x to 1.22x as fast on this AVX-512 machine (bench/step_time
+// --compare sgemm), but it allocates its packing buffer on the heap (posix_memalign) on every
+// call. The two round differently: switching changes results in the last bits, while the thread
+// count still does not. oneDNN (Debian's libdnnl2) is loaded when first asked for.
 enum class SgemmLibrary { openblas, onednn };
-// Throws std::invalid_argument for a library this build lacks.
+// Throws std::invalid_argument, saying why, for a library that cannot be loaded.
 void set_sgemm_library(SgemmLibrary library);
 SgemmLibrary sgemm_library();
-bool sgemm_library_built(SgemmLibrary library);
+bool sgemm_library_available(SgemmLibrary library);
+const char* sgemm_library_name(SgemmLibrary library);  // "openblas", "onednn"
 
 // ---- reductions (axes empty = all axes; negative axes count from the end) -----------------------
 Value sum(Value x, Axes axes = {}, bool keepdims = false, Loc at = Loc::current());

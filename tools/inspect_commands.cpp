@@ -220,7 +220,7 @@ int profile_command(const Run& run) {
              "{}, after {} warm-up steps\n",
              model->name, options_text(s.model_options), s.dataset, p.steps,
              std::min(s.train.batch, data.train.count), num_threads(), num_threads() == 1 ? "" : "s",
-             s.sgemm, warmup);
+             sgemm_library_name(sgemm_library()), warmup);
   fmt::print("step {:.3f} ms = batch {:.3f} + program {:.3f} + optimizer {:.3f} ({})\n\n",
              total * per_step, p.data_seconds * per_step, p.program_seconds * per_step,
              p.optimizer_seconds * per_step, s.train.optimizer.kind);

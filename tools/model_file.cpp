@@ -1,4 +1,3 @@
-#include <graphrun/ops/ops.hpp>
 #include <graphrun/tools/model_file.hpp>
 
 #include <boost/program_options.hpp>
@@ -204,12 +203,12 @@ void apply_run_keys(const Entries& en, Settings& s) {
   s.threads = static_cast<int>(number<std::int64_t>(en, "train.threads", "an integer in 0..1024",
                                                     [](std::int64_t v) { return v >= 0 && v <= 1024; }));
   const Entry& sgemm = en.at("train.sgemm");
-  s.sgemm = sgemm.value;
-  if (s.sgemm != "openblas" && s.sgemm != "onednn")
+  if (sgemm.value != "openblas" && sgemm.value != "onednn")
     bad_value("train.sgemm", sgemm, "openblas or onednn");
-  if (s.sgemm == "onednn" && !sgemm_library_built(SgemmLibrary::onednn))
-    throw UsageError(fmt::format("{}: train.sgemm = onednn, but this graphrun was built without "
-                                 "oneDNN (install libdnnl-dev, configure with -DGRAPHRUN_ONEDNN=ON)",
+  s.sgemm = sgemm.value == "onednn" ? SgemmLibrary::onednn : SgemmLibrary::openblas;
+  if (!sgemm_library_available(s.sgemm))
+    throw UsageError(fmt::format("{}: train.sgemm = onednn, but oneDNN could not be loaded: "
+                                 "install Debian's libdnnl2",
                                  sgemm.origin));
   s.train.check_numerics = parse_bool(en, "train.check_numerics");
   s.dataset = en.at("data.dataset").value;
@@ -326,7 +325,7 @@ std::string to_ini(const Settings& s) {
   values["train.clip_norm"] = fmt::format("{}", t.optimizer.clip_norm);
   values["train.seed"] = std::to_string(t.seed);
   values["train.threads"] = std::to_string(s.threads);
-  values["train.sgemm"] = s.sgemm;
+  values["train.sgemm"] = sgemm_library_name(s.sgemm);
   values["train.check_numerics"] = t.check_numerics ? "true" : "false";
   values["data.dataset"] = s.dataset;
   values["data.limit"] = std::to_string(s.limit);

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <graphrun/models/model.hpp>
+#include <graphrun/ops/ops.hpp>
 #include <graphrun/train/trainer.hpp>
 
 #include <cstdint>
@@ -51,7 +52,7 @@ struct Settings {
   ModelOptions model_options;  // every key of the builder, defaults filled in
   TrainConfig train;
   int threads = 0;
-  std::string sgemm = "openblas";  // train.sgemm: openblas or onednn
+  SgemmLibrary sgemm = SgemmLibrary::openblas;  // train.sgemm
   std::string dataset = "fashion-mnist";
   std::int64_t limit = 0;  // first N train and test images; 0 = all
   // "section.key" -> where its value came from: "model.vae:12", "--epochs" or "default".

@@ -1,5 +1,4 @@
 #include <graphrun/graph/parallel.hpp>
-#include <graphrun/ops/ops.hpp>
 #include <graphrun/tools/session.hpp>
 #include <graphrun/train/idx.hpp>
 #include <graphrun/train/safetensors.hpp>
@@ -45,7 +44,7 @@ Run open_run(const CliConfig& cli) {
   run.dir = cli.out.empty() ? fs::path("runs") / run.settings.file.filename() : cli.out;
   run.checkpoint = cli.checkpoint.empty() ? run.dir / "checkpoint.safetensors" : cli.checkpoint;
   set_num_threads(run.settings.threads);
-  set_sgemm_library(run.settings.sgemm == "onednn" ? SgemmLibrary::onednn : SgemmLibrary::openblas);
+  set_sgemm_library(run.settings.sgemm);
   return run;
 }
 

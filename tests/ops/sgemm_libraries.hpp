@@ -1,4 +1,4 @@
-// The float32 product libraries this build offers, for tests that must hold with each.
+// The float32 product libraries this machine offers, for tests that must hold with each.
 #pragma once
 
 #include <graphrun/ops/ops.hpp>
@@ -7,14 +7,10 @@
 
 namespace graphrun::testing {
 
-inline std::vector<SgemmLibrary> built_sgemm_libraries() {
+inline std::vector<SgemmLibrary> available_sgemm_libraries() {
   std::vector<SgemmLibrary> out{SgemmLibrary::openblas};
-  if (sgemm_library_built(SgemmLibrary::onednn)) out.push_back(SgemmLibrary::onednn);
+  if (sgemm_library_available(SgemmLibrary::onednn)) out.push_back(SgemmLibrary::onednn);
   return out;
-}
-
-inline const char* sgemm_name(SgemmLibrary library) {
-  return library == SgemmLibrary::onednn ? "onednn" : "openblas";
 }
 
 // Restores the default library when a test ends, whatever it chose.
