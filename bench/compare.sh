@@ -21,14 +21,14 @@ out=bench/results
 mkdir -p "$out"
 read -r -a models <<< "${MODELS:-vae ae dae sae}"
 
-onednn=0
-grep -q '^GRAPHRUN_ONEDNN:BOOL=ON' "$build/CMakeCache.txt" && onednn=1
+onednn=0  # gemm_limit measures oneDNN when it was built against it (libdnnl-dev installed)
+ldd "$build/bench/gemm_limit" | grep -q libdnnl && onednn=1
 
 run_graphrun() {  # model threads [sgemm] -> "seconds samples_per_second rss_kib"
   local dir
   dir=$(mktemp -d)
   /usr/bin/time -f "%M" -o "$dir/rss" "./$build/graphrun" "models/model.$1" --epochs 1 \
-    --threads "$2" --train.sgemm "${3:-openblas}" --out "$dir/run" > /dev/null
+    --threads "$2" ${3:+--train.sgemm "$3"} --out "$dir/run" > /dev/null
   python3 -c "import json,sys; d=json.loads(open('$dir/run/metrics.jsonl').readline()); print(d['seconds'], d['samples_per_second'], open('$dir/rss').read().strip())"
   rm -rf "$dir"
 }
@@ -49,7 +49,8 @@ table() {  # name label
     for t in 1 2; do
       for ((r = 0; r < repeats; r++)); do
         echo "$m $t graphrun $(run_graphrun "$m" "$t")" >> "$raw"
-        # The limit right after the epoch it is compared with, so both see the same minute.
+        # The limit right after the epoch it is compared with, so both see the same minute. The
+        # oneDNN epoch is also set against the OpenBLAS limit measured just before it.
         if [[ $m == vae ]]; then
           echo "gemm $t $("./$build/bench/gemm_limit" --threads "$t" | awk '/epoch_limit_seconds/ {l=$2} /sequence_over_limit/ {s=$2} END {print l, s}')" >> "$raw"
           if ((onednn)); then
@@ -103,11 +104,11 @@ for r in rows:
     m, t, who, sec, sps, rss = r
     med.setdefault((m, t, who), []).append((float(sec), float(sps), float(rss) / 1024))
 print(f"environment: {sys.argv[2]}   (medians of {len(next(iter(med.values())))} runs; one epoch, 60k images, batch 128)")
-print(f"{'model':5} {'thr':>3} | {'graphrun s':>10} {'img/s':>7} {'RSS MiB':>7} | {'PyTorch s':>9} {'img/s':>7} {'RSS MiB':>7} | {'speed x':>7} {'memory /':>8}")
+print(f"{'model':10} {'thr':>3} | {'graphrun s':>10} {'img/s':>7} {'RSS MiB':>7} | {'PyTorch s':>9} {'img/s':>7} {'RSS MiB':>7} | {'speed x':>7} {'memory /':>8}")
 for (m, t, who) in sorted(k for k in med if k[2] == 'graphrun'):
     g = [statistics.median(v) for v in zip(*med[(m, t, 'graphrun')])]
     p = [statistics.median(v) for v in zip(*med[(m.removesuffix('-onednn'), t, 'torch')])]
-    print(f"{m:5} {t:>3} | {g[0]:10.2f} {g[1]:7.0f} {g[2]:7.0f} | {p[0]:9.2f} {p[1]:7.0f} {p[2]:7.0f} | {g[1]/p[1]:7.2f} {p[2]/g[2]:8.2f}")
+    print(f"{m:10} {t:>3} | {g[0]:10.2f} {g[1]:7.0f} {g[2]:7.0f} | {p[0]:9.2f} {p[1]:7.0f} {p[2]:7.0f} | {g[1]/p[1]:7.2f} {p[2]/g[2]:8.2f}")
 for m in sorted({k[0] for k in med if not k[0].endswith('-onednn')}):
     one = statistics.median(v[0] for v in med[(m, '1', 'graphrun')])
     two = statistics.median(v[0] for v in med[(m, '2', 'graphrun')])

@@ -7,10 +7,10 @@
 //
 // Each product is timed two ways and the faster counts: split over N TBB tasks by blocks of rows
 // or columns, each calling a single-threaded OpenBLAS, as graphrun does (ops/matmul.cpp); and as
-// one call with OpenBLAS's own N threads. With --sgemm onednn, oneDNN's sgemm takes OpenBLAS's
-// place, split only. Both totals are printed too, and the median time of
+// one call with OpenBLAS's own N threads. Both totals are printed too, and the median time of
 // all the products run back to back on operands of their own, as in a step (sequence_over_limit:
-// that median over the limit).
+// that median over the limit). With --sgemm onednn (built when libdnnl-dev is installed),
+// oneDNN's sgemm takes OpenBLAS's place, split only, and OpenBLAS never starts its threads.
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #ifdef GRAPHRUN_WITH_ONEDNN
@@ -38,7 +38,11 @@ void sgemm(bool ta, bool tb, int m, int n, int k, const float* a, int lda, const
 #ifdef GRAPHRUN_WITH_ONEDNN
   if (use_onednn) {
     omp_set_num_threads(1);  // per thread, and these threads run nothing else of OpenMP's
-    dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
+    if (dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc) !=
+        dnnl_success) {
+      fmt::print(stderr, "dnnl_sgemm failed on {}x{}x{}\n", m, n, k);
+      std::exit(1);
+    }
     return;
   }
 #endif
@@ -139,7 +143,7 @@ int main(int argc, char** argv) {
   use_onednn = library == "onednn";
 #ifndef GRAPHRUN_WITH_ONEDNN
   if (use_onednn) {
-    fmt::print(stderr, "built without oneDNN (configure with -DGRAPHRUN_ONEDNN=ON)\n");
+    fmt::print(stderr, "built without oneDNN: install libdnnl-dev and configure again\n");
     return 2;
   }
 #endif
@@ -194,9 +198,9 @@ int main(int argc, char** argv) {
       const Gemm& g = products[i];
       openblas_set_num_threads(1);
       split[i] = std::min(split[i], best_seconds(kPerRound, [&] { run_split(g, a.get(), b.get(), c.get(), threads); }));
+      if (use_onednn) continue;  // OpenBLAS's own threads would spin beside oneDNN's blocks
       openblas_set_num_threads(threads);
-      if (!use_onednn)
-        single[i] = std::min(single[i], best_seconds(kPerRound, [&] { run_single(g, a.get(), b.get(), c.get()); }));
+      single[i] = std::min(single[i], best_seconds(kPerRound, [&] { run_single(g, a.get(), b.get(), c.get()); }));
     }
     openblas_set_num_threads(1);
     for (int rep = 0; rep < kPerRound; ++rep) {
