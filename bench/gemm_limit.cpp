@@ -11,6 +11,12 @@
 // all the products run back to back on operands of their own, as in a step (sequence_over_limit:
 // that median over the limit). With --sgemm onednn (built when libdnnl-dev is installed),
 // oneDNN's sgemm takes OpenBLAS's place, split only, and OpenBLAS never starts its threads.
+//
+// fma_peak_gflops is the other ceiling: what N threads of independent FMA chains reach on this
+// CPU at its widest vectors, with no memory traffic at all. limit_share_of_peak says how close the
+// library already runs to it, so how much any GEMM, ours or another library's, could still gain.
+#include "fma_rate.hpp"
+
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 #ifdef GRAPHRUN_WITH_ONEDNN
@@ -193,6 +199,7 @@ int main(int argc, char** argv) {
   // sequences, so that the limit and the sequence see the same minutes.
   constexpr int kRounds = 10, kPerRound = 10;
   std::vector<double> split(products.size(), 1e30), single(products.size(), 1e30), sequences;
+  double peak = 0;  // FMA rate, the best of each round's: the limit, too, is each product's best
   for (int round = 0; round < kRounds; ++round) {
     for (std::size_t i = 0; i < products.size(); ++i) {
       const Gemm& g = products[i];
@@ -203,6 +210,7 @@ int main(int argc, char** argv) {
       single[i] = std::min(single[i], best_seconds(kPerRound, [&] { run_single(g, a.get(), b.get(), c.get()); }));
     }
     openblas_set_num_threads(1);
+    peak = std::max(peak, fma_rate(threads, 3));
     for (int rep = 0; rep < kPerRound; ++rep) {
       auto t0 = std::chrono::steady_clock::now();
       for (std::size_t i = 0; i < products.size(); ++i)
@@ -229,5 +237,9 @@ int main(int argc, char** argv) {
   fmt::print("sequence_median_step_seconds {:.6f}\n", sequence);
   fmt::print("sequence_over_limit {:.3f}\n", sequence / best);
   fmt::print("epoch_limit_seconds {:.3f}\n", best * static_cast<double>(steps));
+  if (peak > 0) {
+    fmt::print("fma_peak_gflops {:.1f}\n", peak / 1e9);
+    fmt::print("limit_share_of_peak {:.3f}\n", flops / best / peak);
+  }
   return 0;
 }

@@ -7,6 +7,10 @@
 //             [--runs 20] [--sgemm openblas|onednn]
 //
 // --compare threads: 1 thread against --threads N (default 2), concurrent steps as in training.
+//                    Each block is bracketed by two 2 ms probes of the FMA rate the machine gives
+//                    that many threads (bench/fma_rate.hpp), the lower one counting: the host of
+//                    these virtual machines sometimes slows the second core for tenths of a
+//                    second, and machine_speedup says how far the machine itself scaled.
 // --compare order:   at --threads N, independent steps run concurrently against schedule order.
 // --compare gemm:    at --threads N, the whole step against its matrix products alone: the
 //                    same matmul kernels at the same shapes, one after another on hot caches.
@@ -15,6 +19,8 @@
 // --compare sgemm:   at --threads N, float32 products from OpenBLAS against oneDNN.
 // --sgemm:           the library for the other comparisons (default openblas).
 // Where a step's time goes, kernel by kernel: `graphrun profile MODEL`.
+#include "fma_rate.hpp"
+
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/parallel.hpp>
 #include <graphrun/graph/parameters.hpp>
@@ -132,12 +138,14 @@ int main(int argc, char** argv) {
                           : compare == "sgemm" ? "openblas_ms" : "step_ms",
                           compare == "threads" ? "n_threads_ms" : compare == "order" ? "concurrent_ms"
                           : compare == "sgemm" ? "onednn_ms" : "gemm_ms"};
-  std::vector<double> times[2], optimizer[2];
+  std::vector<double> times[2], optimizer[2], capacity[2];  // capacity: FMA rate
   std::uint64_t step = 0;
   for (int b = 0; b < blocks + 1; ++b)
     for (int s = 0; s < 2; ++s) {
       set_num_threads(setting[s].first);
       set_sgemm_library(library[s]);
+      bool probe = compare == "threads";
+      double before = probe ? fma_rate(setting[s].first, 1) : 0;
       double in_optimizer = 0;
       auto t0 = std::chrono::steady_clock::now();
       for (int r = 0; r < runs; ++r) {
@@ -151,9 +159,11 @@ int main(int argc, char** argv) {
         in_optimizer += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t1).count();
       }
       double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / runs;
+      double after = probe ? fma_rate(setting[s].first, 1) : 0;
       if (b > 0) {  // block 0 warms up
         times[s].push_back(ms);
         optimizer[s].push_back(in_optimizer / runs);
+        capacity[s].push_back(std::min(before, after));
       }
     }
   auto median = [](std::vector<double> v) {
@@ -171,4 +181,9 @@ int main(int argc, char** argv) {
   }
   fmt::print("{} {:.3f} (optimizer {:.3f})\n{} {:.3f} (optimizer {:.3f})\nspeedup {:.3f}\n", label[0], a,
              median(optimizer[0]), label[1], c, median(optimizer[1]), a / c);
+  if (compare != "threads" || capacity[0].empty() || capacity[0].front() <= 0) return 0;
+  std::vector<double> machine;
+  for (std::size_t r = 0; r < capacity[0].size(); ++r) machine.push_back(capacity[1][r] / capacity[0][r]);
+  fmt::print("machine_speedup {:.3f} (FMA rate at {} threads over 1 thread, median of the blocks' probes)\n",
+             median(machine), threads);
 }
