@@ -29,13 +29,18 @@ void check_shape(const Shape& shape) {
     if (d < 0) throw ShapeError(fmt::format("shape {} has a negative dimension", to_string(shape)));
 }
 
-std::shared_ptr<void> aligned_alloc_shared(std::size_t bytes) {
+std::shared_ptr<void> aligned_alloc_uninitialized(std::size_t bytes) {
   std::size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   if (rounded == 0) rounded = kAlignment;
   void* p = std::aligned_alloc(kAlignment, rounded);
   if (!p) throw std::bad_alloc();
-  std::memset(p, 0, rounded);
   return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+}
+
+std::shared_ptr<void> aligned_alloc_shared(std::size_t bytes) {
+  auto p = aligned_alloc_uninitialized(bytes);
+  std::memset(p.get(), 0, bytes);
+  return p;
 }
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {

@@ -92,8 +92,9 @@ class Tensor {
   void* data_ = nullptr;
 };
 
-// Aligned allocation used for tensors and arenas.
+// Aligned allocation used for tensors (zeroed) and arenas (as the allocator hands it over).
 inline constexpr std::size_t kAlignment = 64;
 std::shared_ptr<void> aligned_alloc_shared(std::size_t bytes);
+std::shared_ptr<void> aligned_alloc_uninitialized(std::size_t bytes);
 
 }  // namespace graphrun
