@@ -12,9 +12,10 @@
 # PyTorch gets its best configuration, found in the same run: at N > 1 threads it trains both with
 # torch.set_num_threads(1) and OpenBLAS on N threads, and with N torch threads and OpenBLAS on one
 # (two pools of N never pay on N cores: bench/TORCH_REF.md), and the faster median counts. Which
-# one won depends on the machine: the first on Sapphire Rapids, the second on Zen 5. The whole table is made twice: under the
-# environment as it is (it may set OPENBLAS_CORETYPE=Haswell, AVX2 kernels) and with
-# OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (native AVX-512 kernels), both sides alike.
+# one won depends on the machine: the first on Sapphire Rapids, the second on Zen 5. The whole
+# table is made twice: under the environment as it is (it may set OPENBLAS_CORETYPE=Haswell, AVX2
+# kernels) and with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset (native AVX-512 kernels), both
+# sides alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD_DIR:-build}
