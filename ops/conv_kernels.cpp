@@ -1,0 +1,298 @@
+// Convolution as im2col + gemm over blocks of images (as Caffe, Darknet and ggml do). Each image
+// is worked on by exactly one task, in blocks fixed by the shapes alone, and the weight gradient
+// is split by channels and filters, never summed across tasks: the bits do not depend on the
+// thread count. The BLAS runs single-threaded inside TBB tasks (ops/matmul.cpp).
+//
+// Scratch (a block's column matrix and packed operands) is thread_local, 64-byte aligned and grown
+// to the largest block a thread has run: after every thread has run each layer once, a step
+// allocates nothing. A task never waits on TBB while it holds the buffer, so no other task can
+// reuse it underneath.
+#include <graphrun/ops/conv_kernels.hpp>
+#include <graphrun/ops/kernel_util.hpp>
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+#include <new>
+
+namespace graphrun::ops {
+namespace {
+
+// Elements of scratch a block aims at: with 4-byte floats half a MiB, within a core's L2 here.
+constexpr std::int64_t kBlockElements = 1 << 17;
+// Images are cut into at least this many blocks when there are enough, so two threads share the
+// work and the last block does not leave one idle for long.
+constexpr std::int64_t kMinBlocks = 8;
+// The weight gradient's tasks: channel groups times filter groups, at most this many.
+constexpr std::int64_t kWeightTasks = 8;
+
+template <class T>
+T* scratch(std::int64_t n) {
+  constexpr std::align_val_t kAlign{64};
+  struct Buffer {
+    T* data = nullptr;
+    std::int64_t size = 0;
+    ~Buffer() { ::operator delete[](data, kAlign); }
+  };
+  thread_local Buffer buffer;
+  if (buffer.size < n) {
+    ::operator delete[](buffer.data, kAlign);
+    buffer.data = nullptr;
+    buffer.size = 0;
+    buffer.data = static_cast<T*>(::operator new[](static_cast<std::size_t>(n) * sizeof(T), kAlign));
+    buffer.size = n;
+  }
+  return buffer.data;
+}
+
+// Rounds a scratch offset up to a cache line, so each packed matrix starts on one.
+std::int64_t lines(std::int64_t n) { return (n + 15) / 16 * 16; }
+
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
+          std::int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
+              static_cast<blasint>(ldc));
+}
+
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const double* a,
+          std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
+          std::int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
+              static_cast<blasint>(ldc));
+}
+
+// Images [first, first + count) of n in blocks of `size`.
+struct Blocks {
+  std::int64_t size = 1, count = 0;
+  std::int64_t first(std::int64_t b) const { return b * size; }
+  std::int64_t length(std::int64_t b, std::int64_t n) const { return std::min(size, n - b * size); }
+};
+
+Blocks image_blocks(std::int64_t n, std::int64_t per_image) {
+  std::int64_t most = std::max<std::int64_t>(1, (n + kMinBlocks - 1) / kMinBlocks);
+  std::int64_t size = std::clamp<std::int64_t>(kBlockElements / std::max<std::int64_t>(per_image, 1), 1, most);
+  return {size, (n + size - 1) / size};
+}
+
+// The columns [lo, hi) of a row of outputs whose input column ow * s + off lies in [0, w).
+struct Span {
+  std::int64_t lo, hi;
+};
+Span valid_columns(std::int64_t ow, std::int64_t s, std::int64_t off, std::int64_t w) {
+  std::int64_t lo = off >= 0 ? 0 : (-off + s - 1) / s;
+  std::int64_t hi = w - 1 - off < 0 ? 0 : (w - 1 - off) / s + 1;
+  lo = std::min(lo, ow);
+  return {lo, std::clamp(hi, lo, ow)};
+}
+
+// Rows [f0, f1) of `count` images of y [n, f, p] side by side: packed[f - f0, m * p + q].
+template <class T>
+void pack_rows(const ConvGeometry& g, const T* y, std::int64_t count, std::int64_t f0,
+               std::int64_t f1, T* packed) {
+  const std::int64_t P = g.p(), ld = count * P;
+  for (std::int64_t f = f0; f < f1; ++f)
+    for (std::int64_t m = 0; m < count; ++m)
+      std::memcpy(packed + (f - f0) * ld + m * P, y + (m * g.f + f) * P,
+                  static_cast<std::size_t>(P) * sizeof(T));
+}
+
+// The inverse of pack_rows over all f.
+template <class T>
+void unpack_rows(const ConvGeometry& g, const T* packed, std::int64_t count, T* y) {
+  const std::int64_t P = g.p(), ld = count * P;
+  for (std::int64_t m = 0; m < count; ++m)
+    for (std::int64_t f = 0; f < g.f; ++f)
+      std::memcpy(y + (m * g.f + f) * P, packed + f * ld + m * P,
+                  static_cast<std::size_t>(P) * sizeof(T));
+}
+
+}  // namespace
+
+template <class T>
+void im2col(const ConvGeometry& g, const T* x, std::int64_t count, std::int64_t c0,
+            std::int64_t c1, T* col) {
+  const std::int64_t P = g.p(), ld = count * P, plane = g.h * g.w;
+  const std::int64_t sh = g.stride[0], sw = g.stride[1];
+  T* row = col;
+  for (std::int64_t c = c0; c < c1; ++c)
+    for (std::int64_t a = 0; a < g.kh; ++a)
+      for (std::int64_t b = 0; b < g.kw; ++b, row += ld) {
+        std::int64_t row_off = a * g.dilation[0] - g.padding[0];
+        std::int64_t col_off = b * g.dilation[1] - g.padding[1];
+        Span v = valid_columns(g.ow, sw, col_off, g.w);
+        for (std::int64_t m = 0; m < count; ++m) {
+          const T* src = x + m * g.image() + c * plane;
+          T* dst = row + m * P;
+          for (std::int64_t i = 0; i < g.oh; ++i, dst += g.ow) {
+            std::int64_t ih = i * sh + row_off;
+            if (ih < 0 || ih >= g.h) {
+              std::fill(dst, dst + g.ow, T(0));
+              continue;
+            }
+            const T* in = src + ih * g.w;
+            std::fill(dst, dst + v.lo, T(0));
+            if (sw == 1) {
+              std::memcpy(dst + v.lo, in + v.lo + col_off, static_cast<std::size_t>(v.hi - v.lo) * sizeof(T));
+            } else {
+              for (std::int64_t j = v.lo; j < v.hi; ++j) dst[j] = in[j * sw + col_off];
+            }
+            std::fill(dst + v.hi, dst + g.ow, T(0));
+          }
+        }
+      }
+}
+
+// Each image is one plane at a time, so the plane stays in L1 while its kh kw rows are added, in
+// row order: a fixed order per element.
+template <class T>
+void col2im(const ConvGeometry& g, const T* col, std::int64_t count, T* x) {
+  const std::int64_t P = g.p(), ld = count * P, plane = g.h * g.w;
+  const std::int64_t sh = g.stride[0], sw = g.stride[1];
+  std::fill(x, x + count * g.image(), T(0));
+  for (std::int64_t m = 0; m < count; ++m)
+    for (std::int64_t c = 0; c < g.c; ++c) {
+      T* dst = x + m * g.image() + c * plane;
+      for (std::int64_t a = 0; a < g.kh; ++a)
+        for (std::int64_t b = 0; b < g.kw; ++b) {
+          const T* row = col + ((c * g.kh + a) * g.kw + b) * ld + m * P;
+          std::int64_t row_off = a * g.dilation[0] - g.padding[0];
+          std::int64_t col_off = b * g.dilation[1] - g.padding[1];
+          Span v = valid_columns(g.ow, sw, col_off, g.w);
+          for (std::int64_t i = 0; i < g.oh; ++i) {
+            std::int64_t ih = i * sh + row_off;
+            if (ih < 0 || ih >= g.h) continue;
+            T* __restrict out = dst + ih * g.w;
+            const T* __restrict in = row + i * g.ow;
+            if (sw == 1) {
+              for (std::int64_t j = v.lo; j < v.hi; ++j) out[j + col_off] += in[j];
+            } else {
+              for (std::int64_t j = v.lo; j < v.hi; ++j) out[j * sw + col_off] += in[j];
+            }
+          }
+        }
+    }
+}
+
+template <class T>
+void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
+  const std::int64_t K = g.k(), P = g.p();
+  if (g.n == 0 || g.f == 0 || P == 0) return;
+  if (K == 0) {
+    std::fill(y, y + g.n * g.f * P, T(0));
+    return;
+  }
+  Blocks blocks = image_blocks(g.n, (K + g.f) * P);
+  parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t blk = lo; blk < hi; ++blk) {
+      std::int64_t first = blocks.first(blk), count = blocks.length(blk, g.n), ld = count * P;
+      T* col = scratch<T>(lines(K * ld) + g.f * ld);
+      im2col(g, x + first * g.image(), count, 0, g.c, col);
+      // One image's [f, p] is already its place in y; more go through a packed product.
+      T* out = count == 1 ? y + first * g.f * P : col + lines(K * ld);
+      gemm(false, false, g.f, ld, K, w, K, col, ld, T(0), out, ld);
+      if (count > 1) unpack_rows(g, out, count, y + first * g.f * P);
+    }
+  });
+}
+
+template <class T>
+void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  const std::int64_t K = g.k(), P = g.p();
+  if (g.n == 0 || g.image() == 0) return;
+  if (g.f == 0 || P == 0) {
+    std::fill(dx, dx + g.n * g.image(), T(0));
+    return;
+  }
+  Blocks blocks = image_blocks(g.n, (K + g.f) * P);
+  parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t blk = lo; blk < hi; ++blk) {
+      std::int64_t first = blocks.first(blk), count = blocks.length(blk, g.n), ld = count * P;
+      T* col = scratch<T>(lines(K * ld) + g.f * ld);
+      const T* in = dy + first * g.f * P;
+      if (count > 1) {
+        T* packed = col + lines(K * ld);
+        pack_rows(g, in, count, 0, g.f, packed);
+        in = packed;
+      }
+      gemm(true, false, K, ld, g.f, w, K, in, ld, T(0), col, ld);
+      col2im(g, col, count, dx + first * g.image());
+    }
+  });
+}
+
+// Task t owns the block dw[f0:f1, (c0:c1) kh kw] and sums it over every image in a fixed order of
+// image blocks, accumulating through the gemm's beta: no partial sums to combine across tasks.
+// Channel groups repeat the packing of dy, filter groups the im2col; both are copies, small
+// beside the product.
+template <class T>
+void conv2d_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw) {
+  const std::int64_t K = g.k(), P = g.p(), khw = g.kh * g.kw;
+  if (g.f == 0 || K == 0) return;
+  if (g.n == 0 || P == 0) {
+    std::fill(dw, dw + g.f * K, T(0));
+    return;
+  }
+  std::int64_t cg = std::min(g.c, kWeightTasks);
+  std::int64_t fg = std::clamp<std::int64_t>(kWeightTasks / cg, 1, std::max<std::int64_t>(1, g.f / 16));
+  parallel_for(cg * fg, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t t = lo; t < hi; ++t) {
+      std::int64_t c0 = g.c * (t / fg) / cg, c1 = g.c * (t / fg + 1) / cg;
+      std::int64_t f0 = g.f * (t % fg) / fg, f1 = g.f * (t % fg + 1) / fg;
+      std::int64_t kc = (c1 - c0) * khw, fc = f1 - f0;
+      Blocks blocks = image_blocks(g.n, (kc + fc) * P);
+      for (std::int64_t blk = 0; blk < blocks.count; ++blk) {
+        std::int64_t first = blocks.first(blk), count = blocks.length(blk, g.n), ld = count * P;
+        T* col = scratch<T>(lines(kc * ld) + fc * ld);
+        T* packed = col + lines(kc * ld);
+        im2col(g, x + first * g.image(), count, c0, c1, col);
+        pack_rows(g, dy + first * g.f * P, count, f0, f1, packed);
+        gemm(false, true, fc, kc, ld, packed, ld, col, ld, blk == 0 ? T(0) : T(1),
+             dw + f0 * K + c0 * khw, K);
+      }
+    }
+  });
+}
+
+Size2 size2_attr(const Attrs& attrs, std::string_view key, Size2 fallback) {
+  if (!attrs.has(key)) return fallback;
+  const auto& v = attrs.ints(key);
+  if (v.size() == 1) return {v[0], v[0]};
+  if (v.size() == 2) return {v[0], v[1]};
+  throw ShapeError(fmt::format("{} takes one value or two ([h, w]), got {}", key, v.size()));
+}
+
+ConvGeometry conv_geometry(const Shape& image, const Shape& weight, const Attrs& attrs) {
+  ConvGeometry g;
+  g.n = image[0], g.c = image[1], g.h = image[2], g.w = image[3];
+  g.f = weight[0], g.kh = weight[2], g.kw = weight[3];
+  g.stride = size2_attr(attrs, "stride", {1, 1});
+  g.padding = size2_attr(attrs, "padding", {0, 0});
+  g.dilation = size2_attr(attrs, "dilation", {1, 1});
+  g.oh = window_count(g.h, g.kh, g.stride[0], g.padding[0], g.dilation[0]);
+  g.ow = window_count(g.w, g.kw, g.stride[1], g.padding[1], g.dilation[1]);
+  return g;
+}
+
+template void im2col<float>(const ConvGeometry&, const float*, std::int64_t, std::int64_t,
+                            std::int64_t, float*);
+template void im2col<double>(const ConvGeometry&, const double*, std::int64_t, std::int64_t,
+                             std::int64_t, double*);
+template void col2im<float>(const ConvGeometry&, const float*, std::int64_t, float*);
+template void col2im<double>(const ConvGeometry&, const double*, std::int64_t, double*);
+template void conv2d_forward<float>(const ConvGeometry&, const float*, const float*, float*);
+template void conv2d_forward<double>(const ConvGeometry&, const double*, const double*, double*);
+template void conv2d_backward_data<float>(const ConvGeometry&, const float*, const float*, float*);
+template void conv2d_backward_data<double>(const ConvGeometry&, const double*, const double*,
+                                           double*);
+template void conv2d_backward_weight<float>(const ConvGeometry&, const float*, const float*,
+                                            float*);
+template void conv2d_backward_weight<double>(const ConvGeometry&, const double*, const double*,
+                                             double*);
+
+}  // namespace graphrun::ops

@@ -1,0 +1,298 @@
+// conv2d, its transpose and weight gradient, pooling and upsampling: values by hand, against
+// direct loops on random data at many window settings, the adjoint identities the gradient rules
+// rest on, and the same bits at 1 and 2 threads.
+#include "graph/alloc_counter.hpp"
+#include "graph/run_helpers.hpp"
+
+#include <graphrun/graph/autodiff.hpp>
+#include <graphrun/graph/parallel.hpp>
+#include <graphrun/ops/conv.hpp>
+#include <graphrun/ops/ops.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+namespace graphrun {
+namespace {
+
+using testing::make_tensor;
+using testing::run_values;
+
+struct ThreadGuard {
+  ~ThreadGuard() { set_num_threads(0); }
+};
+
+Tensor random(const Shape& s, std::uint32_t stream) {
+  return testing::random_tensor(s, {-1.0, 1.0}, stream, 21);
+}
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) {
+  REQUIRE(a.size() == b.size());
+  double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+TEST_CASE("conv2d by hand: plain, strided and padded, dilated", "[ops][conv]") {
+  // x = [[1, 2, 3], [4, 5, 6], [7, 8, 9]], w = [[1, 2], [3, 4]]
+  Graph g;
+  Value x = g.input("x", {1, 1, 3, 3});
+  Value w = g.input("w", {1, 1, 2, 2});
+  ParameterStore v{{"x", make_tensor({1, 1, 3, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9})},
+                   {"w", make_tensor({1, 1, 2, 2}, {1, 2, 3, 4})}};
+  // y[0,0] = 1*1 + 2*2 + 4*3 + 5*4 = 37, then 2+6+15+24 = 47, 4+10+21+32 = 67, 5+12+24+36 = 77
+  CHECK(run_values(g, conv2d(x, w), v) == std::vector<double>{37, 47, 67, 77});
+  // Padding 1, stride 2: windows at rows/columns -1 and 1. (0,0) sees x[0,0] under w[1,1]: 4;
+  // (0,1): 2*3 + 3*4 = 18; (1,0): 4*2 + 7*4 = 36; (1,1): 5*1 + 6*2 + 8*3 + 9*4 = 77
+  CHECK(run_values(g, conv2d(x, w, {.stride = {2, 2}, .padding = {1, 1}}), v) ==
+        std::vector<double>{4, 18, 36, 77});
+  // Dilation 2: the corners, 1*1 + 3*2 + 7*3 + 9*4 = 64
+  CHECK(run_values(g, conv2d(x, w, {.dilation = {2, 2}}), v) == std::vector<double>{64});
+  CHECK(conv2d(x, w, {.stride = {2, 2}, .padding = {1, 1}}).shape() == Shape{1, 1, 2, 2});
+}
+
+TEST_CASE("conv_transpose2d by hand", "[ops][conv]") {
+  // x = [[1, 2], [3, 4]], w = ones(2, 2)
+  Graph g;
+  Value x = g.input("x", {1, 1, 2, 2});
+  Value w = g.input("w", {1, 1, 2, 2});
+  ParameterStore v{{"x", make_tensor({1, 1, 2, 2}, {1, 2, 3, 4})},
+                   {"w", make_tensor({1, 1, 2, 2}, {1, 1, 1, 1})}};
+  // Stride 2: each x fills its own 2x2 block.
+  CHECK(run_values(g, conv_transpose2d(x, w, {.stride = {2, 2}}), v) ==
+        std::vector<double>{1, 1, 2, 2, 1, 1, 2, 2, 3, 3, 4, 4, 3, 3, 4, 4});
+  // Stride 1: overlapping blocks, the centre 1 + 2 + 3 + 4 = 10.
+  CHECK(run_values(g, conv_transpose2d(x, w), v) == std::vector<double>{1, 3, 2, 4, 10, 6, 3, 7, 4});
+  // Padding 1 crops one row and column on each side of the stride-1 result; output padding adds
+  // them back on one side: [(2-1)*2 - 2 + 1 + 1 + 1] = 3 rows.
+  CHECK(run_values(g, conv_transpose2d(x, w, {.stride = {2, 2}, .padding = {1, 1},
+                                              .output_padding = {1, 1}}), v) ==
+        std::vector<double>{1, 2, 2, 3, 4, 4, 3, 4, 4});
+}
+
+struct Config {
+  Shape x, w;
+  Size2 stride, padding, dilation;
+};
+
+// Direct loops in double: y[n,f,i,j] = sum w[f,c,a,b] x[n,c,i s - p + a d, j s - p + b d].
+struct Direct {
+  Config k;
+  std::int64_t oh, ow;
+  explicit Direct(const Config& c) : k(c) {
+    oh = (c.x[2] + 2 * c.padding[0] - c.dilation[0] * (c.w[2] - 1) - 1) / c.stride[0] + 1;
+    ow = (c.x[3] + 2 * c.padding[1] - c.dilation[1] * (c.w[3] - 1) - 1) / c.stride[1] + 1;
+  }
+  Shape y() const { return {k.x[0], k.w[0], oh, ow}; }
+  // Calls f(x index, w index, y index) for every product the convolution sums.
+  template <class F>
+  void each(F f) const {
+    auto [n, c, h, w] = std::array{k.x[0], k.x[1], k.x[2], k.x[3]};
+    auto [fs, kh, kw] = std::array{k.w[0], k.w[2], k.w[3]};
+    for (std::int64_t m = 0; m < n; ++m)
+      for (std::int64_t o = 0; o < fs; ++o)
+        for (std::int64_t i = 0; i < oh; ++i)
+          for (std::int64_t j = 0; j < ow; ++j)
+            for (std::int64_t ch = 0; ch < c; ++ch)
+              for (std::int64_t a = 0; a < kh; ++a)
+                for (std::int64_t b = 0; b < kw; ++b) {
+                  std::int64_t r = i * k.stride[0] - k.padding[0] + a * k.dilation[0];
+                  std::int64_t q = j * k.stride[1] - k.padding[1] + b * k.dilation[1];
+                  if (r < 0 || r >= h || q < 0 || q >= w) continue;
+                  f(((m * c + ch) * h + r) * w + q, ((o * c + ch) * kh + a) * kw + b,
+                    ((m * fs + o) * oh + i) * ow + j);
+                }
+  }
+};
+
+std::vector<Config> configs() {
+  return {
+      {{5, 3, 7, 7}, {4, 3, 3, 3}, {1, 1}, {0, 0}, {1, 1}},
+      {{20, 2, 9, 8}, {5, 2, 3, 3}, {2, 2}, {1, 1}, {1, 1}},    // blocks of 3 images
+      {{11, 3, 10, 9}, {4, 3, 2, 3}, {1, 2}, {0, 1}, {2, 1}},   // non-square, dilated
+      {{3, 1, 28, 28}, {32, 1, 3, 3}, {2, 2}, {1, 1}, {1, 1}},  // the conv VAE's first layer
+      {{17, 4, 6, 5}, {3, 4, 1, 1}, {2, 3}, {0, 0}, {1, 1}},    // 1x1 kernel, uneven strides
+      {{9, 2, 8, 8}, {3, 2, 3, 3}, {1, 1}, {2, 2}, {2, 2}},
+      {{4, 2, 7, 12}, {2, 2, 5, 3}, {3, 2}, {2, 1}, {1, 3}},
+  };
+}
+
+Attrs attrs_of(const Config& c) {
+  return {{"stride", Axes{c.stride[0], c.stride[1]}}, {"padding", Axes{c.padding[0], c.padding[1]}},
+          {"dilation", Axes{c.dilation[0], c.dilation[1]}}};
+}
+
+TEST_CASE("conv2d, its input and weight gradients match direct loops", "[ops][conv]") {
+  for (const Config& c : configs()) {
+    DYNAMIC_SECTION("x " << to_string(c.x) << " w " << to_string(c.w) << " " << attrs_of(c).to_string()) {
+      Direct d(c);
+      Tensor xv = random(c.x, 1), wv = random(c.w, 2), gv = random(d.y(), 3);
+      const double* x = xv.data<double>();
+      const double* w = wv.data<double>();
+      const double* gy = gv.data<double>();
+      std::vector<double> y(static_cast<std::size_t>(numel(d.y()))), dx(static_cast<std::size_t>(numel(c.x))),
+          dw(static_cast<std::size_t>(numel(c.w)));
+      d.each([&](std::int64_t ix, std::int64_t iw, std::int64_t iy) {
+        y[static_cast<std::size_t>(iy)] += x[ix] * w[iw];
+        dx[static_cast<std::size_t>(ix)] += gy[iy] * w[iw];
+        dw[static_cast<std::size_t>(iw)] += gy[iy] * x[ix];
+      });
+      Graph g;
+      Value xs = g.input("x", c.x), ws = g.input("w", c.w), gs = g.input("g", d.y());
+      Conv2dOptions o{c.stride, c.padding, c.dilation};
+      std::vector<Value> outs{conv2d(xs, ws, o), conv_transpose2d_like(gs, ws, xs, o),
+                              conv2d_weight_grad(xs, gs, ws, o)};
+      ParameterStore v{{"x", xv}, {"w", wv}, {"g", gv}};
+      for (DType t : {DType::f64, DType::f32}) {
+        INFO((t == DType::f64 ? "float64" : "float32"));
+        double tol = t == DType::f64 ? 1e-12 : 1e-4;
+        auto got = testing::run_graph(g, outs, v, t);
+        testing::check_close(testing::to_vector(got[0]), y, tol);
+        testing::check_close(testing::to_vector(got[1]), dx, tol);
+        testing::check_close(testing::to_vector(got[2]), dw, tol);
+      }
+    }
+  }
+}
+
+// <conv(x, w), y> = <x, conv_transpose(y, w)>, and the same pairing in w for the weight gradient:
+// the identities the gradient rules are built on, at output paddings the gradient check's small
+// samples do not reach.
+TEST_CASE("conv_transpose2d is the adjoint of conv2d", "[ops][conv]") {
+  struct Case {
+    Shape x, w;
+    ConvTranspose2dOptions o;
+  };
+  for (const Case& c : {Case{{6, 4, 7, 7}, {4, 3, 3, 3}, {{2, 2}, {1, 1}, {1, 1}, {1, 1}}},
+                        Case{{3, 2, 5, 6}, {2, 5, 4, 3}, {{3, 2}, {1, 0}, {2, 1}, {1, 2}}},
+                        Case{{9, 3, 4, 4}, {3, 1, 3, 3}, {{1, 1}, {1, 1}, {0, 0}, {1, 1}}}}) {
+    DYNAMIC_SECTION("y " << to_string(c.x) << " w " << to_string(c.w)) {
+      Graph g;
+      Value y = g.input("y", c.x), w = g.input("w", c.w);
+      Value t = conv_transpose2d(y, w, c.o);
+      Conv2dOptions co{c.o.stride, c.o.padding, c.o.dilation};
+      Value x = g.input("x", t.shape());
+      Value v = g.input("v", c.w);
+      REQUIRE(conv2d(x, w, co).shape() == c.x);
+      ParameterStore vals{{"y", random(c.x, 4)}, {"w", random(c.w, 5)}, {"x", random(t.shape(), 6)},
+                          {"v", random(c.w, 7)}};
+      auto out = testing::run_graph(g, {t, conv2d(x, w, co), conv2d_weight_grad(x, y, w, co), conv2d(x, v, co)},
+                                    vals, DType::f64);
+      auto yv = testing::to_vector(vals.at("y")), xv = testing::to_vector(vals.at("x"));
+      auto vv = testing::to_vector(vals.at("v"));
+      double lhs = dot(testing::to_vector(out[1]), yv), rhs = dot(xv, testing::to_vector(out[0]));
+      CHECK(lhs == Approx(rhs).epsilon(1e-12));
+      // <conv2d_weight_grad(x, y), v> = <y, conv2d(x, v)>
+      CHECK(dot(testing::to_vector(out[2]), vv) == Approx(dot(yv, testing::to_vector(out[3]))).epsilon(1e-12));
+    }
+  }
+}
+
+TEST_CASE("pooling and upsampling by hand", "[ops][pool]") {
+  // x = 1..16 as 4x4: rows [1 2 3 4], [5 6 7 8], [9 10 11 12], [13 14 15 16]
+  Graph g;
+  Value x = g.input("x", {1, 1, 4, 4});
+  std::vector<double> seq(16);
+  for (int i = 0; i < 16; ++i) seq[static_cast<std::size_t>(i)] = i + 1;
+  ParameterStore v{{"x", make_tensor({1, 1, 4, 4}, seq)}};
+  // 2x2 windows: maxima 6, 8, 14, 16; means (1+2+5+6)/4 = 3.5, 5.5, 11.5, 13.5
+  CHECK(run_values(g, max_pool2d(x), v) == std::vector<double>{6, 8, 14, 16});
+  CHECK(run_values(g, avg_pool2d(x), v) == std::vector<double>{3.5, 5.5, 11.5, 13.5});
+  // 3x3 windows, stride 2, padding 1: rows/columns [-1, 1] and [1, 3]. Maxima 6, 8, 14, 16;
+  // the first mean (1+2+5+6)/9 counts the padding as zeros.
+  Pool2dOptions padded{{3, 3}, {2, 2}, {1, 1}};
+  CHECK(run_values(g, max_pool2d(x, padded), v) == std::vector<double>{6, 8, 14, 16});
+  CHECK(run_values(g, avg_pool2d(x, padded), v)[0] == Approx(14.0 / 9));
+  // The backward of max_pool2d sends each g to its window's maximum.
+  Value gp = g.input("g", {1, 1, 2, 2});
+  v.emplace("g", make_tensor({1, 1, 2, 2}, {10, 20, 30, 40}));
+  CHECK(run_values(g, max_pool2d_backward(gp, x), v) ==
+        std::vector<double>{0, 0, 0, 0, 0, 10, 0, 20, 0, 0, 0, 0, 0, 30, 0, 40});
+  // avg's spreads g / 4 over each window.
+  CHECK(run_values(g, avg_pool2d_backward(gp, x), v) ==
+        std::vector<double>{2.5, 2.5, 5, 5, 2.5, 2.5, 5, 5, 7.5, 7.5, 10, 10, 7.5, 7.5, 10, 10});
+  // select reads x's argmax positions out of another tensor: here x itself reversed, 17 - x.
+  Value r = g.input("r", {1, 1, 4, 4});
+  std::vector<double> rev(16);
+  for (int i = 0; i < 16; ++i) rev[static_cast<std::size_t>(i)] = 16 - i;
+  v.emplace("r", make_tensor({1, 1, 4, 4}, rev));
+  CHECK(run_values(g, max_pool2d_select(r, x), v) == std::vector<double>{11, 9, 3, 1});
+  // Ties go to the first maximum in row-major order.
+  Value ties = g.input("t", {1, 1, 2, 2});
+  v.emplace("t", make_tensor({1, 1, 2, 2}, {1, 1, 1, 1}));
+  Value one = g.input("one", {1, 1, 1, 1});
+  v.emplace("one", make_tensor({1, 1, 1, 1}, {5}));
+  CHECK(run_values(g, max_pool2d_backward(one, ties), v) == std::vector<double>{5, 0, 0, 0});
+  // Upsampling [[1, 2], [3, 4]] by [1, 2] repeats each column twice.
+  CHECK(run_values(g, upsample_nearest2d(gp, {1, 2}), v) == std::vector<double>{10, 10, 20, 20, 30, 30, 40, 40});
+  CHECK(upsample_nearest2d(gp, {3, 2}).shape() == Shape{1, 1, 6, 4});
+}
+
+TEST_CASE("conv and pool shape errors name the problem", "[ops][conv]") {
+  Graph g;
+  Value x = g.input("x", {2, 3, 8, 8});
+  CHECK_THROWS_WITH(conv2d(x, g.input("w", {4, 2, 3, 3})), Catch::Contains("x has 3 channels"));
+  CHECK_THROWS_WITH(conv2d(x, g.input("w9", {4, 3, 9, 9})), Catch::Contains("does not fit"));
+  CHECK_THROWS_WITH(conv2d(g.input("flat", {2, 192}), g.input("w1", {4, 3, 3, 3})),
+                    Catch::Contains("4-D"));
+  CHECK_THROWS_WITH(conv_transpose2d(x, g.input("wt", {3, 2, 3, 3}), {.stride = {2, 2}, .output_padding = {2, 0}}),
+                    Catch::Contains("output_padding must be in [0, stride)"));
+  CHECK_THROWS_WITH(max_pool2d(x, {{2, 2}, {2, 2}, {2, 2}}), Catch::Contains("padding in [0, kernel / 2]"));
+  CHECK_THROWS_WITH(conv2d_weight_grad(x, g.input("dy", {2, 4, 5, 5}), g.input("w2", {4, 3, 3, 3})),
+                    Catch::Contains("not dy's"));
+}
+
+// A conv autoencoder's step in float32: conv, pool, upsample, transposed conv, and every gradient.
+struct ConvStep {
+  Graph g;
+  std::vector<Value> outputs;
+  ParameterStore values;
+  explicit ConvStep(std::int64_t n) {
+    Value x = g.input("x", {n, 2, 12, 12});
+    Value w1 = g.input("w1", {8, 2, 3, 3}), w2 = g.input("w2", {8, 2, 3, 3});
+    Value h = relu(conv2d(x, w1, {.stride = {2, 2}, .padding = {1, 1}}));  // [n, 8, 6, 6]
+    Value p = avg_pool2d(max_pool2d(h, {{2, 2}, {1, 1}, {1, 1}}), {{2, 2}, {0, 0}, {0, 0}});
+    Value u = upsample_nearest2d(p, {2, 2});  // [n, 8, 6, 6]
+    Value y = conv_transpose2d(u, w2, {.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 1}});
+    Value loss = sum(square(y - x * 0.5));
+    outputs = {y};
+    for (Value d : grad(loss, {x, w1, w2})) outputs.push_back(d);
+    values = {{"x", random({n, 2, 12, 12}, 8)}, {"w1", random({8, 2, 3, 3}, 9)},
+              {"w2", random({8, 2, 3, 3}, 10)}};
+  }
+};
+
+TEST_CASE("conv ops give the same bits at 1 and 2 threads", "[ops][conv]") {
+  ThreadGuard guard;
+  ConvStep step(37);  // blocks of 5 images, the last of 2
+  std::vector<std::vector<double>> first;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    auto out = testing::run_graph(step.g, step.outputs, step.values, DType::f32);
+    std::vector<std::vector<double>> now;
+    for (const Tensor& t : out) now.push_back(testing::to_vector(t));
+    if (first.empty()) first = now;
+    else for (std::size_t i = 0; i < now.size(); ++i) CHECK(now[i] == first[i]);
+  }
+}
+
+TEST_CASE("a conv training step allocates nothing once warm", "[ops][conv][alloc]") {
+  ThreadGuard guard;
+  ConvStep step(64);
+  set_num_threads(2);
+  ShapeMap shapes;
+  for (const auto& [name, t] : step.values) shapes[name] = t.shape();
+  Program p = compile_program(step.g, step.outputs, shapes, {DType::f32, false});
+  for (const auto& [name, t] : step.values) p.bind(name, t.to(DType::f32));
+  // Scratch is per thread, grown the first time a thread runs a block of each size.
+  for (std::uint64_t s = 0; s < 5; ++s) p.run({true, 1, s});
+  testing::allocations = 0;
+  testing::counting = true;
+  for (std::uint64_t s = 5; s < 10; ++s) p.run({true, 1, s});
+  testing::counting = false;
+  CHECK(testing::allocations.load() == 0);
+}
+
+}  // namespace
+}  // namespace graphrun
