@@ -132,4 +132,51 @@ Value relu_backward(Value g, Value x, Loc at = Loc::current());     // g * (x > 
 Value sigmoid_backward(Value g, Value y, Loc at = Loc::current());  // g * y * (1 - y)
 Value tanh_backward(Value g, Value y, Loc at = Loc::current());     // g * (1 - y^2)
 
+// ---- research ops (ops/research.cpp, ops/research_rows.cpp) -------------------------------------
+// Primitives the autoencoder variants need; softmax, log-densities, kernels and the like are
+// composites of these in ops/composites.hpp.
+
+// ln sum e^x over `axes` (all when empty), computed as m + ln sum e^(x - m) with m the max, so
+// finite for any finite x: [2, 5] over {1} -> [2], or [2, 1] with keepdims. Gradient: the
+// softmax e^(x - y), times g spread back over the axes.
+Value logsumexp(Value x, Axes axes = {}, bool keepdims = false, Loc at = Loc::current());
+// y = x; no gradient flows back through it, also when x is a parameter (the straight-through
+// estimator, a discriminator trained on codes it must not move). Same shape.
+Value stop_gradient(Value x, Loc at = Loc::current());
+// 1 at the first largest element along `axis`, 0 elsewhere; no gradient. Same shape:
+// [[1, 3, 3]] -> [[0, 1, 0]]. The one-hot argmin is one_hot_argmax(neg(x), axis).
+Value one_hot_argmax(Value x, std::int64_t axis = -1, Loc at = Loc::current());
+// max(a, b) and min(a, b), broadcasting. The gradient goes to the operand picked; on a tie to a,
+// so clamp(x, lo, hi) = minimum(maximum(x, lo), hi) passes it to x at the bounds (as torch.clamp).
+Value maximum(Value a, Value b, Loc at = Loc::current());
+Value minimum(Value a, Value b, Loc at = Loc::current());
+// x for x > 0, else slope * x; shape of x. The slope is an input that broadcasts to x: a scalar
+// constant (the double overload), or a parameter of one slope per channel for a PReLU, [C] against
+// [B, C]. An input rather than an attribute so the op fuses with its neighbours, whose run
+// kernels see no attributes. Gradient at 0: slope.
+Value leaky_relu(Value x, double slope = 0.01, Loc at = Loc::current());
+Value leaky_relu(Value x, Value slope, Loc at = Loc::current());
+// ln Gamma(x) for x > 0 (NaN for x <= 0); its derivative is polygamma(x, 0). Same shape.
+Value lgamma(Value x, Loc at = Loc::current());
+// psi^(n)(x) = d^(n+1)/dx^(n+1) ln Gamma(x) for x > 0 (NaN for x <= 0): order 0 is digamma, 1
+// trigamma; its derivative is polygamma(x, n + 1). Same shape.
+Value polygamma(Value x, std::int64_t order, Loc at = Loc::current());
+
+// Uniform noise in the open interval (0, 1) shaped like `like`, from the counter-based generator.
+// With train_only, 0.5 outside training (Gumbel noise -ln(-ln 0.5) is then one constant, which a
+// softmax ignores).
+Value random_uniform_like(Value like, bool train_only = false, Loc at = Loc::current());
+// A uniformly random permutation of 0 .. n-1 as numbers, n the rows of `like` [n, ...] -> [n];
+// a new one each step, the same at any thread count. With gather_rows it shuffles a batch.
+Value random_permutation_like(Value like, Loc at = Loc::current());
+// y[i, ...] = x[idx[i], ...]: x [N, ...], idx [M] of whole numbers in [0, N) -> [M, ...]. An index
+// outside throws std::out_of_range when the program runs. No gradient to idx.
+Value gather_rows(Value x, Value idx, Loc at = Loc::current());
+// Zeros shaped like `like` [N, ...] with y[idx[i], ...] += g[i, ...], g [M, ...], idx [M]: the
+// gradient of gather_rows (a repeated index adds, in index order).
+Value scatter_rows_add(Value g, Value idx, Value like, Loc at = Loc::current());
+// `times` copies of x one after another along axis 0: [B, ...] -> [times * B, ...], so row
+// k * B + b is x[b]; K importance samples per input. Gradient: the K blocks summed.
+Value tile(Value x, std::int64_t times, Loc at = Loc::current());
+
 }  // namespace graphrun
