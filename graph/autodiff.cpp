@@ -57,7 +57,11 @@ std::vector<Value> apply_rule(Graph& g, const Node node, Value grad_out,
   std::vector<Value> inputs;
   for (int in : node.inputs) inputs.push_back(g.value(in));
   GradContext ctx{inputs, g.value(node.id), grad_out, node.attrs, node.where};
+  // The gradient's nodes are placed where their forward node was.
+  std::string origin = g.origin();
+  g.set_origin(node.origin);
   auto grads = op.grad(ctx);
+  g.set_origin(origin);
   if (grads.size() != inputs.size())
     throw std::logic_error(fmt::format("gradient rule of {} returned {} gradients for {} inputs",
                                        node.describe(), grads.size(), inputs.size()));
@@ -117,8 +121,8 @@ std::vector<Value> grad(Value loss, const std::vector<Value>& wrt, std::source_l
     if (found != grads.end()) {
       out.push_back(found->second);
     } else {
-      Shape s = w.shape();
-      out.push_back(g.constant(s, std::vector<double>(static_cast<std::size_t>(numel(s)), 0.0), where));
+      // Shaped like w when compiled: an input's batch may differ from the one built with.
+      out.push_back(g.apply(op_registry().at("expand_like"), {g.scalar(0.0, where), w}, {}, where));
     }
     if (w.node().kind == NodeKind::parameter || w.node().kind == NodeKind::input)
       if (out.back().node().name.empty()) g.set_label(out.back(), "grad/" + w.node().name);

@@ -158,12 +158,17 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
     else if (node.kind == NodeKind::input && given != input_shapes.end()) shape = given->second;
     else shape = node.shape;
     if (need[static_cast<std::size_t>(id)] != kValue) continue;
+    if (node.kind == NodeKind::op && node.op->same_shape_is_identity && shape == in_shapes[0]) {
+      slot_of[static_cast<std::size_t>(id)] = slot_of[static_cast<std::size_t>(node.inputs[0])];
+      continue;
+    }
 
     Program::Slot slot;
     slot.shape = shape;
     if (node.kind == NodeKind::op) {
       Program::Step step;
       step.node = id;
+      step.stream = node.stream;
       step.op = node.op;
       step.attrs = node.attrs;
       for (std::size_t i = 0; i < node.inputs.size(); ++i)

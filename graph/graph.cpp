@@ -34,8 +34,13 @@ std::string Node::describe() const {
       what = name.empty() ? fmt::format("'{}'", op->name) : fmt::format("'{}' ({})", op->name, name);
       break;
   }
+  return fmt::format("node {} {} built at {}", id, what, built_at());
+}
+
+std::string Node::built_at() const {
+  if (!origin.empty()) return origin;
   auto file = std::filesystem::path(where.file_name()).filename().string();
-  return fmt::format("node {} {} built at {}:{}", id, what, file, where.line());
+  return fmt::format("{}:{}", file, where.line());
 }
 
 Graph& Value::graph() const {
@@ -55,6 +60,7 @@ const Node& Graph::node(int id) const {
 
 Value Graph::add_node(Node node) {
   node.id = size();
+  node.origin = origin_;
   nodes_.push_back(std::move(node));
   return {this, size() - 1};
 }
@@ -109,10 +115,9 @@ Shape infer_shape(const Node& node, const std::vector<Shape>& input_shapes) {
   auto fail = [&](const std::string& why) -> ShapeError {
     std::vector<std::string> shapes;
     for (const auto& s : input_shapes) shapes.push_back(to_string(s));
-    auto file = std::filesystem::path(node.where.file_name()).filename().string();
-    return ShapeError(fmt::format("{} (node {}{}) built at {}:{}: inputs {}{}: {}", op.name, node.id,
-                                  node.name.empty() ? "" : " '" + node.name + "'", file,
-                                  node.where.line(), fmt::join(shapes, ", "),
+    return ShapeError(fmt::format("{} (node {}{}) built at {}: inputs {}{}: {}", op.name, node.id,
+                                  node.name.empty() ? "" : " '" + node.name + "'",
+                                  node.built_at(), fmt::join(shapes, ", "),
                                   node.attrs.empty() ? "" : " attributes " + node.attrs.to_string(),
                                   why));
   };
@@ -134,6 +139,7 @@ Value Graph::apply(const OpDef& op, std::vector<Value> inputs, Attrs attrs, Loc 
   n.op = &op;
   n.attrs = std::move(attrs);
   n.where = where;
+  n.origin = origin_;
   n.id = size();
   std::vector<Shape> shapes;
   for (const auto& v : inputs) {
@@ -142,6 +148,7 @@ Value Graph::apply(const OpDef& op, std::vector<Value> inputs, Attrs attrs, Loc 
     shapes.push_back(node(v.id()).shape);
   }
   n.shape = infer_shape(n, shapes);
+  if (op.random) n.stream = random_ops_++;
   return add_node(std::move(n));
 }
 

@@ -49,9 +49,17 @@ struct Node {
   Init init;         // parameters
   std::vector<double> values;  // constants, row-major
   std::source_location where;  // where the builder made it; named in every error
+  // Where the node came from when that is not C++ (a graph file's "vae.graph:12:9"); named in
+  // errors instead of `where`.
+  std::string origin;
   bool backward = false;       // made by grad(): drawn apart from the forward pass
+  // Random ops: how many random ops the graph held before this one. Draws are keyed by it rather
+  // than by the node id, so a model's noise does not change when unrelated nodes are added, and
+  // the same model written in C++ or in a graph file draws the same numbers.
+  std::uint32_t stream = 0;
 
-  std::string describe() const;  // "node 12 'relu' (built at vae.cpp:40)"
+  std::string describe() const;  // "node 12 'relu' built at vae.cpp:40"
+  std::string built_at() const;  // "vae.cpp:40", or the origin
   int id = -1;
 };
 
@@ -110,6 +118,10 @@ class Graph {
   void set_input(int node, int slot, Value v);
   // Marks nodes [first, size()) as part of a backward pass (grad() does this).
   void mark_backward(int first);
+  // Nodes built from now on record `origin` (empty: none) as where they came from. Builders
+  // that read another language (graph files) set it to the position of the text being built.
+  void set_origin(std::string origin) { origin_ = std::move(origin); }
+  const std::string& origin() const { return origin_; }
 
  private:
   Value add_node(Node node);
@@ -117,6 +129,8 @@ class Graph {
   void check_owned(const Value& v, const char* what) const;
 
   std::vector<Node> nodes_;
+  std::string origin_;
+  std::uint32_t random_ops_ = 0;
 };
 
 // Shape inference for one op node given concrete input shapes; throws ShapeError with a message

@@ -6,10 +6,12 @@
 #include <graphrun/graph/graph.hpp>
 #include <graphrun/graph/tensor.hpp>
 
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -77,6 +79,16 @@ struct GradSample {
   std::vector<std::pair<double, double>> ranges = {{-1.0, 1.0}};
 };
 
+// An attribute an op reads: graph files check named arguments against these and fill in the
+// defaults; the op reference shows them as the op's call form.
+struct AttrSpec {
+  std::string name;
+  std::optional<AttrValue> default_value;  // none: every call must give it
+  // A size a graph file may give as one depending on the batch B: it is passed as -1, which the
+  // op infers from its input when compiled (reshape's shape).
+  bool batch_inferred = false;
+};
+
 struct OpDef {
   std::string name;
   int arity = 1;  // -1: any number >= 1 (concat)
@@ -88,6 +100,7 @@ struct OpDef {
   // Per input: does a gradient flow? Empty means every input is differentiable.
   std::vector<bool> differentiable;
   std::vector<GradSample> samples;
+  std::vector<AttrSpec> attributes;  // every attribute the op reads, samples included
   bool random = false;       // reads RandomKey
   bool elementwise = false;  // output[i] depends on input[i] only (same shapes, or broadcast)
   // Set for elementwise ops that compile() may fuse with their neighbours; each computes exactly
@@ -100,12 +113,20 @@ struct OpDef {
   // Per input: only its shape is used, never its values (the `like` of sum_to_like, the input of
   // a random op). Empty means every input's values are read. compile() neither computes nor
   // keeps alive a value read only this way, and the kernel gets a null pointer for it.
+  // For ops of any arity, the last entry holds for every input after it.
   std::vector<bool> shape_only;
+  // The output is input 0 whenever their shapes agree (sum_to_like, expand_like, reshape_like):
+  // compile() then lets the node share input 0's buffer and runs nothing. Gradient rules can so
+  // undo broadcasting unconditionally, without comparing shapes known only at build time, which
+  // a graph compiled for another batch size would not keep.
+  bool same_shape_is_identity = false;
 
   bool input_differentiable(std::size_t i) const {
     return differentiable.empty() || (i < differentiable.size() && differentiable[i]);
   }
-  bool input_shape_only(std::size_t i) const { return i < shape_only.size() && shape_only[i]; }
+  bool input_shape_only(std::size_t i) const {
+    return !shape_only.empty() && shape_only[std::min(i, shape_only.size() - 1)];
+  }
 };
 
 class OpRegistry {

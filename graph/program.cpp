@@ -90,7 +90,7 @@ void Program::run_step(const Step& step, const RunOptions& options) {
   args.out = static_cast<T*>(out.ptr);
   args.out_shape = &out.shape;
   args.attrs = &step.attrs;
-  args.key = {options.seed, options.step, static_cast<std::uint32_t>(step.node)};
+  args.key = {options.seed, options.step, step.stream};
   args.training = options.training;
   if constexpr (std::is_same_v<T, float>) step.op->f32(args);
   else step.op->f64(args);

@@ -123,6 +123,7 @@ class Program {
   };
   struct Step {
     int node = -1;
+    std::uint32_t stream = 0;   // the node's random stream (Node::stream)
     const OpDef* op = nullptr;  // nullptr for a fused step
     Attrs attrs;  // a copy: the graph may grow (and move its nodes) after compiling
     std::vector<int> in_slots;  // -1 for an input the op reads only the shape of

@@ -38,16 +38,16 @@ OpDef binary(std::string name, std::string summary, GradRule grad, bool broadcas
   d.samples = {{{{3, 4}, {3, 4}}, {}, ranges}};
   if (broadcasting) {
     d.samples.push_back({{{3, 4}, {4}}, {}, ranges});
+    d.samples.push_back({{{3, 4}, {1, 4}}, {}, ranges});
     d.samples.push_back({{{2, 1, 4}, {3, 1}}, {}, ranges});
     d.samples.push_back({{{}, {2, 3}}, {}, ranges});
   }
   return d;
 }
 
-// Undoes broadcasting only where the shapes differ, so the common same-shape case adds no node.
-Value unbroadcast(Value g, Value like, Loc at) {
-  return g.shape() == like.shape() ? g : sum_to_like(g, like, at);
-}
+// Undoes broadcasting. Always a node: shapes equal at build time may differ once compiled for
+// another batch ([1, K] + [B, K] built at B = 1); where they agree, compile runs nothing for it.
+Value unbroadcast(Value g, Value like, Loc at) { return sum_to_like(g, like, at); }
 
 struct Add { template <class T> T operator()(T x, T y) const { return x + y; } };
 struct Sub { template <class T> T operator()(T x, T y) const { return x - y; } };

@@ -182,6 +182,16 @@ void binary_run(const T* const* in, const bool* scalar, T* out, std::int64_t n) 
 OpDef make_op(std::string name, std::string summary, int arity, ShapeRule shape, Kernel<float> f,
               Kernel<double> d, GradRule grad, std::vector<GradSample> samples,
               std::vector<bool> differentiable = {});
+// The op with its attributes declared (OpDef::attributes).
+inline OpDef with_attributes(OpDef op, std::vector<AttrSpec> attributes) {
+  op.attributes = std::move(attributes);
+  return op;
+}
+// The op marked OpDef::same_shape_is_identity.
+inline OpDef identity_when_same_shape(OpDef op) {
+  op.same_shape_is_identity = true;
+  return op;
+}
 
 // Shape rule for ops whose output has the shape of input 0 and all inputs share it.
 Shape same_shape(std::span<const Shape> in, const Attrs&);

@@ -234,7 +234,8 @@ struct SingleThreadedBlas {
   }
 };
 const SingleThreadedBlas single_threaded_blas;
-const OpRegistration registration(matmul_def());
+const OpRegistration registration(with_attributes(
+    matmul_def(), {{"transpose_a", std::int64_t{0}}, {"transpose_b", std::int64_t{0}}}));
 
 }  // namespace
 }  // namespace ops

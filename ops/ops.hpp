@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <source_location>
+#include <span>
 #include <vector>
 
 namespace graphrun {
@@ -125,6 +126,10 @@ Value expand_like(Value x, Value like, Loc at = Loc::current());
 Value spread_like(Value g, Value like, Axes axes, bool keepdims, bool mean,
                   Loc at = Loc::current());
 Value reshape_like(Value x, Value like, Loc at = Loc::current());
+// The part of g = concat(parts, axis) that came from parts[index] (the parts are read for their
+// shapes only): concat's gradient, correct at any batch size the graph is compiled for.
+Value concat_part(Value g, std::span<const Value> parts, std::int64_t axis, std::int64_t index,
+                  Loc at = Loc::current());
 // Zeros shaped like `like` with g written at [begin, begin + g.shape[axis]) along `axis`.
 Value unslice_like(Value g, Value like, std::int64_t axis, std::int64_t begin,
                    Loc at = Loc::current());

@@ -74,12 +74,13 @@ OpDef random_op(std::string name, std::string summary, Kernel<float> f, Kernel<d
 }
 
 const OpRegistration registrations[] = {
-    OpRegistration(random_op(
+    OpRegistration(with_attributes(random_op(
         "random_normal_like",
         "y ~ N(0, 1) iid, shaped like x; zeros outside training when train_only=1", normal_kernel<float>,
         normal_kernel<double>, {{"train_only", std::int64_t{0}}},
-        [](std::span<const Shape> in, const Attrs&) { return in[0]; })),
-    OpRegistration(random_op(
+        [](std::span<const Shape> in, const Attrs&) { return in[0]; }),
+        {{"train_only", std::int64_t{0}}})),
+    OpRegistration(with_attributes(random_op(
         "bernoulli_mask_like",
         "y = 1 with probability `keep`, else 0, shaped like x; ones outside training when "
         "train_only=1",
@@ -89,7 +90,8 @@ const OpRegistration registrations[] = {
           double keep = attrs.f("keep");
           if (!(keep >= 0 && keep <= 1)) throw ShapeError(fmt::format("keep must be in [0, 1], got {}", keep));
           return in[0];
-        })),
+        }),
+        {{"keep", std::nullopt}, {"train_only", std::int64_t{1}}})),
 };
 
 }  // namespace

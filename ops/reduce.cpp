@@ -292,6 +292,10 @@ std::vector<GradSample> reduce_samples() {
           {{{2, 3, 4}}, reduce_attrs({-1}, false)}, {{{2, 3, 2, 2}}, reduce_attrs({1, 3}, true)}};
 }
 
+std::vector<AttrSpec> reduce_attributes() {
+  return {{"axes", Axes{}}, {"keepdims", std::int64_t{0}}};
+}
+
 GradRule reduce_grad(bool is_mean) {
   return [is_mean](const GradContext& c) {
     return R{spread_like(c.grad, c.inputs[0], c.attrs.ints("axes"), c.attrs.i("keepdims") != 0,
@@ -300,23 +304,23 @@ GradRule reduce_grad(bool is_mean) {
 }
 
 const OpRegistration registrations[] = {
-    OpRegistration(make_op("sum", "y = sum of x over `axes` (all when empty), keepdims optional",
+    OpRegistration(with_attributes(make_op("sum", "y = sum of x over `axes` (all when empty), keepdims optional",
                         1, reduce_shape, reduce_kernel<float, false>, reduce_kernel<double, false>,
-                        reduce_grad(false), reduce_samples())),
-    OpRegistration(make_op("mean", "y = mean of x over `axes` (all when empty), keepdims optional",
+                        reduce_grad(false), reduce_samples()), reduce_attributes())),
+    OpRegistration(with_attributes(make_op("mean", "y = mean of x over `axes` (all when empty), keepdims optional",
                         1, reduce_shape, reduce_kernel<float, true>, reduce_kernel<double, true>,
-                        reduce_grad(true), reduce_samples())),
-    OpRegistration(with_like(make_op(
+                        reduce_grad(true), reduce_samples()), reduce_attributes())),
+    OpRegistration(identity_when_same_shape(with_like(make_op(
         "sum_to_like", "y = g summed down to the shape of `like` (undoes broadcasting); y: like's shape",
         2, sum_to_like_shape, sum_to_like_kernel<float>, sum_to_like_kernel<double>,
         [](const GradContext& c) { return R{expand_like(c.grad, c.inputs[0], c.where), Value()}; },
-        {{{{3, 4}, {4}}}, {{{2, 3, 4}, {3, 1}}}, {{{3, 4}, {}}}}, {true, false}))),
-    OpRegistration(with_like(make_op(
+        {{{{3, 4}, {4}}}, {{{2, 3, 4}, {3, 1}}}, {{{3, 4}, {}}}}, {true, false})))),
+    OpRegistration(identity_when_same_shape(with_like(make_op(
         "expand_like", "y = x broadcast to the shape of `like`; y: like's shape", 2,
         expand_like_shape, expand_like_kernel<float>, expand_like_kernel<double>,
         [](const GradContext& c) { return R{sum_to_like(c.grad, c.inputs[0], c.where), Value()}; },
-        {{{{4}, {3, 4}}}, {{{3, 1}, {2, 3, 4}}}, {{{}, {3, 4}}}}, {true, false}))),
-    OpRegistration(fusable_repeat(with_like(make_op(
+        {{{{4}, {3, 4}}}, {{{3, 1}, {2, 3, 4}}}, {{{}, {3, 4}}}}, {true, false})))),
+    OpRegistration(with_attributes(fusable_repeat(with_like(make_op(
         "spread_like",
         "y = g spread over the shape of `like` along `axes` (divided by their size when mean=1): "
         "the gradient of sum and mean",
@@ -332,8 +336,8 @@ const OpRegistration registrations[] = {
          {{{}, {2, 3}}, {{"axes", Axes{}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{1}}}},
          {{{2, 3}, {2, 3, 4}}, {{"axes", Axes{2}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{0}}}},
          {{{4}, {2, 3, 4}}, {{"axes", Axes{0, 1}}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{0}}}}},
-        {true, false})))),
-    OpRegistration(make_op(
+        {true, false}))), {{"axes", std::nullopt}, {"keepdims", std::int64_t{0}}, {"mean", std::int64_t{0}}})),
+    OpRegistration(with_attributes(make_op(
         "kl_sparsity",
         "y = sum_j rho ln(rho/p_j) + (1-rho) ln((1-rho)/(1-p_j)), p_j = mean over the batch of "
         "h[:, j]; h [B, K] in (0, 1) -> scalar",
@@ -353,7 +357,7 @@ const OpRegistration registrations[] = {
           Value d = (1.0 - rho) / (1.0 - p) - rho / p;
           return R{spread_like(mul(d, c.grad, c.where), h, {0}, false, true, c.where)};
         },
-        {{{{5, 3}}, {{"rho", 0.1}}, {{0.05, 0.6}}}})),
+        {{{{5, 3}}, {{"rho", 0.1}}, {{0.05, 0.6}}}}), {{"rho", std::nullopt}})),
     OpRegistration(make_op(
         "norm2", "y = sqrt(sum of x^2) over all elements; any shape -> scalar", 1,
         [](std::span<const Shape>, const Attrs&) { return Shape{}; }, norm2_kernel<float>,

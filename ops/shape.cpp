@@ -111,6 +111,31 @@ void concat_kernel(const KernelArgs<T>& a) {
   }
 }
 
+// concat_part(g, xs..., axis, index): the part of g that concat took from xs[index]. Offsets come
+// from the xs' shapes when compiled, never from the sizes the graph was built with.
+Shape concat_part_shape(std::span<const Shape> in, const Attrs& attrs) {
+  auto parts = in.subspan(1);
+  auto index = attrs.i("index");
+  if (index < 0 || index >= static_cast<std::int64_t>(parts.size()))
+    throw ShapeError(fmt::format("index {} is outside the {} parts", index, parts.size()));
+  if (concat_shape(parts, attrs) != in[0])
+    throw ShapeError(fmt::format("g {} is not the concat of the parts", to_string(in[0])));
+  return parts[static_cast<std::size_t>(index)];
+}
+
+template <class T>
+void concat_part_kernel(const KernelArgs<T>& a) {
+  std::int64_t axis = axis_of(a.in_shapes[0], *a.attrs);
+  std::int64_t index = a.attrs->i("index"), begin = 0;
+  for (std::int64_t k = 0; k < index; ++k)
+    begin += a.in_shapes[static_cast<std::size_t>(k + 1)][static_cast<std::size_t>(axis)];
+  auto p = split_at(a.in_shapes[0], axis);
+  auto o = split_at(*a.out_shape, axis);
+  for (std::int64_t r = 0; r < p.outer; ++r)
+    std::memcpy(a.out + r * o.axis * o.inner, a.in[0] + (r * p.axis + begin) * p.inner,
+                static_cast<std::size_t>(o.axis * o.inner) * sizeof(T));
+}
+
 Shape slice_shape(std::span<const Shape> in, const Attrs& attrs) {
   if (in[0].empty()) throw ShapeError("slice needs an input of rank >= 1");
   auto axis = static_cast<std::size_t>(axis_of(in[0], attrs));
@@ -169,17 +194,17 @@ Attrs slice_attrs(std::int64_t axis, std::int64_t b, std::int64_t e) {
 }
 
 const OpRegistration registrations[] = {
-    OpRegistration(make_op("reshape", "y = x with shape `shape` (one -1 inferred); same elements", 1,
+    OpRegistration(with_attributes(identity_when_same_shape(make_op("reshape", "y = x with shape `shape` (one -1 inferred); same elements", 1,
                         reshape_shape, copy_kernel<float>, copy_kernel<double>,
                         [](const GradContext& c) { return R{reshape_like(c.grad, c.inputs[0], c.where)}; },
-                        {{{{3, 4}}, {{"shape", Axes{2, -1}}}}, {{{2, 3, 2}}, {{"shape", Axes{12}}}}})),
-    OpRegistration(with_like(make_op("reshape_like",
+                        {{{{3, 4}}, {{"shape", Axes{2, -1}}}}, {{{2, 3, 2}}, {{"shape", Axes{12}}}}})), {{"shape", std::nullopt, true}})),
+    OpRegistration(identity_when_same_shape(with_like(make_op("reshape_like",
                         "y = x with the shape of `like`; same number of elements", 2,
                         reshape_like_shape, copy_kernel<float>, copy_kernel<double>,
                         [](const GradContext& c) {
                           return R{reshape_like(c.grad, c.inputs[0], c.where), Value()};
                         },
-                        {{{{3, 4}, {2, 6}}}, {{{6}, {2, 3}}}}, {true, false}))),
+                        {{{{3, 4}, {2, 6}}}, {{{6}, {2, 3}}}}, {true, false})))),
     OpRegistration(make_op("transpose", "y[j, i] = x[i, j]; [M, N] -> [N, M]", 1,
                         [](std::span<const Shape> in, const Attrs&) {
                           if (in[0].size() != 2) throw ShapeError("transpose needs a 2-D input");
@@ -188,30 +213,46 @@ const OpRegistration registrations[] = {
                         transpose_kernel<float>, transpose_kernel<double>,
                         [](const GradContext& c) { return R{transpose(c.grad, c.where)}; },
                         {{{{3, 5}}}, {{{40, 33}}}})),
-    OpRegistration(make_op("concat", "y = inputs joined along `axis`; other dimensions equal", -1,
+    OpRegistration(with_attributes(make_op("concat", "y = inputs joined along `axis`; other dimensions equal", -1,
                         concat_shape, concat_kernel<float>, concat_kernel<double>,
                         [](const GradContext& c) {
                           R grads;
-                          std::int64_t axis = axis_of(c.inputs[0].shape(), c.attrs), at = 0;
-                          for (const auto& x : c.inputs) {
-                            auto n = x.shape()[static_cast<std::size_t>(axis)];
-                            grads.push_back(slice(c.grad, axis, at, at + n, c.where));
-                            at += n;
-                          }
+                          for (std::size_t k = 0; k < c.inputs.size(); ++k)
+                            grads.push_back(concat_part(c.grad, c.inputs, c.attrs.i("axis"),
+                                                        static_cast<std::int64_t>(k), c.where));
                           return grads;
                         },
                         {{{{2, 3}, {2, 4}}, {{"axis", std::int64_t{1}}}},
                          {{{2, 3}, {1, 3}, {3, 3}}, {{"axis", std::int64_t{0}}}},
-                         {{{2, 2, 3}, {2, 1, 3}}, {{"axis", std::int64_t{-2}}}}})),
-    OpRegistration(make_op("slice", "y = x[begin:end] along `axis`", 1, slice_shape,
+                         {{{2, 2, 3}, {2, 1, 3}}, {{"axis", std::int64_t{-2}}}}}), {{"axis", std::int64_t{0}}})),
+    OpRegistration(with_attributes(with_like(make_op(
+        "concat_part",
+        "y = the part of g that concat(parts, axis) took from parts[index]: the gradient of concat",
+        -1, concat_part_shape, concat_part_kernel<float>, concat_part_kernel<double>,
+        [](const GradContext& c) {
+          // Zeros for the other parts, the incoming gradient for this one, joined as concat did.
+          std::vector<Value> parts;
+          Value zero = c.grad.graph().scalar(0.0, c.where);
+          auto index = static_cast<std::size_t>(c.attrs.i("index"));
+          for (std::size_t k = 1; k < c.inputs.size(); ++k)
+            parts.push_back(k - 1 == index ? c.grad : expand_like(zero, c.inputs[k], c.where));
+          R grads(c.inputs.size());
+          grads[0] = concat(parts, c.attrs.i("axis"), c.where);
+          return grads;
+        },
+        {{{{2, 7}, {2, 3}, {2, 4}}, {{"axis", std::int64_t{1}}, {"index", std::int64_t{1}}}},
+         {{{6, 3}, {2, 3}, {1, 3}, {3, 3}}, {{"axis", std::int64_t{0}}, {"index", std::int64_t{2}}}}},
+        {true, false})), {{"axis", std::int64_t{0}}, {"index", std::nullopt}})),
+    OpRegistration(with_attributes(make_op("slice", "y = x[begin:end] along `axis`", 1, slice_shape,
                         slice_kernel<float>, slice_kernel<double>,
                         [](const GradContext& c) {
                           return R{unslice_like(c.grad, c.inputs[0], c.attrs.i("axis"),
                                                 c.attrs.i("begin"), c.where)};
                         },
                         {{{{4, 5}}, slice_attrs(1, 1, 4)}, {{{4, 5}}, slice_attrs(0, 2, 4)},
-                         {{{2, 4, 3}}, slice_attrs(1, 0, 2)}})),
-    OpRegistration(with_like(make_op("unslice_like",
+                         {{{2, 4, 3}}, slice_attrs(1, 0, 2)}}),
+        {{"axis", std::int64_t{0}}, {"begin", std::nullopt}, {"end", std::nullopt}})),
+    OpRegistration(with_attributes(with_like(make_op("unslice_like",
                         "y = zeros shaped like `like` with g at [begin, begin + len) along `axis`: "
                         "the gradient of slice",
                         2, unslice_shape, unslice_kernel<float>, unslice_kernel<double>,
@@ -222,7 +263,7 @@ const OpRegistration registrations[] = {
                           return R{slice(c.grad, axis, b, b + len, c.where), Value()};
                         },
                         {{{{4, 2}, {4, 5}}, {{"axis", std::int64_t{1}}, {"begin", std::int64_t{2}}}}},
-                        {true, false}))),
+                        {true, false})), {{"axis", std::int64_t{0}}, {"begin", std::nullopt}})),
 };
 
 }  // namespace
@@ -238,6 +279,12 @@ Value transpose(Value x, Loc at) { return x.graph().apply(ops::op("transpose"), 
 Value concat(const std::vector<Value>& xs, std::int64_t axis, Loc at) {
   if (xs.empty()) throw ShapeError("concat needs at least one input");
   return xs[0].graph().apply(ops::op("concat"), xs, {{"axis", axis}}, at);
+}
+Value concat_part(Value g, std::span<const Value> parts, std::int64_t axis, std::int64_t index,
+                  Loc at) {
+  std::vector<Value> inputs{g};
+  inputs.insert(inputs.end(), parts.begin(), parts.end());
+  return g.graph().apply(ops::op("concat_part"), inputs, {{"axis", axis}, {"index", index}}, at);
 }
 Value slice(Value x, std::int64_t axis, std::int64_t begin, std::int64_t end, Loc at) {
   return x.graph().apply(ops::op("slice"), {x}, ops::slice_attrs(axis, begin, end), at);
