@@ -69,6 +69,9 @@ std::vector<const ModelBuilder*> all_models();
 // Builds `name` with `options` over the builder's defaults; rejects unknown keys by name.
 Model build_model(const std::string& name, const ModelOptions& options, std::int64_t batch,
                   std::int64_t features);
+// The same with a builder in hand (a graph file's, which is not in the registry).
+Model build_model(const ModelBuilder& builder, const ModelOptions& options, std::int64_t batch,
+                  std::int64_t features);
 
 // Typed reads of option text, throwing ModelOptionError naming the key.
 std::int64_t option_int(const ModelOptions& o, const std::string& key);

@@ -139,7 +139,14 @@ std::vector<const ModelBuilder*> all_models() {
 
 Model build_model(const std::string& name, const ModelOptions& options, std::int64_t batch,
                   std::int64_t features) {
-  const ModelBuilder& b = find_model(name);
+  Model m = build_model(find_model(name), options, batch, features);
+  m.name = name;
+  return m;
+}
+
+Model build_model(const ModelBuilder& b, const ModelOptions& options, std::int64_t batch,
+                  std::int64_t features) {
+  const std::string& name = b.name;
   ModelOptions full;
   for (const auto& key : b.keys) full[key.name] = key.default_value;
   for (const auto& [k, v] : options) {
@@ -151,9 +158,7 @@ Model build_model(const std::string& name, const ModelOptions& options, std::int
     }
     full[k] = v;
   }
-  Model m = b.build(full, batch, features);
-  m.name = name;
-  return m;
+  return b.build(full, batch, features);
 }
 
 std::int64_t option_int(const ModelOptions& o, const std::string& key) {

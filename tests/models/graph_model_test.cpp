@@ -1,0 +1,172 @@
+// Graph files: the shipped ones train to the same bits as their C++ builders, and faulty files
+// are refused with the file, line and column of the fault.
+#include <graphrun/graph/parallel.hpp>
+#include <graphrun/graph/random.hpp>
+#include <graphrun/models/graph_model.hpp>
+#include <graphrun/train/trainer.hpp>
+
+#include <catch2/catch.hpp>
+
+#include <cstring>
+#include <filesystem>
+
+namespace graphrun {
+namespace {
+
+namespace fs = std::filesystem;
+
+fs::path shipped(const std::string& name) { return fs::path(GRAPHRUN_SOURCE_DIR) / "models" / name; }
+
+Split noise(std::int64_t count, std::int64_t side, std::uint32_t stream) {
+  Split s;
+  s.count = count;
+  s.rows = s.cols = side;
+  s.pixels.resize(static_cast<std::size_t>(count * side * side));
+  for (std::size_t i = 0; i < s.pixels.size(); ++i)
+    s.pixels[i] = static_cast<std::uint8_t>(255 * random_uniform({9, 0, stream}, i));
+  return s;
+}
+
+struct Trained {
+  EpochReport report;
+  ParameterStore params;
+};
+
+Trained train(Model& m, const Split& train, const Split& test) {
+  TrainConfig config;
+  config.batch = 16;
+  config.seed = 3;
+  Trainer trainer(m, config);
+  Trained t;
+  t.report = trainer.train_epoch(train, &test);
+  for (const auto& [name, tensor] : trainer.parameters()) t.params.emplace(name, tensor.clone());
+  return t;
+}
+
+void check_same_bits(const Trained& a, const Trained& b) {
+  CHECK(a.report.train.loss == b.report.train.loss);
+  CHECK(a.report.test.loss == b.report.test.loss);
+  CHECK(a.report.train.terms == b.report.train.terms);
+  CHECK(a.report.test.terms == b.report.test.terms);
+  REQUIRE(a.params.size() == b.params.size());
+  for (const auto& [name, t] : a.params) {
+    INFO("parameter " << name);
+    REQUIRE(b.params.count(name));
+    const Tensor& u = b.params.at(name);
+    REQUIRE(t.shape() == u.shape());
+    CHECK(std::memcmp(t.raw(), u.raw(), t.bytes()) == 0);
+  }
+}
+
+TEST_CASE("the shipped graph files train to the same bits as their builders", "[models][graphfile]") {
+  // 70 images in batches of 16: the last batch has 6, so each graph also runs at another size.
+  Split train_split = noise(70, 6, 1), test_split = noise(20, 6, 2);
+  const std::int64_t features = 36;
+  ModelOptions small = {{"hidden", "12"}};
+  for (const std::string name : {"vae", "ae", "dae", "sae"}) {
+    ModelOptions options = small;
+    options[name == "vae" ? "latent" : "code"] = "3";
+    for (int threads : {1, 2}) {
+      DYNAMIC_SECTION(name << ".graph at " << threads << " threads") {
+        set_num_threads(threads);
+        Model builder = build_model(name, options, 16, features);
+        Model graph = load_graph_model(shipped(name + ".graph"), options, 16, features);
+        CHECK(graph.terms.size() == builder.terms.size());
+        CHECK(graph.has_prior == builder.has_prior);
+        check_same_bits(train(builder, train_split, test_split), train(graph, train_split, test_split));
+        set_num_threads(0);
+      }
+    }
+  }
+}
+
+TEST_CASE("a KL warm-up in a graph file is the builder's schedule", "[models][graphfile]") {
+  Split train_split = noise(40, 5, 3), test_split = noise(10, 5, 4);
+  ModelOptions options = {{"hidden", "10"}, {"latent", "2"}, {"beta", "2"}, {"kl_warmup", "3"}};
+  Model builder = build_model("vae", options, 16, 25);
+  Model graph = load_graph_model(shipped("vae.graph"), options, 16, 25);
+  REQUIRE(graph.schedules.size() == 1);
+  for (std::int64_t step : {0, 1, 3, 10})
+    CHECK(graph.schedules[0].value(step) == builder.schedules[0].value(step));
+  check_same_bits(train(builder, train_split, test_split), train(graph, train_split, test_split));
+}
+
+// The message building `text` fails with.
+std::string error_of(const std::string& text, const ModelOptions& options = {}) {
+  try {
+    build_graph_model(parse_graph_text(text, "t.graph"), options, 4, 6);
+  } catch (const GraphFileError& e) {
+    return e.what();
+  } catch (const ModelOptionError& e) {
+    return e.what();
+  }
+  FAIL("expected an error");
+  return {};
+}
+
+const std::string kRoles = R"(
+role loss = sum(square(x - x), axes=[1])
+role code = x
+role reconstruction = x
+role decoded = z
+)";
+
+std::string graph(const std::string& body) {
+  return "[model]\nk = 2\n[graph]\ninput x [B, D]\ninput z [B, D]\n" + body + kRoles;
+}
+
+TEST_CASE("graph file errors name the line and column with a caret", "[models][graphfile]") {
+  auto e = error_of(graph("h = softplu(x)\n"));
+  CHECK_THAT(e, Catch::Contains("t.graph:6:5: unknown function or op 'softplu' (did you mean 'softplus'?)"));
+  CHECK_THAT(e, Catch::Contains("\n  h = softplu(x)\n      ^"));
+  CHECK_THAT(error_of(graph("h = relu(xx)\n")), Catch::Contains("6:10: unknown name 'xx' (did you mean 'x'?)"));
+  CHECK_THAT(error_of(graph("h = relu(x)\nh = x\n")),
+             Catch::Contains("7:1: 'h' is already assigned on line 6"));
+  CHECK_THAT(error_of(graph("h = sum(x, axis=[1])\n")),
+             Catch::Contains("sum has no attribute 'axis' (did you mean 'axes'?)"));
+  CHECK_THAT(error_of(graph("h = x @ x\n")), Catch::Contains("6:7: matmul (node"));
+  CHECK_THAT(error_of(graph("h = x / B\n")), Catch::Contains("B is the batch size"));
+  CHECK_THAT(error_of(graph("p = param(\"w\", [B, 2], zeros)\n")),
+             Catch::Contains("cannot depend on the batch size B"));
+  CHECK_THAT(error_of(graph("h = relu(x\n")), Catch::Contains("the file ends inside '(' or '['"));
+  CHECK_THAT(error_of(graph("h = relu(x) relu(x)\n")), Catch::Contains("expected the end of the statement"));
+  CHECK_THAT(error_of(graph("role lost = x\n")), Catch::Contains("unknown role 'lost' (did you mean 'loss'?)"));
+  CHECK_THAT(error_of(graph(""), {{"kk", "3"}}), Catch::Contains("unknown model option 'kk'"));
+  CHECK_THAT(error_of(graph("h = relu(x)\n"), {{"k", "abc"}}), Catch::Contains("'abc' is not a number"));
+  CHECK_THAT(error_of("[graph]\ninput x [B, D]\ninput z [B, D]\n"), Catch::Contains("no 'role loss = ...'"));
+  CHECK_THAT(error_of("[modle]\n"), Catch::Contains("unknown section [modle]"));
+  CHECK_THAT(error_of("[model]\nk = 1\n"), Catch::Contains("no [graph] section"));
+}
+
+TEST_CASE("a shape error inside a function names the call site too", "[models][graphfile]") {
+  auto e = error_of(graph("def f(v) = v @ param(\"w\", [3, 2], zeros)\nh = f(x)\n"));
+  CHECK_THAT(e, Catch::Contains("t.graph:6:14: matmul"));
+  CHECK_THAT(e, Catch::Contains("in f() called at t.graph:7:5"));
+}
+
+TEST_CASE("graph files are bounded", "[models][graphfile]") {
+  CHECK_THAT(error_of(graph("def f(v) = f(v)\nh = f(x)\n")), Catch::Contains("calls nest deeper than 32"));
+  std::string deep = "h = " + std::string(200, '(') + "x" + std::string(200, ')') + "\n";
+  CHECK_THAT(error_of(graph(deep)), Catch::Contains("nested deeper than 64"));
+  CHECK_THAT(error_of(graph("p = param(\"w\", [100000, 100000], zeros)\n")), Catch::Contains("elements"));
+  CHECK_THAT(error_of(std::string(kMaxGraphFileBytes + 1, '#')), Catch::Contains("graph files may have at most"));
+}
+
+TEST_CASE("a parameter named twice is the same weights", "[models][graphfile]") {
+  auto syntax = parse_graph_text(graph("def f(v) = v @ param(\"w\", [D, D], zeros)\na = f(x)\nb = f(z)\n"), "t.graph");
+  Model m = build_graph_model(syntax, {}, 4, 6);
+  CHECK(m.graph->parameters().size() == 1);
+  CHECK_THAT(error_of(graph("a = param(\"w\", [D, D], zeros)\nb = param(\"w\", [D, 2], zeros)\n")),
+             Catch::Contains("parameter 'w' was declared on line 6 as [6, 6] zeros; here as [6, 2] zeros"));
+}
+
+TEST_CASE("reshape takes the batch as an inferred size", "[models][graphfile]") {
+  auto syntax = parse_graph_text(graph("h = reshape(x, shape=[B, 2, 3])\ng = reshape(h, shape=[B, D])\n"), "t.graph");
+  Model m = build_graph_model(syntax, {}, 4, 6);
+  CHECK(m.graph->size() > 2);
+  CHECK_THAT(error_of(graph("h = reshape(x, shape=[B, B])\n")), Catch::Contains("one inferred size"));
+  CHECK_THAT(error_of(graph("h = slice(x, axis=0, begin=0, end=B)\n")), Catch::Contains("cannot depend on the batch"));
+}
+
+}  // namespace
+}  // namespace graphrun
