@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include <filesystem>
+#include <fstream>
 
 #ifndef GRAPHRUN_VERSION
 #define GRAPHRUN_VERSION "0.1.0"
@@ -21,12 +22,12 @@ std::string cell(const std::string& text) {
   return out;
 }
 
-// A builder name, or a model file whose extension (or builder line) names one.
-const ModelBuilder& builder_for(const std::string& name) {
+// A builder name, or a model file whose extension (or builder line) names one, or a graph file.
+ModelBuilder builder_for(const std::string& name) {
   for (const auto* b : all_models())
     if (b->name == name) return *b;
   try {
-    return find_model(load_settings(find_model_file(name), {}).model);
+    return *load_settings(find_model_file(name), {}).builder;
   } catch (const UsageError& e) {
     std::vector<std::string> names;
     for (const auto* b : all_models()) names.push_back(b->name);
@@ -34,6 +35,18 @@ const ModelBuilder& builder_for(const std::string& name) {
                                  "file: {}",
                                  name, fmt::join(names, ", "), e.what()));
   }
+}
+
+// A graph file's first comment line: what it is.
+std::string first_comment(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto at = line.find_first_not_of(" \t#");
+    if (line.rfind('#', 0) == 0 && at != std::string::npos) return line.substr(at);
+    if (line.find_first_not_of(" \t\r") != std::string::npos) break;
+  }
+  return "";
 }
 
 }  // namespace
@@ -44,6 +57,17 @@ int list_command() {
     std::vector<std::string> keys;
     for (const auto& k : b->keys) keys.push_back(k.name);
     fmt::print("  {:<6} {}\n         [model] keys: {}\n", b->name, b->summary, fmt::join(keys, ", "));
+  }
+  auto graphs = graph_files_on_search_path();
+  fmt::print("\nGraph files (models written as graphs; run one as graphrun NAME):\n");
+  if (graphs.empty()) fmt::print("  none found in the search path\n");
+  for (const auto& [name, dir] : graphs) {
+    std::string summary;
+    try {
+      summary = first_comment(dir / name);
+    } catch (const std::exception&) {
+    }
+    fmt::print("  {:<28} {}\n", name, summary);
   }
   auto ops = op_registry().all();
   fmt::print("\nOps ({}):\n", ops.size());
@@ -61,7 +85,7 @@ int list_ops_command(bool markdown) {
 }
 
 int list_keys_command(const std::string& model, bool markdown) {
-  const ModelBuilder& builder = builder_for(model);
+  const ModelBuilder builder = builder_for(model);
   auto keys = setting_keys(builder);
   if (markdown) {
     fmt::print("| section | key | default | meaning |\n|---|---|---|---|\n");

@@ -1,3 +1,4 @@
+#include <graphrun/models/graph_model.hpp>
 #include <graphrun/tools/model_file.hpp>
 
 #include <boost/program_options.hpp>
@@ -9,6 +10,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace graphrun::cli {
@@ -129,11 +131,23 @@ int invalid_line(const std::string& text) {
   return 0;
 }
 
-// The file's entries as (key, value, "file:line"); syntax errors and repeats are UsageErrors.
-std::vector<std::pair<std::string, Entry>> read_file_entries(const fs::path& file) {
+std::string read_text(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   if (!in) throw UsageError(fmt::format("cannot read model file '{}'", file.string()));
-  std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// A graph file's [model], [train] and [data] lines as entries.
+std::vector<std::pair<std::string, Entry>> graph_entries(const GraphSyntax& syntax) {
+  std::vector<std::pair<std::string, Entry>> out;
+  for (const auto& s : syntax.settings)
+    out.push_back({s.section + "." + s.key, {s.value, fmt::format("{}:{}", syntax.file, s.line)}});
+  return out;
+}
+
+// The file's entries as (key, value, "file:line"); syntax errors and repeats are UsageErrors.
+std::vector<std::pair<std::string, Entry>> read_file_entries(const fs::path& file,
+                                                             const std::string& text) {
   std::istringstream stream(text);
   boost::program_options::parsed_options parsed(nullptr);
   try {
@@ -256,11 +270,25 @@ std::string options_text(const ModelOptions& options) {
 }
 
 Settings load_settings(const fs::path& file, const std::vector<Override>& overrides) {
-  auto file_entries = read_file_entries(file);
+  const std::string text = read_text(file);
   Settings s;
   s.file = file;
-  s.model = builder_of(file, file_entries);
-  const ModelBuilder& builder = find_model(s.model);
+  std::vector<std::pair<std::string, Entry>> file_entries;
+  if (has_graph_section(text)) {
+    try {
+      s.graph = parse_graph_text(text, file.string());
+    } catch (const GraphFileError& e) {
+      throw UsageError(e.what());
+    }
+    s.model = "graph";
+    s.builder = std::make_shared<const ModelBuilder>(graph_model_builder(s.graph));
+    file_entries = graph_entries(*s.graph);
+  } else {
+    file_entries = read_file_entries(file, text);
+    s.model = builder_of(file, file_entries);
+    s.builder = std::make_shared<const ModelBuilder>(find_model(s.model));
+  }
+  const ModelBuilder& builder = *s.builder;
   Entries en;
   for (const auto& k : setting_keys(builder)) en[k.section + "." + k.name] = {k.default_value, "default"};
   auto set = [&](const std::string& key, const Entry& e) {
@@ -276,7 +304,7 @@ Settings load_settings(const fs::path& file, const std::vector<Override>& overri
     if (section_of(key) == "model") s.model_options[name_of(key)] = e.value;
   }
   try {
-    build_model(s.model, s.model_options, 2, 784);  // checks every model value now, cheaply
+    build_model(builder, s.model_options, 2, 784);  // checks every model value now, cheaply
   } catch (const std::invalid_argument& e) {
     rethrow_model_error(s, e);
   }
@@ -284,6 +312,8 @@ Settings load_settings(const fs::path& file, const std::vector<Override>& overri
 }
 
 void rethrow_model_error(const Settings& s, const std::exception& e) {
+  // A graph file's errors already point at their line.
+  if (dynamic_cast<const GraphFileError*>(&e)) throw UsageError(e.what());
   std::string what = e.what(), found;
   auto is_word = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; };
   for (const auto& [key, value] : s.model_options) {
@@ -307,12 +337,12 @@ void rethrow_model_error(const Settings& s, const std::exception& e) {
 }
 
 std::string to_ini(const Settings& s) {
-  const ModelBuilder& builder = find_model(s.model);
+  const ModelBuilder& builder = *s.builder;
   std::string out = fmt::format(
       "# The effective settings of a graphrun run, in model-file syntax: pass this file to\n"
-      "# graphrun to run it again. Read from {}; '# set by' marks command-line overrides.\n"
-      "builder = {}\n",
-      s.file.string(), s.model);
+      "# graphrun to run it again. Read from {}; '# set by' marks command-line overrides.\n",
+      s.file.string());
+  if (!s.graph) out += fmt::format("builder = {}\n", s.model);
   std::map<std::string, std::string> values;
   for (const auto& [k, v] : s.model_options) values["model." + k] = v;
   const auto& t = s.train;
@@ -337,6 +367,7 @@ std::string to_ini(const Settings& s) {
     out += fmt::format("{} = {}", k.name, values.at(key));
     out += origin.rfind("--", 0) == 0 ? fmt::format("  # set by {}\n", origin) : "\n";
   }
+  if (s.graph) out += "\n[graph]\n" + s.graph->graph_text;
   return out;
 }
 
@@ -363,6 +394,26 @@ std::vector<fs::path> model_search_path() {
   return unique;
 }
 
+std::vector<std::pair<std::string, fs::path>> graph_files_on_search_path() {
+  std::vector<std::pair<std::string, fs::path>> out;
+  std::set<std::string> seen;
+  for (const auto& dir : model_search_path()) {
+    std::error_code ec;
+    if (!fs::is_directory(dir, ec)) continue;
+    std::vector<std::string> names;
+    for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+      if (it.depth() > 1) it.disable_recursion_pending();
+      if (it->is_regular_file(ec) && it->path().extension() == ".graph")
+        names.push_back(it->path().lexically_relative(dir).generic_string());
+    }
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names)
+      if (seen.insert(n).second) out.emplace_back(n, dir);
+  }
+  return out;
+}
+
 fs::path find_model_file(const std::string& name) {
   fs::path given(name);
   std::error_code ec;
@@ -372,7 +423,7 @@ fs::path find_model_file(const std::string& name) {
   std::vector<fs::path> names{given};
   if (!given.has_extension()) names.push_back("model." + name);
   std::vector<fs::path> looked;
-  if (!given.has_parent_path()) {
+  if (given.is_relative()) {
     for (const auto& dir : model_search_path()) {
       for (const auto& n : names)
         if (fs::is_regular_file(dir / n, ec)) return dir / n;
@@ -381,8 +432,8 @@ fs::path find_model_file(const std::string& name) {
   }
   std::string where = fmt::format("'{}'", fs::absolute(given, ec).parent_path().string());
   for (const auto& d : looked) where += fmt::format(", '{}'", d.string());
-  throw UsageError(fmt::format("cannot find the model file '{}' (looked in {}); the shipped ones "
-                               "are model.ae, model.dae, model.sae and model.vae",
+  throw UsageError(fmt::format("cannot find the model file '{}' (looked in {}); graphrun --list "
+                               "lists the shipped model and graph files",
                                name, where));
 }
 

@@ -1,7 +1,8 @@
 // Model files: Boost.Program_options config-file syntax (`key = value`, `# comment`,
 // `[section]`), read into the effective settings of a run. The extension names the builder
 // (model.vae -> "vae"); a file with any other extension (such as a run's config.ini) names it
-// with a top-level `builder = NAME` line.
+// with a top-level `builder = NAME` line. A file with a [graph] section is a graph file
+// (models/graph_syntax.hpp): the model is the graph it defines, its [model] keys are its own.
 //
 //   [model]  the builder's keys (ModelBuilder::keys), validated by build_model
 //   [train]  epochs, batch, lr, optimizer, momentum, weight_decay, clip_norm, seed, threads,
@@ -12,6 +13,7 @@
 // (file and line, or the option), so an error can point at it.
 #pragma once
 
+#include <graphrun/models/graph_syntax.hpp>
 #include <graphrun/models/model.hpp>
 #include <graphrun/ops/ops.hpp>
 #include <graphrun/train/trainer.hpp>
@@ -19,6 +21,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -48,7 +51,9 @@ struct SettingKey {
 
 struct Settings {
   std::filesystem::path file;  // the model file read
-  std::string model;           // builder name
+  std::string model;           // builder name; "graph" for a graph file
+  std::shared_ptr<const ModelBuilder> builder;  // the registry's, or the graph file's
+  std::shared_ptr<const GraphSyntax> graph;     // a graph file's parsed text; null otherwise
   ModelOptions model_options;  // every key of the builder, defaults filled in
   TrainConfig train;
   int threads = 0;
@@ -72,6 +77,10 @@ std::vector<std::filesystem::path> model_search_path();
 // search path; a bare builder name ("vae") means "model.vae". Throws UsageError listing the
 // places looked in.
 std::filesystem::path find_model_file(const std::string& name);
+
+// The graph files (*.graph) in the search path, as the names find_model_file takes
+// ("vae.graph", "zoo/iwae.graph"), each with the folder it is in.
+std::vector<std::pair<std::string, std::filesystem::path>> graph_files_on_search_path();
 
 // Reads a model file and applies `overrides`. Throws UsageError naming the file, the line and
 // the key for a syntax error, an unknown or repeated key (listing the valid ones) or a bad

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <sstream>
 
 namespace graphrun::cli {
 namespace fs = std::filesystem;
@@ -65,8 +66,8 @@ std::pair<std::int64_t, std::int64_t> image_size(const Settings& s) {
 std::unique_ptr<Model> build(const Settings& s, const ModelOptions& options, std::int64_t batch,
                              std::int64_t features) {
   try {
-    return std::make_unique<Model>(build_model(s.model, options, batch, features));
-  } catch (const ModelOptionError& e) {
+    return std::make_unique<Model>(build_model(*s.builder, options, batch, features));
+  } catch (const std::invalid_argument& e) {
     Settings with = s;
     with.model_options = options;
     rethrow_model_error(with, e);
@@ -74,13 +75,37 @@ std::unique_ptr<Model> build(const Settings& s, const ModelOptions& options, std
 }
 
 std::map<std::string, std::string> checkpoint_identity(const Settings& s) {
-  return {{"model", s.model},
-          {"model_options", nlohmann::json(s.model_options).dump()},
-          {"batch", std::to_string(s.train.batch)},
-          {"seed", std::to_string(s.train.seed)},
-          {"dataset", s.dataset},
-          {"limit", std::to_string(s.limit)},
-          {"config", to_ini(s)}};
+  std::map<std::string, std::string> id = {{"model", s.model},
+                                           {"model_options", nlohmann::json(s.model_options).dump()},
+                                           {"batch", std::to_string(s.train.batch)},
+                                           {"seed", std::to_string(s.train.seed)},
+                                           {"dataset", s.dataset},
+                                           {"limit", std::to_string(s.limit)},
+                                           {"config", to_ini(s)}};
+  if (s.graph) id["graph"] = s.graph->graph_text;
+  return id;
+}
+
+void check_same_graph(const std::map<std::string, std::string>& meta, const Settings& s,
+                      const fs::path& file) {
+  if (!s.graph) return;
+  auto it = meta.find("graph");
+  const std::string saved = it == meta.end() ? "" : it->second;
+  if (saved == s.graph->graph_text) return;
+  std::istringstream a(saved), b(s.graph->graph_text);
+  std::string la, lb;
+  int line = 1;
+  while (true) {
+    bool more_a = static_cast<bool>(std::getline(a, la)), more_b = static_cast<bool>(std::getline(b, lb));
+    if (!more_a && !more_b) break;
+    if (!more_a || !more_b || la != lb) break;
+    ++line;
+  }
+  throw UsageError(fmt::format(
+      "the [graph] of {} is not the one the checkpoint '{}' was trained with (line {} of the "
+      "section differs: now '{}', trained '{}'); restore it (the checkpoint's config.ini holds the "
+      "trained graph: {}), or train afresh with another --out",
+      s.file.string(), file.string(), line, lb, la, (file.parent_path() / "config.ini").string()));
 }
 
 void check_resumable(const std::map<std::string, std::string>& meta, const Settings& s,
@@ -104,6 +129,7 @@ void check_resumable(const std::map<std::string, std::string>& meta, const Setti
       differ.push_back(fmt::format("{}.{}: checkpoint {}, now {} ({})", section, key,
                                    meta_at(meta, key), id.at(key), s.origin.at(section + "." + key)));
   }
+  check_same_graph(meta, s, file);
   if (!differ.empty())
     throw UsageError(fmt::format(
         "--resume: the checkpoint '{}' was made with other settings, so the run cannot continue "
@@ -124,6 +150,7 @@ Trained load_trained(const Run& run) {
     throw UsageError(fmt::format("'{}' holds a '{}' model, {} describes a '{}'",
                                  run.checkpoint.string(), meta_at(t.meta, "model"),
                                  s.file.string(), s.model));
+  check_same_graph(t.meta, s, run.checkpoint);
   ModelOptions options = options_from_json(meta_at(t.meta, "model_options"), run.checkpoint);
   if (options != s.model_options)
     fmt::print(stderr, "graphrun: note: using the checkpoint's model options ({}), not {} ({})\n",

@@ -39,6 +39,10 @@ std::unique_ptr<Model> build(const Settings& settings, const ModelOptions& optio
 // batch, seed, dataset, limit, and the whole config.ini text.
 std::map<std::string, std::string> checkpoint_identity(const Settings& settings);
 
+// Throws UsageError when a graph file's [graph] is not the text the checkpoint was trained with.
+void check_same_graph(const std::map<std::string, std::string>& meta, const Settings& settings,
+                      const std::filesystem::path& file);
+
 // --resume: throws UsageError naming each setting that differs from the checkpoint's (model,
 // model options, batch, seed, data set, limit), since the run could not continue the same way.
 void check_resumable(const std::map<std::string, std::string>& meta, const Settings& settings,

@@ -103,7 +103,7 @@ int save_failed(const Run& run, const IoError& e, const std::string& last_saved)
 void print_header(const Run& run, const Dataset& data, Trainer& trainer) {
   const Settings& s = run.settings;
   const std::int64_t batches = (data.train.count + s.train.batch - 1) / s.train.batch;
-  fmt::print("training {} ({}) from {}\n", s.model, options_text(s.model_options), s.file.string());
+  fmt::print("training {} ({}) from {}\n", trainer.model().name, options_text(s.model_options), s.file.string());
   fmt::print("  data {}: {} train / {} test images of {}x{}; {} parameters\n", s.dataset,
              data.train.count, data.test.count, data.train.rows, data.train.cols,
              thousands(parameter_count(trainer)));
