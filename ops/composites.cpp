@@ -20,7 +20,9 @@ Value softmax(Value x, std::int64_t axis, Loc at) {
   return exp(sub(x, logsumexp(x, {axis}, true, at), at), at);
 }
 
-Value log_softmax(Value x, std::int64_t axis, Loc at) { return sub(x, logsumexp(x, {axis}, true, at), at); }
+Value log_softmax(Value x, std::int64_t axis, Loc at) {
+  return sub(x, logsumexp(x, {axis}, true, at), at);
+}
 
 Value gaussian_log_density(Value x, Value mu, Value logvar, Loc at) {
   Graph& g = x.graph();
@@ -33,7 +35,9 @@ Value std_normal_log_density(Value x, Loc at) {
   return mul(g.scalar(-0.5, at), add(square(x, at), g.scalar(kLog2Pi, at), at), at);
 }
 
-Value bernoulli_log_likelihood(Value logits, Value x, Loc at) { return neg(bce_with_logits(logits, x, at), at); }
+Value bernoulli_log_likelihood(Value logits, Value x, Loc at) {
+  return neg(bce_with_logits(logits, x, at), at);
+}
 
 Value pairwise_sq_distances(Value a, Value b, Loc at) {
   if (a.shape().size() != 2 || b.shape().size() != 2 || a.shape()[1] != b.shape()[1])

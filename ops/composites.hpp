@@ -46,8 +46,8 @@ Value clamp(Value x, double lo, double hi, Loc at = Loc::current());
 // `temperature` is a scalar value, so a schedule can feed it as an input; the double overload
 // makes a constant. With train_only, U = 0.5 outside training: G is then one constant, and the
 // result is the plain softmax(logits / temperature). Same shape as logits.
-Value gumbel_softmax(Value logits, Value temperature, std::int64_t axis = -1, bool train_only = false,
-                     Loc at = Loc::current());
+Value gumbel_softmax(Value logits, Value temperature, std::int64_t axis = -1,
+                     bool train_only = false, Loc at = Loc::current());
 Value gumbel_softmax(Value logits, double temperature, std::int64_t axis = -1,
                      bool train_only = false, Loc at = Loc::current());
 

@@ -86,7 +86,8 @@ void logsumexp_kernel(const KernelArgs<T>& a) {
       if (T v = x[base + L.offset(r)]; beats(v, m)) m = v;
     if (!std::isfinite(m)) return m;
     double s = 0;
-    for (std::int64_t r = 0; r < L.reduced; ++r) s += std::exp(static_cast<double>(x[base + L.offset(r)] - m));
+    for (std::int64_t r = 0; r < L.reduced; ++r)
+      s += std::exp(static_cast<double>(x[base + L.offset(r)] - m));
     return static_cast<T>(m + std::log(s));
   };
   if (L.kept == 1 && L.reduced > kGrain) {
@@ -115,7 +116,8 @@ void logsumexp_kernel(const KernelArgs<T>& a) {
 template <class T>
 void one_hot_argmax_kernel(const KernelArgs<T>& a) {
   const Shape& s = a.in_shapes[0];
-  auto axis = static_cast<std::size_t>(normalize_axis(a.attrs->i("axis"), static_cast<std::int64_t>(s.size())));
+  auto axis = static_cast<std::size_t>(
+      normalize_axis(a.attrs->i("axis"), static_cast<std::int64_t>(s.size())));
   std::int64_t outer = 1, len = s[axis], inner = 1;
   for (std::size_t i = 0; i < axis; ++i) outer *= s[i];
   for (std::size_t i = axis + 1; i < s.size(); ++i) inner *= s[i];
@@ -130,19 +132,26 @@ void one_hot_argmax_kernel(const KernelArgs<T>& a) {
                      std::int64_t best = 0;
                      for (std::int64_t j = 1; j < len; ++j)
                        if (beats(line[j * inner], line[best * inner])) best = j;
-                     for (std::int64_t j = 0; j < len; ++j) out[j * inner] = j == best ? T(1) : T(0);
+                     for (std::int64_t j = 0; j < len; ++j)
+                       out[j * inner] = j == best ? T(1) : T(0);
                    }
                });
 }
 
 struct Identity { template <class T> T operator()(T x) const { return x; } };
 // Ties go to a; a NaN in either operand comes out.
-struct Maximum { template <class T> T operator()(T a, T b) const { return a >= b || a != a ? a : b; } };
-struct Minimum { template <class T> T operator()(T a, T b) const { return a <= b || a != a ? a : b; } };
+struct Maximum {
+  template <class T> T operator()(T a, T b) const { return a >= b || a != a ? a : b; }
+};
+struct Minimum {
+  template <class T> T operator()(T a, T b) const { return a <= b || a != a ? a : b; }
+};
 struct LeakyRelu { template <class T> T operator()(T x, T s) const { return x > 0 ? x : s * x; } };
 // The special functions run in double for both types: float32 gets a correctly rounded double.
 struct Lgamma {
-  template <class T> T operator()(T x) const { return static_cast<T>(lgamma_positive(static_cast<double>(x))); }
+  template <class T> T operator()(T x) const {
+    return static_cast<T>(lgamma_positive(static_cast<double>(x)));
+  }
 };
 
 template <class T, class F>
@@ -157,7 +166,9 @@ void binary_kernel(const KernelArgs<T>& a) {
 template <class T>
 void polygamma_kernel(const KernelArgs<T>& a) {
   const int order = static_cast<int>(a.attrs->i("order"));
-  unary_map(a, [order](T x) { return static_cast<T>(polygamma_positive(order, static_cast<double>(x))); });
+  unary_map(a, [order](T x) {
+    return static_cast<T>(polygamma_positive(order, static_cast<double>(x)));
+  });
 }
 
 template <class F>
@@ -175,8 +186,9 @@ OpDef fused_unary(std::string name, std::string summary, GradRule grad,
 template <class F>
 OpDef fused_binary(std::string name, std::string summary, ShapeRule shape, GradRule grad,
                    std::vector<GradSample> samples) {
-  OpDef d = make_op(std::move(name), std::move(summary), 2, std::move(shape), binary_kernel<float, F>,
-                    binary_kernel<double, F>, std::move(grad), std::move(samples));
+  OpDef d =
+      make_op(std::move(name), std::move(summary), 2, std::move(shape), binary_kernel<float, F>,
+              binary_kernel<double, F>, std::move(grad), std::move(samples));
   d.elementwise = true;
   d.f32_run = binary_run<float, F>;
   d.f64_run = binary_run<double, F>;
@@ -190,7 +202,9 @@ std::vector<GradSample> broadcast_samples(std::vector<std::pair<double, double>>
           {{{}, {2, 3}}, {}, ranges}};
 }
 
-Shape broadcast_rule(std::span<const Shape> in, const Attrs&) { return broadcast_shapes(in[0], in[1]); }
+Shape broadcast_rule(std::span<const Shape> in, const Attrs&) {
+  return broadcast_shapes(in[0], in[1]);
+}
 
 // The gradient of a pick between a and b: `other_wins` is positive exactly where b was picked.
 // Always summed back to each operand's shape: comparing the shapes seen now would bake in sizes
@@ -243,8 +257,9 @@ OpDef no_gradient(OpDef d) {
 const OpRegistration registrations[] = {
     OpRegistration(logsumexp_op()),
     OpRegistration(no_gradient(fused_unary<Identity>(
-        "stop_gradient", "y = x; no gradient flows back to x (also when x is a parameter); any shape",
-        nullptr, {{-2.0, 2.0}}))),
+        "stop_gradient",
+        "y = x; no gradient flows back to x (also when x is a parameter); any shape", nullptr,
+        {{-2.0, 2.0}}))),
     OpRegistration(no_gradient(make_op(
         "one_hot_argmax",
         "y = 1 at the first largest x along `axis`, 0 elsewhere; not differentiable; same shape "
@@ -259,14 +274,14 @@ const OpRegistration registrations[] = {
          {{{2, 3, 4}}, {{"axis", std::int64_t{0}}}},
          {{{2, 3, 4}}, {{"axis", std::int64_t{-2}}}}}))),
     OpRegistration(fused_binary<Maximum>(
-        "maximum", "y = max(a, b); broadcasting; a gradient goes to a where a >= b (ties: a), to b "
-                   "where b > a",
+        "maximum",
+        "y = max(a, b); broadcasting; the gradient goes to a where a >= b (ties: a), else to b",
         broadcast_rule,
         [](const GradContext& c) { return pick_grad(c, sub(c.inputs[1], c.inputs[0], c.where)); },
         broadcast_samples({{-1.0, 1.0}}))),
     OpRegistration(fused_binary<Minimum>(
-        "minimum", "y = min(a, b); broadcasting; a gradient goes to a where a <= b (ties: a), to b "
-                   "where b < a",
+        "minimum",
+        "y = min(a, b); broadcasting; the gradient goes to a where a <= b (ties: a), else to b",
         broadcast_rule,
         [](const GradContext& c) { return pick_grad(c, sub(c.inputs[0], c.inputs[1], c.where)); },
         broadcast_samples({{-1.0, 1.0}}))),
@@ -276,8 +291,8 @@ const OpRegistration registrations[] = {
         "for a learnt PReLU); y: x's shape",
         [](std::span<const Shape> in, const Attrs&) {
           if (!broadcasts_to(in[1], in[0]))
-            throw ShapeError(fmt::format("the slope {} does not broadcast to x {}", to_string(in[1]),
-                                         to_string(in[0])));
+            throw ShapeError(fmt::format("the slope {} does not broadcast to x {}",
+                                         to_string(in[1]), to_string(in[0])));
           return in[0];
         },
         [](const GradContext& c) {
@@ -292,10 +307,12 @@ const OpRegistration registrations[] = {
         {{{{3, 4}, {}}, {}, {{-2.0, 2.0}, {0.05, 0.5}}},
          {{{3, 4}, {4}}, {}, {{-2.0, 2.0}, {0.05, 0.5}}},
          {{{2, 3, 4}, {3, 1}}, {}, {{-2.0, 2.0}, {0.05, 0.5}}}})),
-    OpRegistration(fused_unary<Lgamma>(
-        "lgamma", "y = ln Gamma(x) for x > 0 (NaN for x <= 0); any shape",
-        [](const GradContext& c) { return R{mul(c.grad, polygamma(c.inputs[0], 0, c.where), c.where)}; },
-        {{0.5, 5.0}})),
+    OpRegistration(
+        fused_unary<Lgamma>("lgamma", "y = ln Gamma(x) for x > 0 (NaN for x <= 0); any shape",
+                            [](const GradContext& c) {
+                              return R{mul(c.grad, polygamma(c.inputs[0], 0, c.where), c.where)};
+                            },
+                            {{0.5, 5.0}})),
     OpRegistration([] {
       // Not fusable: a run kernel sees no attributes, so it could not know the order. At some
       // twenty divisions an element, memory traffic is not what it costs anyway.
@@ -328,16 +345,24 @@ const OpRegistration registrations[] = {
 Value logsumexp(Value x, Axes axes, bool keepdims, Loc at) {
   return x.graph().apply(ops::op("logsumexp"), {x}, ops::lse_attrs(std::move(axes), keepdims), at);
 }
-Value stop_gradient(Value x, Loc at) { return x.graph().apply(ops::op("stop_gradient"), {x}, {}, at); }
+Value stop_gradient(Value x, Loc at) {
+  return x.graph().apply(ops::op("stop_gradient"), {x}, {}, at);
+}
 Value one_hot_argmax(Value x, std::int64_t axis, Loc at) {
   return x.graph().apply(ops::op("one_hot_argmax"), {x}, {{"axis", axis}}, at);
 }
-Value maximum(Value a, Value b, Loc at) { return a.graph().apply(ops::op("maximum"), {a, b}, {}, at); }
-Value minimum(Value a, Value b, Loc at) { return a.graph().apply(ops::op("minimum"), {a, b}, {}, at); }
+Value maximum(Value a, Value b, Loc at) {
+  return a.graph().apply(ops::op("maximum"), {a, b}, {}, at);
+}
+Value minimum(Value a, Value b, Loc at) {
+  return a.graph().apply(ops::op("minimum"), {a, b}, {}, at);
+}
 Value leaky_relu(Value x, Value slope, Loc at) {
   return x.graph().apply(ops::op("leaky_relu"), {x, slope}, {}, at);
 }
-Value leaky_relu(Value x, double slope, Loc at) { return leaky_relu(x, x.graph().scalar(slope, at), at); }
+Value leaky_relu(Value x, double slope, Loc at) {
+  return leaky_relu(x, x.graph().scalar(slope, at), at);
+}
 Value lgamma(Value x, Loc at) { return x.graph().apply(ops::op("lgamma"), {x}, {}, at); }
 Value polygamma(Value x, std::int64_t order, Loc at) {
   return x.graph().apply(ops::op("polygamma"), {x}, {{"order", order}}, at);

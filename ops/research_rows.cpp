@@ -94,7 +94,8 @@ void gather_kernel(const KernelArgs<T>& a) {
   parallel_for(m, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(width, 1)),
                [&](std::int64_t b, std::int64_t e) {
                  for (std::int64_t i = b; i < e; ++i)
-                   std::memcpy(a.out + i * width, a.in[0] + row_index(a.in[1], i, rows, "gather_rows") * width,
+                   std::memcpy(a.out + i * width,
+                               a.in[0] + row_index(a.in[1], i, rows, "gather_rows") * width,
                                static_cast<std::size_t>(width) * sizeof(T));
                });
 }
@@ -134,7 +135,8 @@ void need_rows(const Shape& s, const char* what) {
 
 void need_index(const Shape& idx) {
   if (idx.size() != 1)
-    throw ShapeError(fmt::format("idx must be a vector [M] of row numbers, got {}", to_string(idx)));
+    throw ShapeError(
+        fmt::format("idx must be a vector [M] of row numbers, got {}", to_string(idx)));
 }
 
 Shape gather_shape(std::span<const Shape> in, const Attrs&) {
@@ -149,10 +151,12 @@ Shape scatter_shape(std::span<const Shape> in, const Attrs&) {
   need_rows(in[0], "g");
   need_index(in[1]);
   need_rows(in[2], "like");
-  bool rows_match = in[0].size() == in[2].size() && std::equal(in[0].begin() + 1, in[0].end(), in[2].begin() + 1);
+  bool rows_match =
+      in[0].size() == in[2].size() && std::equal(in[0].begin() + 1, in[0].end(), in[2].begin() + 1);
   if (in[0][0] != in[1][0] || !rows_match)
-    throw ShapeError(fmt::format("g {} needs one row per index of idx {} and rows shaped like those of {}",
-                                 to_string(in[0]), to_string(in[1]), to_string(in[2])));
+    throw ShapeError(
+        fmt::format("g {} needs one row per index of idx {} and rows shaped like those of {}",
+                    to_string(in[0]), to_string(in[1]), to_string(in[2])));
   return in[2];
 }
 
@@ -168,8 +172,8 @@ Shape tile_shape(std::span<const Shape> in, const Attrs& attrs) {
 OpDef random_like(std::string name, std::string summary, Kernel<float> f, Kernel<double> d,
                   Attrs sample_attrs, ShapeRule shape) {
   OpDef op = make_op(std::move(name), std::move(summary), 1, std::move(shape), f, d,
-                     [](const GradContext&) { return R{Value()}; }, {{{{3, 4}}, std::move(sample_attrs)}},
-                     {false});
+                     [](const GradContext&) { return R{Value()}; },
+                     {{{{3, 4}}, std::move(sample_attrs)}}, {false});
   op.random = true;
   op.shape_only = {true};
   return op;
@@ -189,13 +193,13 @@ const OpRegistration registrations[] = {
         [](std::span<const Shape> in, const Attrs&) { return in[0]; })),
     OpRegistration(random_like(
         "random_permutation_like",
-        "y = a uniformly random permutation of 0 .. n-1 as numbers, n = rows of x; x [n, ...] -> [n]",
+        "y = a uniformly random permutation of 0 .. n-1 (as numbers) for x [n, ...]; y: [n]",
         permutation_kernel<float>, permutation_kernel<double>, {},
         [](std::span<const Shape> in, const Attrs&) {
           need_rows(in[0], "random_permutation_like");
           if (in[0][0] > (std::int64_t{1} << 24))
-            throw ShapeError(fmt::format("{} rows: float32 holds whole numbers exactly only up to 2^24",
-                                         in[0][0]));
+            throw ShapeError(fmt::format(
+                "{} rows: float32 holds whole numbers exactly only up to 2^24", in[0][0]));
           return Shape{in[0][0]};
         })),
     OpRegistration(make_op(
@@ -216,7 +220,9 @@ const OpRegistration registrations[] = {
           "y = zeros like `like`, then y[idx[i], ...] += g[i, ...]: the gradient of gather_rows; "
           "g [M, ...], idx [M], like [N, ...] -> [N, ...]",
           3, scatter_shape, scatter_kernel<float>, scatter_kernel<double>,
-          [](const GradContext& c) { return R{gather_rows(c.grad, c.inputs[1], c.where), Value(), Value()}; },
+          [](const GradContext& c) {
+            return R{gather_rows(c.grad, c.inputs[1], c.where), Value(), Value()};
+          },
           {{{{5, 3}, {5}, {4, 3}}, {}, {{-1.0, 1.0}, rows_of(4), {-1.0, 1.0}}},
            {{{6}, {6}, {3}}, {}, {{-1.0, 1.0}, rows_of(3), {-1.0, 1.0}}}},
           {true, false, false});
@@ -224,7 +230,7 @@ const OpRegistration registrations[] = {
       return d;
     }()),
     OpRegistration(make_op(
-        "tile", "y = `times` copies of x joined along axis 0; [B, ...] -> [times * B, ...]", 1,
+        "tile", "y = `times` copies of x along axis 0; [B, ...] -> [times * B, ...]", 1,
         tile_shape, tile_kernel<float>, tile_kernel<double>,
         [](const GradContext& c) {
           // The copies summed: [K * B, ...] -> [K, rest] -> sum over K -> x's shape. Only K is
@@ -241,12 +247,15 @@ const OpRegistration registrations[] = {
 }  // namespace ops
 
 Value random_uniform_like(Value like, bool train_only, Loc at) {
-  return like.graph().apply(ops::op("random_uniform_like"), {like}, {{"train_only", std::int64_t{train_only}}}, at);
+  return like.graph().apply(ops::op("random_uniform_like"), {like},
+                            {{"train_only", std::int64_t{train_only}}}, at);
 }
 Value random_permutation_like(Value like, Loc at) {
   return like.graph().apply(ops::op("random_permutation_like"), {like}, {}, at);
 }
-Value gather_rows(Value x, Value idx, Loc at) { return x.graph().apply(ops::op("gather_rows"), {x, idx}, {}, at); }
+Value gather_rows(Value x, Value idx, Loc at) {
+  return x.graph().apply(ops::op("gather_rows"), {x, idx}, {}, at);
+}
 Value scatter_rows_add(Value g, Value idx, Value like, Loc at) {
   return g.graph().apply(ops::op("scatter_rows_add"), {g, idx, like}, {}, at);
 }

@@ -40,8 +40,8 @@ inline double digamma_positive(double x) {
     x += 1;
   }
   double z2 = 1 / (x * x);
-  double series = z2 * (1.0 / 12 - z2 * (1.0 / 120 - z2 * (1.0 / 252 - z2 * (1.0 / 240 - z2 * (1.0 / 132 -
-                  z2 * (691.0 / 32760 - z2 / 12))))));
+  double series = z2 * (1.0 / 12 - z2 * (1.0 / 120 - z2 * (1.0 / 252 - z2 * (1.0 / 240 -
+                  z2 * (1.0 / 132 - z2 * (691.0 / 32760 - z2 / 12))))));
   return std::log(x) - 0.5 / x - series - shift;
 }
 

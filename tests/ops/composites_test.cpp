@@ -30,14 +30,16 @@ TEST_CASE("softmax and log_softmax along rows and columns", "[ops][composites]")
   // Row 0 is ln [1, 2, 5]: softmax [1, 2, 5] / 8. Row 1 is row 0 + 1000, the same softmax.
   const double l2 = std::log(2.0), l5 = std::log(5.0);
   ParameterStore v{{"x", make_tensor({2, 3}, {0, l2, l5, 1000, 1000 + l2, 1000 + l5}, DType::f64)}};
-  check_close(run_values(g, softmax(x), v, DType::f64), {0.125, 0.25, 0.625, 0.125, 0.25, 0.625}, 1e-12);
+  check_close(run_values(g, softmax(x), v, DType::f64), {0.125, 0.25, 0.625, 0.125, 0.25, 0.625},
+              1e-12);
   check_close(run_values(g, log_softmax(x, 1), v, DType::f64),
               {std::log(0.125), std::log(0.25), std::log(0.625), std::log(0.125), std::log(0.25),
                std::log(0.625)},
               1e-12);
   // Columns: row 1 is e^1000 times row 0, so all of each column's mass is in row 1.
   check_close(run_values(g, softmax(x, 0), v, DType::f64), {0, 0, 0, 1, 1, 1}, 1e-12);
-  check_close(run_values(g, log_softmax(x, 0), v, DType::f64), {-1000, -1000, -1000, 0, 0, 0}, 1e-9);
+  check_close(run_values(g, log_softmax(x, 0), v, DType::f64), {-1000, -1000, -1000, 0, 0, 0},
+              1e-9);
 }
 
 TEST_CASE("log-densities of Gaussians and Bernoullis", "[ops][composites]") {
@@ -52,8 +54,10 @@ TEST_CASE("log-densities of Gaussians and Bernoullis", "[ops][composites]") {
   check_close(run_values(g, gaussian_log_density(x, mu, lv), v, DType::f64),
               {-0.5 * (kLn2Pi + 1), -0.5 * (kLn2Pi + std::log(4.0) + 0.25)}, 1e-12);
   // N(1; 0, 1) and N(2; 0, 1): -0.5 (ln 2 pi + 1), -0.5 (ln 2 pi + 4).
-  check_close(run_values(g, std_normal_log_density(x), v, DType::f64), {-0.5 * (kLn2Pi + 1), -0.5 * (kLn2Pi + 4)}, 1e-12);
-  // A scalar mean and log-variance broadcast over x: N(x; 1, e^0) at [1, 2] = [0, -0.5] - 0.5 ln 2 pi.
+  check_close(run_values(g, std_normal_log_density(x), v, DType::f64),
+              {-0.5 * (kLn2Pi + 1), -0.5 * (kLn2Pi + 4)}, 1e-12);
+  // A scalar mean and log-variance broadcast over x: N(x; 1, e^0) at [1, 2] is
+  // [0, -0.5] - 0.5 ln 2 pi.
   check_close(run_values(g, gaussian_log_density(x, g.scalar(1.0), g.scalar(0.0)), v, DType::f64),
               {-0.5 * kLn2Pi, -0.5 * kLn2Pi - 0.5}, 1e-12);
   // sigmoid(ln 3) = 3/4: ln 3/4 for x = 1, ln 1/4 for x = 0, and ln 1/2 at logit 0.
@@ -101,7 +105,8 @@ TEST_CASE("clamp bounds values and passes the gradient on [lo, hi]", "[ops][comp
   CHECK_THROWS_AS(clamp(x, 1, -1), ShapeError);
 }
 
-TEST_CASE("gumbel_softmax: rows on the simplex, argmax frequencies the softmax", "[ops][composites]") {
+TEST_CASE("gumbel_softmax: rows on the simplex, argmax frequencies the softmax",
+          "[ops][composites]") {
   // 40000 rows of logits ln [1, 2, 5]: by the Gumbel-max trick the argmax of logits + G is
   // category k with probability softmax_k = [1, 2, 5] / 8; sd of each fraction <= 0.0025.
   const std::int64_t rows = 40000;
@@ -129,7 +134,8 @@ TEST_CASE("permute_dims shuffles each column on its own", "[ops][composites]") {
     for (int j = 0; j < 3; ++j) values.push_back(100.0 * j + static_cast<double>(r));
   auto out = run_values(g, permute_dims(z), {{"z", make_tensor({rows, 3}, values)}});
   std::vector<std::vector<double>> cols(3);
-  for (std::size_t i = 0; i < out.size(); ++i) cols[i % 3].push_back(out[i] - 100.0 * static_cast<double>(i % 3));
+  for (std::size_t i = 0; i < out.size(); ++i)
+    cols[i % 3].push_back(out[i] - 100.0 * static_cast<double>(i % 3));
   std::vector<double> in_order(static_cast<std::size_t>(rows));
   std::iota(in_order.begin(), in_order.end(), 0.0);
   for (auto& c : cols) {
@@ -154,11 +160,13 @@ void check_composite(const std::string& what, const std::vector<Shape>& shapes,
   for (std::size_t i = 0; i < shapes.size(); ++i) {
     names.push_back(fmt::format("p{}", i));
     params.push_back(g.parameter(names.back(), shapes[i], Init::zeros()));
-    values.emplace(names.back(), testing::random_tensor(shapes[i], range, static_cast<std::uint32_t>(i), 31));
+    values.emplace(names.back(),
+                   testing::random_tensor(shapes[i], range, static_cast<std::uint32_t>(i), 31));
   }
   Value y = f(g, params);
   Tensor w = testing::random_tensor(y.shape(), {-1.0, 1.0}, 99, 31);
-  Value loss = sum(mul(y, g.constant(y.shape(), std::vector<double>(w.values<double>().begin(), w.values<double>().end()))));
+  Value loss = sum(mul(y, g.constant(y.shape(), std::vector<double>(w.values<double>().begin(),
+                                                                    w.values<double>().end()))));
   auto report = check_gradients(g, loss, names, values);
   INFO(report.to_string());
   CHECK(report.ok());
@@ -171,13 +179,16 @@ TEST_CASE("composites pass the gradient check in float64", "[ops][composites][gr
   check_composite("log_softmax", {{3, 4}}, [](Graph&, P p) { return log_softmax(p[0], 1); });
   check_composite("gaussian_log_density", {{3, 4}, {4}, {3, 4}},
                   [](Graph&, P p) { return gaussian_log_density(p[0], p[1], p[2]); });
-  check_composite("std_normal_log_density", {{3, 4}}, [](Graph&, P p) { return std_normal_log_density(p[0]); });
+  check_composite("std_normal_log_density", {{3, 4}},
+                  [](Graph&, P p) { return std_normal_log_density(p[0]); });
   check_composite("bernoulli_log_likelihood", {{3, 4}, {3, 4}},
                   [](Graph&, P p) { return bernoulli_log_likelihood(p[0], p[1]); });
   check_composite("pairwise_sq_distances", {{3, 2}, {4, 2}},
                   [](Graph&, P p) { return pairwise_sq_distances(p[0], p[1]); });
-  check_composite("rbf_kernel", {{3, 2}, {4, 2}}, [](Graph&, P p) { return rbf_kernel(p[0], p[1], 1.5); });
-  check_composite("imq_kernel", {{3, 2}, {4, 2}}, [](Graph&, P p) { return imq_kernel(p[0], p[1], 1.5); });
+  check_composite("rbf_kernel", {{3, 2}, {4, 2}},
+                  [](Graph&, P p) { return rbf_kernel(p[0], p[1], 1.5); });
+  check_composite("imq_kernel", {{3, 2}, {4, 2}},
+                  [](Graph&, P p) { return imq_kernel(p[0], p[1], 1.5); });
   check_composite("clamp", {{3, 4}}, [](Graph&, P p) { return clamp(p[0], -0.5, 0.5); });
   check_composite("gumbel_softmax", {{3, 4}, {}},
                   [](Graph&, P p) { return gumbel_softmax(p[0], exp(p[1])); });

@@ -21,7 +21,8 @@ double mean_of(const std::vector<double>& v) {
   return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
 }
 
-TEST_CASE("random_uniform_like draws in (0, 1) with mean 1/2 and variance 1/12", "[ops][research]") {
+TEST_CASE("random_uniform_like draws in (0, 1) with mean 1/2 and variance 1/12",
+          "[ops][research]") {
   Graph g;
   Value x = g.input("x", {200, 500});
   ParameterStore v{{"x", Tensor(DType::f32, {200, 500})}};
@@ -74,12 +75,14 @@ TEST_CASE("random_permutation_like permutes 0..n-1, anew each step, uniformly", 
   // sd sqrt(2400 * 1/4 * 3/4) = 21.
   Graph small;
   Value y = small.input("y", {4});
-  Program prog = compile_program(small, {random_permutation_like(y)}, {{"y", {4}}}, {DType::f32, false});
+  Program prog =
+      compile_program(small, {random_permutation_like(y)}, {{"y", {4}}}, {DType::f32, false});
   for (const auto& [name, shape] : prog.bindings()) prog.bind(name, Tensor(DType::f32, shape));
   std::vector<int> counts(16, 0);
   for (std::uint64_t step = 0; step < 2400; ++step) {
     auto q = permutation_at(prog, step);
-    for (int pos = 0; pos < 4; ++pos) ++counts[static_cast<std::size_t>(pos * 4 + static_cast<int>(q[pos]))];
+    for (int pos = 0; pos < 4; ++pos)
+      ++counts[static_cast<std::size_t>(pos * 4 + static_cast<int>(q[pos]))];
   }
   for (int c : counts) CHECK(std::abs(c - 600) < 100);
   CHECK_THROWS_AS(random_permutation_like(small.scalar(1.0)), ShapeError);
@@ -134,7 +137,8 @@ TEST_CASE("scatter_rows_add adds rows into zeros", "[ops][research]") {
   ParameterStore v{{"g", make_tensor({3, 2}, {1, 2, 3, 4, 5, 6})},
                    {"idx", make_tensor({3}, {1, 3, 1})},
                    {"like", Tensor(DType::f32, {4, 2})}};
-  CHECK(run_values(g, scatter_rows_add(rows, idx, like), v) == std::vector<double>{0, 0, 6, 8, 0, 0, 3, 4});
+  CHECK(run_values(g, scatter_rows_add(rows, idx, like), v) ==
+        std::vector<double>{0, 0, 6, 8, 0, 0, 3, 4});
   CHECK_THROWS_AS(scatter_rows_add(rows, idx, g.input("wide", {4, 3})), ShapeError);
 }
 
@@ -145,7 +149,8 @@ TEST_CASE("tile stacks copies along the batch; its gradient sums them", "[ops][r
   CHECK(y.shape() == Shape{6, 2});
   ParameterStore v{{"x", make_tensor({2, 2}, {1, 2, 3, 4}, DType::f64)}};
   CHECK(run_values(g, y, v, DType::f64) == std::vector<double>{1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4});
-  // loss = sum(y * [0, 1, ..., 11]): x[b, j] collects weights 2b + j + {0, 4, 8}, i.e. 3 (2b + j) + 12.
+  // loss = sum(y * [0, 1, ..., 11]): x[b, j] collects weights 2b + j + {0, 4, 8}, which sum to
+  // 3 (2b + j) + 12.
   std::vector<double> w(12);
   std::iota(w.begin(), w.end(), 0.0);
   Value dx = grad(sum(mul(y, g.constant({6, 2}, w))), {x})[0];
@@ -153,7 +158,8 @@ TEST_CASE("tile stacks copies along the batch; its gradient sums them", "[ops][r
   CHECK_THROWS_AS(tile(x, 0), ShapeError);
 }
 
-TEST_CASE("gradients of tile, gather_rows and logsumexp hold at another batch size", "[ops][research]") {
+TEST_CASE("gradients of tile, gather_rows and logsumexp hold at another batch size",
+          "[ops][research]") {
   // Built for a batch of 2, compiled for 5: no rule may keep the 2.
   Graph g;
   Value x = g.input("x", {2, 3});

@@ -38,7 +38,8 @@ TEST_CASE("logsumexp over rows, columns and all, stable at +-1000", "[ops][resea
   }
   // -1000 everywhere: ln(3 e^-1000) = -1000 + ln 3, where e^-1000 alone underflows to 0.
   ParameterStore low{{"x", make_tensor({2, 3}, std::vector<double>(6, -1000), DType::f64)}};
-  check_close(run_values(g, logsumexp(x, {1}), low, DType::f64), {-1000 + std::log(3.0), -1000 + std::log(3.0)}, 1e-12);
+  check_close(run_values(g, logsumexp(x, {1}), low, DType::f64),
+              {-1000 + std::log(3.0), -1000 + std::log(3.0)}, 1e-12);
   // All -inf is -inf, not NaN; one +inf is +inf.
   const double inf = std::numeric_limits<double>::infinity();
   ParameterStore edge{{"x", make_tensor({2, 3}, {-inf, -inf, -inf, 0, inf, 1}, DType::f64)}};
@@ -54,7 +55,8 @@ TEST_CASE("logsumexp's gradient is the softmax", "[ops][research]") {
   check_close(run_values(g, dx, v, DType::f64), {0.125, 0.25, 0.625}, 1e-12);
 }
 
-TEST_CASE("logsumexp over many elements gives the same bits at 1 and 2 threads", "[ops][research]") {
+TEST_CASE("logsumexp over many elements gives the same bits at 1 and 2 threads",
+          "[ops][research]") {
   struct Restore {
     ~Restore() { set_num_threads(0); }
   } restore;
@@ -74,7 +76,8 @@ TEST_CASE("logsumexp over many elements gives the same bits at 1 and 2 threads",
   CHECK(runs[0] == runs[1]);
 }
 
-TEST_CASE("stop_gradient passes values and blocks gradients, also of parameters", "[ops][research]") {
+TEST_CASE("stop_gradient passes values and blocks gradients, also of parameters",
+          "[ops][research]") {
   Graph g;
   Value w = g.parameter("w", {3}, Init::zeros());
   // loss = sum(w * stop(w)): d/dw counts only the first factor, so dw = stop(w) = w, not 2 w.
@@ -170,9 +173,12 @@ TEST_CASE("lgamma and polygamma match known values in float64", "[ops][research]
   }
   for (double x = 0.5; x < 60; x *= 1.37) {
     INFO("x = " << x);
-    CHECK(ops::polygamma_positive(0, x + 1) == Approx(ops::polygamma_positive(0, x) + 1 / x).epsilon(1e-13).margin(1e-14));
-    CHECK(ops::polygamma_positive(1, x + 1) == Approx(ops::polygamma_positive(1, x) - 1 / (x * x)).epsilon(1e-13));
-    CHECK(ops::polygamma_positive(2, x + 1) == Approx(ops::polygamma_positive(2, x) + 2 / (x * x * x)).epsilon(1e-13));
+    CHECK(ops::polygamma_positive(0, x + 1) ==
+          Approx(ops::polygamma_positive(0, x) + 1 / x).epsilon(1e-13).margin(1e-14));
+    CHECK(ops::polygamma_positive(1, x + 1) ==
+          Approx(ops::polygamma_positive(1, x) - 1 / (x * x)).epsilon(1e-13));
+    CHECK(ops::polygamma_positive(2, x + 1) ==
+          Approx(ops::polygamma_positive(2, x) + 2 / (x * x * x)).epsilon(1e-13));
   }
   CHECK(std::isnan(ops::lgamma_positive(0)));
   CHECK(std::isnan(ops::polygamma_positive(1, -2.5)));
