@@ -13,6 +13,9 @@ namespace graphrun {
 namespace {
 
 constexpr int kMaxCallDepth = 32;
+// Calls can fan out (f calls g twice, g calls h twice, ...): bound their number, not only depth.
+constexpr std::int64_t kMaxCalls = 100000;
+constexpr int kMaxNodes = 1000000;
 constexpr double kMaxDimension = 1 << 24;
 constexpr double kMaxParameterElements = 1 << 28;
 
@@ -93,7 +96,9 @@ void GraphBuilder::fail(SourcePos pos, const std::string& message) const {
 }
 
 void GraphBuilder::at(SourcePos pos) {
-  if (graph_) graph_->set_origin(fmt::format("{}:{}:{}", syntax_->file, pos.line, pos.column));
+  if (!graph_) return;
+  if (graph_->size() > kMaxNodes) fail(pos, fmt::format("the graph grows past {} nodes", kMaxNodes));
+  graph_->set_origin(fmt::format("{}:{}:{}", syntax_->file, pos.line, pos.column));
 }
 
 void GraphBuilder::run() {
@@ -435,6 +440,8 @@ GraphVal GraphBuilder::call_function(const Statement& def, const Expr& e, std::v
                             fmt::join(def.params, ", "), args.size()));
   if (calls_.size() >= static_cast<std::size_t>(kMaxCallDepth))
     fail(e.pos, fmt::format("calls nest deeper than {} (does {}() call itself?)", kMaxCallDepth, def.name));
+  if (++calls_made_ > kMaxCalls)
+    fail(e.pos, fmt::format("the graph calls functions more than {} times", kMaxCalls));
   calls_.push_back({def.name, e.pos});
   Scope local;
   for (std::size_t i = 0; i < args.size(); ++i) {

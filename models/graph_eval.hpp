@@ -87,6 +87,7 @@ class GraphBuilder {
   std::vector<const Statement*> schedules_;
   std::string prior_;
   std::int64_t step_ = 0;
+  std::int64_t calls_made_ = 0;
 };
 
 }  // namespace graphrun

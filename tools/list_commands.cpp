@@ -49,6 +49,27 @@ std::string first_comment(const std::filesystem::path& file) {
   return "";
 }
 
+std::string attr_text(const AttrValue& v) {
+  if (auto i = std::get_if<std::int64_t>(&v)) return std::to_string(*i);
+  if (auto d = std::get_if<double>(&v)) return fmt::format("{}", *d);
+  return fmt::format("[{}]", fmt::join(std::get<std::vector<std::int64_t>>(v), ", "));
+}
+
+// "sum(x, axes=[], keepdims=0)": the inputs, then each attribute with its default (? when
+// every call must give it).
+std::string call_form(const OpDef& op) {
+  std::vector<std::string> parts;
+  switch (op.arity) {
+    case -1: parts = {"x1", "x2", "..."}; break;
+    case 1: parts = {"x"}; break;
+    default:
+      for (int i = 0; i < op.arity; ++i) parts.push_back(std::string(1, static_cast<char>('a' + i)));
+  }
+  for (const auto& a : op.attributes)
+    parts.push_back(fmt::format("{}={}", a.name, a.default_value ? attr_text(*a.default_value) : "?"));
+  return fmt::format("{}({})", op.name, fmt::join(parts, ", "));
+}
+
 }  // namespace
 
 int list_command() {
@@ -76,9 +97,9 @@ int list_command() {
 }
 
 int list_ops_command(bool markdown) {
-  if (markdown) fmt::print("| op | summary |\n|---|---|\n");
+  if (markdown) fmt::print("| call (as in graph files) | summary |\n|---|---|\n");
   for (const auto* op : op_registry().all()) {
-    if (markdown) fmt::print("| `{}` | {} |\n", op->name, cell(op->summary));
+    if (markdown) fmt::print("| `{}` | {} |\n", call_form(*op), cell(op->summary));
     else fmt::print("{}\n", op->name);
   }
   return 0;

@@ -66,6 +66,20 @@ TEST_CASE("the registry refuses incomplete or duplicate definitions", "[ops][reg
   CHECK(op_registry().find("no_such_op") == nullptr);
 }
 
+// Graph files call ops by name with attributes as named arguments: each attribute an op reads
+// must be declared, or a file could not give it.
+TEST_CASE("every attribute in an op's samples is declared", "[ops][registry]") {
+  for (const OpDef* op : op_registry().all()) {
+    for (const auto& sample : op->samples)
+      for (const auto& [key, value] : sample.attrs.items()) {
+        INFO("op " << op->name << " reads attribute '" << key << "' but does not declare it");
+        bool declared = false;
+        for (const auto& a : op->attributes) declared = declared || a.name == key;
+        CHECK(declared);
+      }
+  }
+}
+
 TEST_CASE("shape-only inputs are declared where the summary says values are not read",
           "[ops][registry]") {
   for (const char* name : {"sum_to_like", "expand_like", "spread_like", "reshape_like",

@@ -11,6 +11,7 @@
 
 #include "fuzz/checks.hpp"
 #include "train/temp_dir.hpp"
+#include "fuzz/graph_file_check.hpp"
 #if __has_include(<graphrun/tools/model_file.hpp>)
 #include "fuzz/model_file_check.hpp"
 #define GRAPHRUN_HAVE_MODEL_FILE 1
@@ -59,6 +60,10 @@ TEST_CASE("fuzz inputs for IDX are refused cleanly or read consistently", "[fuzz
 
 TEST_CASE("fuzz inputs for safetensors are refused cleanly or round-trip", "[fuzz][safetensors]") {
   replay("fuzz_safetensors", graphrun::fuzz::check_safetensors);
+}
+
+TEST_CASE("fuzz inputs for graph files are refused cleanly or read back the same", "[fuzz][graphfile]") {
+  replay("fuzz_graph_file", graphrun::fuzz::check_graph_file);
 }
 
 #ifdef GRAPHRUN_HAVE_MODEL_FILE
