@@ -144,7 +144,7 @@ OpDef with_like(OpDef op) {
 }
 
 const OpRegistration registrations[] = {
-    OpRegistration(make_op(
+    OpRegistration(with_attributes(make_op(
         "conv2d",
         "y[n,f,i,j] = sum_{c,a,b} w[f,c,a,b] x[n,c, i s - p + a d, j s - p + b d] (zeros outside); "
         "x [N,C,H,W], w [F,C,kh,kw] -> [N,F,(H+2p-d(kh-1)-1)/s+1, ...]; stride, padding, "
@@ -160,8 +160,8 @@ const OpRegistration registrations[] = {
          {{{2, 2, 7, 6}, {3, 2, 3, 2}}, window({2, 2}, {1, 1})},
          {{{2, 2, 6, 7}, {3, 2, 2, 3}}, window({1, 2}, {0, 1}, {2, 1})},
          {{{2, 3, 5, 4}, {3, 3, 1, 1}}, window({2, 3}, {0, 0})},
-         {{{2, 1, 6, 6}, {3, 1, 3, 3}}, window({1, 1}, {2, 2}, {2, 2})}})),
-    OpRegistration(make_op(
+         {{{2, 1, 6, 6}, {3, 1, 3, 3}}, window({1, 1}, {2, 2}, {2, 2})}}), {{"stride", Axes{1, 1}}, {"padding", Axes{0, 0}}, {"dilation", Axes{1, 1}}})),
+    OpRegistration(with_attributes(make_op(
         "conv_transpose2d",
         "the adjoint of conv2d in x (PyTorch's ConvTranspose2d): x [N,F,H,W], w [F,C,kh,kw] -> "
         "[N,C,(H-1)s-2p+d(kh-1)+output_padding+1, ...]; output_padding below the stride",
@@ -170,8 +170,8 @@ const OpRegistration registrations[] = {
         {{{{2, 3, 3, 3}, {3, 2, 3, 3}}, transpose_window({2, 2}, {1, 1}, {1, 1})},
          {{{2, 3, 4, 3}, {3, 2, 2, 3}}, transpose_window({2, 1}, {0, 1}, {1, 0})},
          {{{2, 4, 3, 3}, {4, 1, 3, 3}}, transpose_window({1, 1}, {1, 1}, {0, 0}, {2, 2})},
-         {{{2, 3, 2, 3}, {3, 2, 3, 3}}, transpose_window({3, 3}, {1, 1}, {2, 1})}})),
-    OpRegistration(with_like(make_op(
+         {{{2, 3, 2, 3}, {3, 2, 3, 3}}, transpose_window({3, 3}, {1, 1}, {2, 1})}}), {{"stride", Axes{1, 1}}, {"padding", Axes{0, 0}}, {"output_padding", Axes{0, 0}}, {"dilation", Axes{1, 1}}})),
+    OpRegistration(with_attributes(with_like(make_op(
         "conv_transpose2d_like",
         "conv_transpose2d(x, w) shaped like `like` [N,C,H,W] (values not read): the gradient of "
         "conv2d in x; conv2d(like, w) must have x's shape",
@@ -180,8 +180,8 @@ const OpRegistration registrations[] = {
         {{{{2, 3, 4, 4}, {3, 2, 3, 2}, {2, 2, 7, 6}}, window({2, 2}, {1, 1})},
          {{{2, 4, 3, 3}, {4, 3, 3, 3}, {2, 3, 5, 5}}, window({1, 1}, {0, 0})},
          {{{2, 3, 4, 4}, {3, 2, 2, 3}, {2, 2, 6, 7}}, window({1, 2}, {0, 1}, {2, 1})}},
-        {true, true, false}))),
-    OpRegistration(with_like(make_op(
+        {true, true, false})), {{"stride", Axes{1, 1}}, {"padding", Axes{0, 0}}, {"dilation", Axes{1, 1}}})),
+    OpRegistration(with_attributes(with_like(make_op(
         "conv2d_weight_grad",
         "dw[f,c,a,b] = sum_{n,i,j} dy[n,f,i,j] x[n,c, i s - p + a d, j s - p + b d]: the gradient "
         "of sum(dy * conv2d(x, w)) in w; x [N,C,H,W], dy [N,F,oh,ow], like (w) [F,C,kh,kw] -> like",
@@ -197,7 +197,7 @@ const OpRegistration registrations[] = {
         {{{{2, 2, 7, 6}, {2, 3, 4, 4}, {3, 2, 3, 2}}, window({2, 2}, {1, 1})},
          {{{2, 3, 5, 5}, {2, 4, 3, 3}, {4, 3, 3, 3}}, window({1, 1}, {0, 0})},
          {{{2, 2, 6, 7}, {2, 3, 4, 4}, {3, 2, 2, 3}}, window({1, 2}, {0, 1}, {2, 1})}},
-        {true, true, false}))),
+        {true, true, false})), {{"stride", Axes{1, 1}}, {"padding", Axes{0, 0}}, {"dilation", Axes{1, 1}}})),
 };
 
 }  // namespace

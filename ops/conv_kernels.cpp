@@ -277,6 +277,7 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* d
 Size2 size2_attr(const Attrs& attrs, std::string_view key, Size2 fallback) {
   if (!attrs.has(key)) return fallback;
   const auto& v = attrs.ints(key);
+  if (v.empty()) return fallback;  // declared as [] (graph files' default): the op's own default
   if (v.size() == 1) return {v[0], v[0]};
   if (v.size() == 2) return {v[0], v[1]};
   throw ShapeError(fmt::format("{} takes one value or two ([h, w]), got {}", key, v.size()));

@@ -222,7 +222,7 @@ std::vector<Shape> image_twice(const Shape& x, const Pool2dOptions&) { return {x
 Attrs scale_attrs(Size2 s) { return {{"scale", Axes{s[0], s[1]}}}; }
 
 const OpRegistration registrations[] = {
-    OpRegistration(make_op(
+    OpRegistration(with_attributes(make_op(
         "max_pool2d",
         "y[n,c,i,j] = max of x over the window at (i s - p, j s - p) of size kernel; x [N,C,H,W] "
         "-> [N,C,(H+2p-kh)/s+1, ...]; kernel, stride (default kernel), padding [h, w]",
@@ -231,8 +231,8 @@ const OpRegistration registrations[] = {
         [](const GradContext& c) {
           return R{max_pool2d_backward(c.grad, c.inputs[0], pool_options(c.attrs), c.where)};
         },
-        pool_samples(image))),
-    OpRegistration(make_op(
+        pool_samples(image)), {{"kernel", Axes{2, 2}}, {"stride", Axes{}}, {"padding", Axes{0, 0}}})),
+    OpRegistration(with_attributes(make_op(
         "max_pool2d_backward",
         "zeros shaped like x with g[n,c,i,j] added at the first maximum of x's window (i, j): the "
         "gradient of max_pool2d; g [N,C,oh,ow], x [N,C,H,W] -> x's shape",
@@ -240,8 +240,8 @@ const OpRegistration registrations[] = {
         [](const GradContext& c) {
           return R{max_pool2d_select(c.grad, c.inputs[1], pool_options(c.attrs), c.where), Value()};
         },
-        pool_samples(pooled_and_image), {true, false})),  // x picks positions: a step function
-    OpRegistration(make_op(
+        pool_samples(pooled_and_image), {true, false}), {{"kernel", Axes{2, 2}}, {"stride", Axes{}}, {"padding", Axes{0, 0}}})),  // x picks positions: a step function
+    OpRegistration(with_attributes(make_op(
         "max_pool2d_select",
         "y[n,c,i,j] = g at the first maximum of x's window (i, j): the gradient of "
         "max_pool2d_backward in g; g, x [N,C,H,W] -> [N,C,oh,ow]",
@@ -249,8 +249,8 @@ const OpRegistration registrations[] = {
         [](const GradContext& c) {
           return R{max_pool2d_backward(c.grad, c.inputs[1], pool_options(c.attrs), c.where), Value()};
         },
-        pool_samples(image_twice), {true, false})),
-    OpRegistration(make_op(
+        pool_samples(image_twice), {true, false}), {{"kernel", Axes{2, 2}}, {"stride", Axes{}}, {"padding", Axes{0, 0}}})),
+    OpRegistration(with_attributes(make_op(
         "avg_pool2d",
         "y[n,c,i,j] = sum of x over the window at (i s - p, j s - p) / (kh kw), padding counted as "
         "zeros; x [N,C,H,W] -> [N,C,(H+2p-kh)/s+1, ...]",
@@ -259,8 +259,8 @@ const OpRegistration registrations[] = {
         [](const GradContext& c) {
           return R{avg_pool2d_backward(c.grad, c.inputs[0], pool_options(c.attrs), c.where)};
         },
-        pool_samples(image))),
-    OpRegistration([] {
+        pool_samples(image)), {{"kernel", Axes{2, 2}}, {"stride", Axes{}}, {"padding", Axes{0, 0}}})),
+    OpRegistration(with_attributes([] {
       OpDef d = make_op(
           "avg_pool2d_backward",
           "zeros shaped like `like` (values not read) with g[n,c,i,j] / (kh kw) added over window "
@@ -272,8 +272,8 @@ const OpRegistration registrations[] = {
           pool_samples(pooled_and_image), {true, false});
       d.shape_only = {false, true};
       return d;
-    }()),
-    OpRegistration(make_op(
+    }(), {{"kernel", Axes{2, 2}}, {"stride", Axes{}}, {"padding", Axes{0, 0}}})),
+    OpRegistration(with_attributes(make_op(
         "upsample_nearest2d",
         "y[n,c,i,j] = x[n,c,i / s_h, j / s_w]; x [N,C,H,W] -> [N,C,H s_h,W s_w]; scale [h, w]", 1,
         upsample_shape, upsample_kernel<float>, upsample_kernel<double>,
@@ -286,7 +286,7 @@ const OpRegistration registrations[] = {
         },
         {{{{2, 3, 3, 4}}, scale_attrs({2, 2})},
          {{{2, 2, 2, 3}}, scale_attrs({3, 2})},
-         {{{2, 1, 3, 2}}, scale_attrs({1, 2})}})),
+         {{{2, 1, 3, 2}}, scale_attrs({1, 2})}}), {{"scale", Axes{2, 2}}})),
 };
 
 }  // namespace

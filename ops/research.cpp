@@ -255,12 +255,12 @@ OpDef no_gradient(OpDef d) {
 }
 
 const OpRegistration registrations[] = {
-    OpRegistration(logsumexp_op()),
+    OpRegistration(with_attributes(logsumexp_op(), {{"axes", Axes{}}, {"keepdims", std::int64_t{0}}})),
     OpRegistration(no_gradient(fused_unary<Identity>(
         "stop_gradient",
         "y = x; no gradient flows back to x (also when x is a parameter); any shape", nullptr,
         {{-2.0, 2.0}}))),
-    OpRegistration(no_gradient(make_op(
+    OpRegistration(with_attributes(no_gradient(make_op(
         "one_hot_argmax",
         "y = 1 at the first largest x along `axis`, 0 elsewhere; not differentiable; same shape "
         "(argmin: one_hot_argmax(-x))",
@@ -272,7 +272,7 @@ const OpRegistration registrations[] = {
         one_hot_argmax_kernel<float>, one_hot_argmax_kernel<double>, nullptr,
         {{{{3, 4}}, {{"axis", std::int64_t{1}}}},
          {{{2, 3, 4}}, {{"axis", std::int64_t{0}}}},
-         {{{2, 3, 4}}, {{"axis", std::int64_t{-2}}}}}))),
+         {{{2, 3, 4}}, {{"axis", std::int64_t{-2}}}}})), {{"axis", std::int64_t{-1}}})),
     OpRegistration(fused_binary<Maximum>(
         "maximum",
         "y = max(a, b); broadcasting; the gradient goes to a where a >= b (ties: a), else to b",
@@ -313,7 +313,7 @@ const OpRegistration registrations[] = {
                               return R{mul(c.grad, polygamma(c.inputs[0], 0, c.where), c.where)};
                             },
                             {{0.5, 5.0}})),
-    OpRegistration([] {
+    OpRegistration(with_attributes([] {
       // Not fusable: a run kernel sees no attributes, so it could not know the order. At some
       // twenty divisions an element, memory traffic is not what it costs anyway.
       std::vector<std::pair<double, double>> range{{0.5, 5.0}};
@@ -336,7 +336,7 @@ const OpRegistration registrations[] = {
            {{{3, 4}}, {{"order", std::int64_t{2}}}, range}});
       d.elementwise = true;
       return d;
-    }()),
+    }(), {{"order", std::nullopt}})),
 };
 
 }  // namespace

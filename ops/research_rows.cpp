@@ -186,11 +186,11 @@ OpDef random_like(std::string name, std::string summary, Kernel<float> f, Kernel
 std::pair<double, double> rows_of(int rows) { return {-0.49, rows - 0.51}; }
 
 const OpRegistration registrations[] = {
-    OpRegistration(random_like(
+    OpRegistration(with_attributes(random_like(
         "random_uniform_like",
         "y ~ U(0, 1) iid, never 0 or 1, shaped like x; 0.5 outside training when train_only=1",
         uniform_kernel<float>, uniform_kernel<double>, {{"train_only", std::int64_t{0}}},
-        [](std::span<const Shape> in, const Attrs&) { return in[0]; })),
+        [](std::span<const Shape> in, const Attrs&) { return in[0]; }), {{"train_only", std::int64_t{0}}})),
     OpRegistration(random_like(
         "random_permutation_like",
         "y = a uniformly random permutation of 0 .. n-1 (as numbers) for x [n, ...]; y: [n]",
@@ -229,7 +229,7 @@ const OpRegistration registrations[] = {
       d.shape_only = {false, false, true};
       return d;
     }()),
-    OpRegistration(make_op(
+    OpRegistration(with_attributes(make_op(
         "tile", "y = `times` copies of x along axis 0; [B, ...] -> [times * B, ...]", 1,
         tile_shape, tile_kernel<float>, tile_kernel<double>,
         [](const GradContext& c) {
@@ -240,7 +240,7 @@ const OpRegistration registrations[] = {
         },
         {{{{2, 3}}, {{"times", std::int64_t{3}}}},
          {{{3}}, {{"times", std::int64_t{2}}}},
-         {{{2, 2, 2}}, {{"times", std::int64_t{1}}}}})),
+         {{{2, 2, 2}}, {{"times", std::int64_t{1}}}}}), {{"times", std::nullopt}})),
 };
 
 }  // namespace
