@@ -28,7 +28,9 @@ r123::Philox4x32::ctr_type draw(const RandomKey& key, std::uint64_t index) {
 // 53 random bits mapped to the open interval (0, 1).
 double to_unit(std::uint32_t hi, std::uint32_t lo) {
   std::uint64_t bits = (static_cast<std::uint64_t>(hi) << 21) ^ (lo >> 11);
-  return (static_cast<double>(bits) + 0.5) * 0x1p-53;
+  // (2^53 - 0.5) 2^-53 rounds to 1.0: the one draw in 2^53 that would gives the largest double
+  // below 1 instead, and every other draw is unchanged.
+  return std::min((static_cast<double>(bits) + 0.5) * 0x1p-53, 1.0 - 0x1p-53);
 }
 
 }  // namespace

@@ -48,7 +48,7 @@ const std::map<std::string, double (*)(double)>& numeric_unary() {
 }
 
 const std::vector<std::string>& builtin_functions() {
-  static const std::vector<std::string> names = {"param", "dim", "normal", "uniform", "constant",
+  static const std::vector<std::string> names = {"param", "dim", "tensor", "normal", "uniform", "constant",
                                                  "min", "max", "warmup", "exp", "log", "sqrt",
                                                  "abs", "floor", "ceil"};
   return names;
@@ -216,6 +216,7 @@ double GraphBuilder::schedule_value(const Statement& s, std::int64_t step) {
 
 GraphVal GraphBuilder::param(const std::string& name, const Shape& shape, Init init, SourcePos pos) {
   if (auto it = params_.find(name); it != params_.end()) {
+  if (!graph_) fail(pos, "a schedule computes numbers only");
     const Node& n = it->second.first.node();
     if (n.shape != shape || to_string(n.init) != to_string(init))
       fail(pos, fmt::format("parameter '{}' was declared on line {} as {} {}; here as {} {}", name,
@@ -395,6 +396,10 @@ GraphVal GraphBuilder::call(const Expr& e, Scope* local) {
     return GraphVal::num(static_cast<double>(t.shape()[static_cast<std::size_t>(axis)]), axis == 0 && args[0].batch);
   }
   if (name == "normal" || name == "uniform" || name == "constant") {
+  if (name == "tensor") {
+    arity(1, "tensor([1, 2, 3]) or tensor([[1, 2], [3, 4]])");
+    return constant_tensor(args[0], e.args[0]->pos);
+  }
     arity(1, fmt::format("{}(number)", name));
     double v = args[0].kind == GraphVal::Kind::number ? args[0].number : 0;
     if (args[0].kind != GraphVal::Kind::number) fail(e.args[0]->pos, "an initialiser's argument is a number");
@@ -435,6 +440,34 @@ GraphVal GraphBuilder::call(const Expr& e, Scope* local) {
 }
 
 GraphVal GraphBuilder::call_function(const Statement& def, const Expr& e, std::vector<GraphVal> args) {
+// A constant tensor from numbers, a list of them, or a list of equal lists (row-major).
+GraphVal GraphBuilder::constant_tensor(const GraphVal& v, SourcePos pos) {
+  Shape shape;
+  std::vector<double> values;
+  auto number = [&](const GraphVal& n) {
+    if (n.kind != GraphVal::Kind::number) fail(pos, fmt::format("tensor() takes numbers, not {}", kind_name(n.kind)));
+    if (n.batch) fail(pos, "a constant cannot depend on the batch size B");
+    values.push_back(n.number);
+  };
+  if (v.kind == GraphVal::Kind::list && !v.items.empty() && v.items[0].kind == GraphVal::Kind::list) {
+    shape = {static_cast<std::int64_t>(v.items.size()), static_cast<std::int64_t>(v.items[0].items.size())};
+    for (const auto& row : v.items) {
+      if (row.kind != GraphVal::Kind::list || row.items.size() != v.items[0].items.size())
+        fail(pos, "tensor() takes rows of equal length");
+      for (const auto& n : row.items) number(n);
+    }
+  } else if (v.kind == GraphVal::Kind::list) {
+    shape = {static_cast<std::int64_t>(v.items.size())};
+    for (const auto& n : v.items) number(n);
+  } else {
+    number(v);
+  }
+  if (values.empty()) fail(pos, "tensor() needs at least one number");
+  if (!graph_) fail(pos, "a schedule computes numbers only");
+  at(pos);
+  return GraphVal::of(graph_->constant(shape, values), false);
+}
+
   if (args.size() != def.params.size())
     fail(e.pos, fmt::format("{}() takes {} arguments ({}), got {}", def.name, def.params.size(),
                             fmt::join(def.params, ", "), args.size()));

@@ -65,6 +65,7 @@ class GraphBuilder {
   GraphVal call_function(const Statement& def, const Expr& e, std::vector<GraphVal> args);
   GraphVal apply_op(const struct OpDef& op, const Expr& e, std::vector<GraphVal> args,
                     const std::vector<std::string>& names);
+  GraphVal constant_tensor(const GraphVal& v, SourcePos pos);
   GraphVal arithmetic(const std::string& op, GraphVal a, GraphVal b, SourcePos pos);
   GraphVal param(const std::string& name, const Shape& shape, Init init, SourcePos pos);
   Shape shape_of(const std::vector<ExprPtr>& dims, Scope* local, bool allow_batch, bool* batched);

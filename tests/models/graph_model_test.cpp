@@ -152,6 +152,16 @@ TEST_CASE("graph files are bounded", "[models][graphfile]") {
   CHECK_THAT(error_of(std::string(kMaxGraphFileBytes + 1, '#')), Catch::Contains("graph files may have at most"));
 }
 
+TEST_CASE("schedules compute numbers only", "[models][graphfile]") {
+  for (const char* body : {"schedule s = param(\"w\", [2], zeros)\n", "schedule s = tensor([1, 2])\n",
+                           "schedule s = relu(x)\n", "schedule s = B\n"}) {
+    INFO(body);
+    CHECK_THAT(error_of(graph(body)), Catch::Contains("t.graph:6:"));
+  }
+  auto syntax = parse_graph_text(graph("c = tensor([[1, 2, 3], [4, 5, 6]])\nh = x + reshape(c, shape=[1, 6])\n"), "t.graph");
+  CHECK(build_graph_model(syntax, {}, 4, 6).graph->size() > 0);
+}
+
 TEST_CASE("a parameter named twice is the same weights", "[models][graphfile]") {
   auto syntax = parse_graph_text(graph("def f(v) = v @ param(\"w\", [D, D], zeros)\na = f(x)\nb = f(z)\n"), "t.graph");
   Model m = build_graph_model(syntax, {}, 4, 6);
