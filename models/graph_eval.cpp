@@ -215,8 +215,8 @@ double GraphBuilder::schedule_value(const Statement& s, std::int64_t step) {
 }
 
 GraphVal GraphBuilder::param(const std::string& name, const Shape& shape, Init init, SourcePos pos) {
-  if (auto it = params_.find(name); it != params_.end()) {
   if (!graph_) fail(pos, "a schedule computes numbers only");
+  if (auto it = params_.find(name); it != params_.end()) {
     const Node& n = it->second.first.node();
     if (n.shape != shape || to_string(n.init) != to_string(init))
       fail(pos, fmt::format("parameter '{}' was declared on line {} as {} {}; here as {} {}", name,
@@ -395,11 +395,11 @@ GraphVal GraphBuilder::call(const Expr& e, Scope* local) {
     if (axis < 0) axis += rank;
     return GraphVal::num(static_cast<double>(t.shape()[static_cast<std::size_t>(axis)]), axis == 0 && args[0].batch);
   }
-  if (name == "normal" || name == "uniform" || name == "constant") {
   if (name == "tensor") {
     arity(1, "tensor([1, 2, 3]) or tensor([[1, 2], [3, 4]])");
     return constant_tensor(args[0], e.args[0]->pos);
   }
+  if (name == "normal" || name == "uniform" || name == "constant") {
     arity(1, fmt::format("{}(number)", name));
     double v = args[0].kind == GraphVal::Kind::number ? args[0].number : 0;
     if (args[0].kind != GraphVal::Kind::number) fail(e.args[0]->pos, "an initialiser's argument is a number");
@@ -439,7 +439,6 @@ GraphVal GraphBuilder::call(const Expr& e, Scope* local) {
                           hint.empty() ? "; graphrun --list-ops lists the ops" : ""));
 }
 
-GraphVal GraphBuilder::call_function(const Statement& def, const Expr& e, std::vector<GraphVal> args) {
 // A constant tensor from numbers, a list of them, or a list of equal lists (row-major).
 GraphVal GraphBuilder::constant_tensor(const GraphVal& v, SourcePos pos) {
   Shape shape;
@@ -468,6 +467,7 @@ GraphVal GraphBuilder::constant_tensor(const GraphVal& v, SourcePos pos) {
   return GraphVal::of(graph_->constant(shape, values), false);
 }
 
+GraphVal GraphBuilder::call_function(const Statement& def, const Expr& e, std::vector<GraphVal> args) {
   if (args.size() != def.params.size())
     fail(e.pos, fmt::format("{}() takes {} arguments ({}), got {}", def.name, def.params.size(),
                             fmt::join(def.params, ", "), args.size()));
