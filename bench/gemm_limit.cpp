@@ -13,8 +13,9 @@
 // oneDNN's sgemm takes OpenBLAS's place, split only, and OpenBLAS never starts its threads.
 //
 // fma_peak_gflops is the other ceiling: what N threads of independent FMA chains reach on this
-// CPU at its widest vectors, with no memory traffic at all. limit_share_of_peak says how close the
-// library already runs to it, so how much any GEMM, ours or another library's, could still gain.
+// CPU at the widest vectors it has (fma_probe_isa, chosen at run time), with no memory traffic at
+// all. limit_share_of_peak says how close the library already runs to it, so how much any GEMM,
+// ours or another library's, could still gain.
 #include "fma_rate.hpp"
 
 #include <benchmark/benchmark.h>
@@ -239,6 +240,7 @@ int main(int argc, char** argv) {
   fmt::print("epoch_limit_seconds {:.3f}\n", best * static_cast<double>(steps));
   if (peak > 0) {
     fmt::print("fma_peak_gflops {:.1f}\n", peak / 1e9);
+    fmt::print("fma_probe_isa {}\n", fma_probe::isa());
     fmt::print("limit_share_of_peak {:.3f}\n", flops / best / peak);
   }
   return 0;
