@@ -26,6 +26,10 @@ struct RandomKey {
   std::uint64_t seed = 0;
   std::uint64_t step = 0;
   std::uint32_t node = 0;
+  // The element index of the op's output element 0: nonzero when a run computes a slice of a
+  // larger batch (RunOptions::batch_offset), so that the slice draws what those rows draw in a
+  // run over the whole batch.
+  std::uint64_t offset = 0;
 };
 
 template <class T>

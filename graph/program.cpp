@@ -90,7 +90,9 @@ void Program::run_step(const Step& step, const RunOptions& options) {
   args.out = static_cast<T*>(out.ptr);
   args.out_shape = &out.shape;
   args.attrs = &step.attrs;
-  args.key = {options.seed, options.step, step.stream};
+  args.key = {options.seed, options.step, step.stream, 0};
+  if (options.batch_offset > 0 && !out.shape.empty() && out.shape[0] > 0)
+    args.key.offset = static_cast<std::uint64_t>(options.batch_offset * (numel(out.shape) / out.shape[0]));
   args.training = options.training;
   if constexpr (std::is_same_v<T, float>) step.op->f32(args);
   else step.op->f64(args);

@@ -50,6 +50,10 @@ struct RunOptions {
   // When set, the blocks that steps split their work into are recorded here with the step's
   // index as label, on whichever thread runs them.
   BlockTrace* block_trace = nullptr;
+  // This run computes rows [batch_offset, batch_offset + rows) of a larger batch (a part of a
+  // data-parallel step): random ops draw, for each row, what that row draws in a run over the
+  // whole batch. Random ops are taken to have the batch as their first dimension.
+  std::int64_t batch_offset = 0;
 };
 
 // Raised by check_numerics: names the node, its op and the range of each input.

@@ -19,15 +19,19 @@ void normal_kernel(const KernelArgs<T>& a) {
     return;
   }
   const std::int64_t n = a.out_numel();
+  // y[i] is the normal at index o + i (o = key.offset, 0 unless this run is a slice of a batch).
   // Over pairs: one draw gives two normals, and costs tens of ns, so small grains pay.
+  const auto o = static_cast<std::int64_t>(a.key.offset);
+  const std::int64_t first_pair = o / 2;
   constexpr std::int64_t kPairs = 128;  // per batch of normals on the stack
-  parallel_for((n + 1) / 2, 256, [&](std::int64_t b, std::int64_t e) {
+  parallel_for((o + n + 1) / 2 - first_pair, 256, [&](std::int64_t b, std::int64_t e) {
     double z[2 * kPairs];
     for (std::int64_t k = b; k < e; k += kPairs) {
       std::int64_t pairs = std::min(kPairs, e - k);
-      random_normal_pairs(a.key, static_cast<std::uint64_t>(k), pairs, z);
-      std::int64_t last = std::min(n, 2 * (k + pairs));
-      for (std::int64_t i = 2 * k; i < last; ++i) y[i] = static_cast<T>(z[i - 2 * k]);
+      random_normal_pairs(a.key, static_cast<std::uint64_t>(first_pair + k), pairs, z);
+      const std::int64_t g0 = 2 * (first_pair + k);  // the index of z[0]
+      const std::int64_t last = std::min(o + n, g0 + 2 * pairs);
+      for (std::int64_t g = std::max(g0, o); g < last; ++g) y[g - o] = static_cast<T>(z[g - g0]);
     }
   });
 }
@@ -44,14 +48,18 @@ void bernoulli_kernel(const KernelArgs<T>& a) {
   const double keep = a.attrs->f("keep");
   const std::uint64_t below = static_cast<std::uint64_t>(keep * 4294967296.0);
   const std::int64_t n = a.out_numel();
+  const auto o = static_cast<std::int64_t>(a.key.offset);  // y[i] is element o + i
+  const std::int64_t first_draw = o / 4;
   constexpr std::int64_t kDraws = 256;  // per batch of words on the stack
-  parallel_for((n + 3) / 4, 1024, [&](std::int64_t b, std::int64_t e) {
+  parallel_for((o + n + 3) / 4 - first_draw, 1024, [&](std::int64_t b, std::int64_t e) {
     std::uint32_t words[4 * kDraws];
     for (std::int64_t k = b; k < e; k += kDraws) {
       std::int64_t draws = std::min(kDraws, e - k);
-      random_words(a.key, static_cast<std::uint64_t>(k), draws, words);
-      std::int64_t last = std::min(n, 4 * (k + draws));
-      for (std::int64_t i = 4 * k; i < last; ++i) y[i] = words[i - 4 * k] < below ? T(1) : T(0);
+      random_words(a.key, static_cast<std::uint64_t>(first_draw + k), draws, words);
+      const std::int64_t g0 = 4 * (first_draw + k);  // the element of words[0]
+      const std::int64_t last = std::min(o + n, g0 + 4 * draws);
+      for (std::int64_t g = std::max(g0, o); g < last; ++g)
+        y[g - o] = words[g - g0] < below ? T(1) : T(0);
     }
   });
 }

@@ -36,15 +36,18 @@ void uniform_kernel(const KernelArgs<T>& a) {
   }
   constexpr std::int64_t kDraws = 256;  // per batch of words on the stack
   constexpr T kBelowOne = T(1) - std::numeric_limits<T>::epsilon() / 2;
-  parallel_for((n + 1) / 2, 512, [&](std::int64_t b, std::int64_t e) {
+  const auto o = static_cast<std::int64_t>(a.key.offset);  // y[i] is element o + i
+  const std::int64_t first_draw = o / 2;
+  parallel_for((o + n + 1) / 2 - first_draw, 512, [&](std::int64_t b, std::int64_t e) {
     std::uint32_t words[4 * kDraws];
     for (std::int64_t k = b; k < e; k += kDraws) {
       std::int64_t draws = std::min(kDraws, e - k);
-      random_words(a.key, static_cast<std::uint64_t>(k), draws, words);
-      std::int64_t last = std::min(n, 2 * (k + draws));
-      for (std::int64_t i = 2 * k; i < last; ++i) {
-        const std::uint32_t* w = words + 2 * (i - 2 * k);
-        y[i] = std::min(static_cast<T>(unit_of(w[0], w[1])), kBelowOne);
+      random_words(a.key, static_cast<std::uint64_t>(first_draw + k), draws, words);
+      const std::int64_t g0 = 2 * (first_draw + k);  // the element of words[0]
+      const std::int64_t last = std::min(o + n, g0 + 2 * draws);
+      for (std::int64_t g = std::max(g0, o); g < last; ++g) {
+        const std::uint32_t* w = words + 2 * (g - g0);
+        y[g - o] = std::min(static_cast<T>(unit_of(w[0], w[1])), kBelowOne);
       }
     }
   });
