@@ -1,0 +1,159 @@
+// MPI_COMM_WORLD as a Communicator. The sum is a ring written with MPI_Sendrecv rather than
+// MPI_Allreduce: Open MPI picks its reduction algorithm (and so the order of the additions) by
+// message size and rank count, so its bits can change with the model; a ring's cannot.
+#include <graphrun/train/mpi/mpi_communicator.hpp>
+
+#include <fmt/format.h>
+// The C API only: without these, Open MPI's and MPICH's mpi.h pull in their deprecated C++
+// bindings, which need libmpi_cxx.
+#define OMPI_SKIP_MPICXX 1
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <stdexcept>
+
+namespace graphrun {
+namespace {
+
+void check(int rc, const char* what) {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(rc, text, &len);
+  throw std::runtime_error(fmt::format("{} failed: {}", what, std::string(text, static_cast<std::size_t>(len))));
+}
+
+int as_count(std::size_t n) {
+  if (n > static_cast<std::size_t>(INT_MAX))
+    throw std::length_error(fmt::format("an MPI message of {} elements is over MPI's int count", n));
+  return static_cast<int>(n);
+}
+
+class MpiCommunicator final : public Communicator {
+ public:
+  MpiCommunicator() {
+    int initialised = 0;
+    MPI_Initialized(&initialised);
+    if (!initialised) {
+      int provided = 0;
+      check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+      owns_mpi_ = true;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+    MPI_Comm_size(MPI_COMM_WORLD, &size_);
+    // Hosts: one leader per shared-memory node.
+    MPI_Comm node;
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node);
+    int node_rank = 0;
+    MPI_Comm_rank(node, &node_rank);
+    int leader = node_rank == 0 ? 1 : 0;
+    MPI_Allreduce(&leader, &hosts_, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Comm_free(&node);
+  }
+  ~MpiCommunicator() override {
+    if (!owns_mpi_) return;
+    int finalised = 0;
+    MPI_Finalized(&finalised);
+    if (!finalised) MPI_Finalize();
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  void all_reduce_sum(std::span<float> data) override {
+    const int n = size_;
+    if (n == 1 || data.empty()) return;
+    const std::size_t len = data.size();
+    auto begin = [&](int c) { return len * static_cast<std::size_t>(c) / static_cast<std::size_t>(n); };
+    auto count = [&](int c) { return begin(c + 1) - begin(c); };
+    if (recv_.size() < count(n - 1)) recv_.resize(count(n - 1));  // the largest chunk
+    const int right = (rank_ + 1) % n, left = (rank_ + n - 1) % n;
+    float* d = data.data();
+    // Reduce-scatter: after step s, chunk (r - s - 1) holds x_c + ... + x_r; rank r ends owning
+    // chunk r + 1, summed from rank r + 1 around the ring.
+    for (int s = 0; s < n - 1; ++s) {
+      const int send = (rank_ - s + 2 * n) % n, recv = (rank_ - s - 1 + 2 * n) % n;
+      check(MPI_Sendrecv(d + begin(send), as_count(count(send)), MPI_FLOAT, right, 17,
+                         recv_.data(), as_count(count(recv)), MPI_FLOAT, left, 17, MPI_COMM_WORLD,
+                         MPI_STATUS_IGNORE),
+            "MPI_Sendrecv (reduce-scatter)");
+      bytes_sent_ += static_cast<std::int64_t>(count(send) * sizeof(float));
+      float* __restrict dst = d + begin(recv);
+      const float* __restrict acc = recv_.data();
+      const std::size_t m = count(recv);
+      for (std::size_t i = 0; i < m; ++i) dst[i] = acc[i] + dst[i];
+    }
+    // Allgather: the owned chunks travel once more around the ring, copied.
+    for (int s = 0; s < n - 1; ++s) {
+      const int send = (rank_ + 1 - s + 2 * n) % n, recv = (rank_ - s + 2 * n) % n;
+      check(MPI_Sendrecv(d + begin(send), as_count(count(send)), MPI_FLOAT, right, 18,
+                         d + begin(recv), as_count(count(recv)), MPI_FLOAT, left, 18,
+                         MPI_COMM_WORLD, MPI_STATUS_IGNORE),
+            "MPI_Sendrecv (allgather)");
+      bytes_sent_ += static_cast<std::int64_t>(count(send) * sizeof(float));
+    }
+  }
+
+  void all_gather(std::span<float> data, std::span<const std::int64_t> offsets) override {
+    if (offsets.size() != static_cast<std::size_t>(size_) + 1 ||
+        offsets.back() > static_cast<std::int64_t>(data.size()))
+      throw std::invalid_argument("all_gather: offsets must be size() + 1 bounds inside the data");
+    if (size_ == 1) return;
+    counts_.resize(static_cast<std::size_t>(size_));
+    displs_.resize(static_cast<std::size_t>(size_));
+    for (int r = 0; r < size_; ++r) {
+      const auto i = static_cast<std::size_t>(r);
+      counts_[i] = as_count(static_cast<std::size_t>(offsets[i + 1] - offsets[i]));
+      displs_[i] = as_count(static_cast<std::size_t>(offsets[i]));
+    }
+    check(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data.data(), counts_.data(),
+                         displs_.data(), MPI_FLOAT, MPI_COMM_WORLD),
+          "MPI_Allgatherv");
+    bytes_sent_ += counts_[static_cast<std::size_t>(rank_)] * static_cast<std::int64_t>(sizeof(float)) * (size_ - 1);
+  }
+
+  void broadcast(std::vector<std::byte>& bytes, int root) override {
+    unsigned long long n = bytes.size();
+    check(MPI_Bcast(&n, 1, MPI_UNSIGNED_LONG_LONG, root, MPI_COMM_WORLD), "MPI_Bcast");
+    if (rank_ != root) bytes.resize(n);
+    for (std::size_t at = 0; at < n;) {
+      const std::size_t part = std::min<std::size_t>(n - at, std::size_t{1} << 30);
+      check(MPI_Bcast(bytes.data() + at, static_cast<int>(part), MPI_BYTE, root, MPI_COMM_WORLD), "MPI_Bcast");
+      if (rank_ == root) bytes_sent_ += static_cast<std::int64_t>(part);
+      at += part;
+    }
+  }
+
+  bool any(bool mine) override {
+    int in = mine ? 1 : 0, out = 0;
+    check(MPI_Allreduce(&in, &out, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD), "MPI_Allreduce");
+    return out != 0;
+  }
+
+  [[noreturn]] void abort(int code) override {
+    std::fflush(stdout);
+    std::fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);
+  }
+
+  std::string describe() const override {
+    return fmt::format("MPI, {} rank{} on {} host{}", size_, size_ == 1 ? "" : "s", hosts_,
+                       hosts_ == 1 ? "" : "s");
+  }
+
+ private:
+  int rank_ = 0, size_ = 1, hosts_ = 1;
+  bool owns_mpi_ = false;
+  std::vector<float> recv_;
+  std::vector<int> counts_, displs_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> make_mpi_communicator() { return std::make_unique<MpiCommunicator>(); }
+
+}  // namespace graphrun
