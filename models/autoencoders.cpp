@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
+#include <numbers>
 
 namespace graphrun {
 namespace {
@@ -93,6 +95,19 @@ Model autoencoder(const std::string& name, const AeConfig& c, std::int64_t batch
   return m;
 }
 
+// log p(x, z) - log q(z | x) per sample for z = mu + e^(logvar / 2) eps:
+//   log N(z; 0, I) - log N(z; mu, e^logvar) = 0.5 sum(logvar + eps^2 - z^2)
+// (the -0.5 ln 2 pi of each dimension cancels between the two densities), plus log p(x | z) =
+// -recon for the Bernoulli decoder. The Gaussian decoder's squared error is -log N(x; mean, I / 2)
+// less its constant D / 2 ln pi, put back so that the sum is a density. Built after every other
+// node, from values the loss already computes: it adds no random draw and changes no training bit.
+Value vae_log_weight(Value recon, Value z, Value eps, Value logvar, Likelihood likelihood,
+                     std::int64_t features) {
+  Value w = sum(logvar + square(eps) - square(z), {1}) * 0.5 - recon;
+  if (likelihood == Likelihood::gaussian) w = w - 0.5 * static_cast<double>(features) * std::log(std::numbers::pi);
+  return w;
+}
+
 }  // namespace
 
 Value apply_activation(Value x, Activation a) {
@@ -159,7 +174,8 @@ Model build_vae(const VaeConfig& c, std::int64_t batch, std::int64_t features) {
   Value mu = apply_layer(h, mu_head);
   Value logvar = apply_layer(h, logvar_head);
   // Sampled in evaluation too: the test loss is a one-sample estimate of the negative ELBO.
-  Value z = mu + exp(logvar * 0.5) * random_normal_like(mu, false);
+  Value eps = random_normal_like(mu, false);
+  Value z = mu + exp(logvar * 0.5) * eps;
   Mlp decoder(g, widths(c.latent, reversed(c.hidden), features), "dec", c.activation, false);
   Value out = decoder(z);
   Value recon = reconstruction_loss(out, m.x, c.likelihood);
@@ -183,6 +199,7 @@ Model build_vae(const VaeConfig& c, std::int64_t batch, std::int64_t features) {
   m.reconstruction = decoder_mean(decoder(mu), c.likelihood);  // the mean code, as eval promises
   m.z = g.input("z", {batch, c.latent});
   m.decoded = decoder_mean(decoder(m.z), c.likelihood);
+  m.log_weight = vae_log_weight(recon, z, eps, logvar, c.likelihood, features);
   return m;
 }
 

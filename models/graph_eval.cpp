@@ -55,7 +55,8 @@ const std::vector<std::string>& builtin_functions() {
 }
 
 const std::vector<std::string>& role_names() {
-  static const std::vector<std::string> names = {"loss", "code", "reconstruction", "decoded"};
+  static const std::vector<std::string> names = {"loss", "code", "reconstruction", "decoded",
+                                                 "log_weight"};
   return names;
 }
 
@@ -599,6 +600,11 @@ void GraphBuilder::fill(Model& m) {
     else if (s.size() == 1 && s[0] == batch_) m.terms[name] = mean(v.tensor);
     else fail(end, fmt::format("term {} must be a scalar or one value a sample [B], got {}", name, to_string(s)));
   }
+  if (roles_.count("log_weight")) {
+    m.log_weight = role("log_weight", "log p(x, z) - log q(z | x) of each sample, [B]");
+    batch_rows("log_weight", m.log_weight, 1);
+  }
+  fill_labels(m);
   m.has_prior = prior_ == "normal";
   g.set_origin("");
   // Each schedule evaluates its expression again at every step, over a builder of its own that
@@ -607,6 +613,19 @@ void GraphBuilder::fill(Model& m) {
     auto numbers = std::make_shared<GraphBuilder>(syntax_, options_, nullptr, batch_, features_);
     m.schedules.push_back({s->name, [numbers, s](std::int64_t step) { return numbers->schedule_value(*s, step); }});
   }
+}
+
+// An input named y is the labels: [B, C] one-hot, or [B] class indices.
+void GraphBuilder::fill_labels(Model& m) {
+  auto it = globals_.find("y");
+  if (it == globals_.end() || it->second.value.kind != GraphVal::Kind::tensor ||
+      it->second.value.tensor.node().kind != NodeKind::input)
+    return;
+  m.y = it->second.value.tensor;
+  const Shape& s = m.y.shape();
+  if (s.empty() || s.size() > 2 || s[0] != batch_)
+    fail(it->second.pos, fmt::format("input y is the labels: [B, classes] one-hot or [B] class "
+                                     "indices, got {}", to_string(s)));
 }
 
 }  // namespace graphrun

@@ -72,6 +72,7 @@ class GraphBuilder {
   std::int64_t integer(const GraphVal& v, SourcePos pos, const std::string& what);
   Value tensor(const GraphVal& v, SourcePos pos, const std::string& what);
   void at(SourcePos pos);  // nodes built from now on record this place
+  void fill_labels(Model& m);  // an input named y: the labels
   std::vector<std::string> visible_names(const Scope* local) const;
 
   std::shared_ptr<const GraphSyntax> syntax_;

@@ -33,6 +33,14 @@ struct Model {
   Value reconstruction;              // [B, D]: the decoder's mean for x (probabilities or values)
   Value z;                           // input [B, K] feeding the decoder alone
   Value decoded;                     // [B, D]: decoder mean for z
+  // Optional input: labels, bound from the data set's labels (and, for decoding, from a chosen
+  // class). [B, C] one-hot over C classes, or [B] class indices as numbers (for gather_rows on an
+  // embedding). Invalid when the model takes no labels.
+  Value y;
+  // Optional, [B]: log p(x, z) - log q(z | x) for the model's own draw of z, the importance weight
+  // of that draw in log space; `eval --iw K` averages K of them (Burda et al. 2015). Invalid when
+  // the model declares none.
+  Value log_weight;
   bool has_prior = false;            // samples can be drawn by decoding z ~ N(0, I)
   std::vector<ScalarSchedule> schedules;
 };

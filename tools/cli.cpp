@@ -12,7 +12,7 @@ namespace graphrun::cli {
 namespace po = boost::program_options;
 namespace {
 
-constexpr std::array<std::pair<Verb, const char*>, 11> kVerbs = {{
+constexpr std::array<std::pair<Verb, const char*>, 12> kVerbs = {{
     {Verb::train, "train"},
     {Verb::eval, "eval"},
     {Verb::sample, "sample"},
@@ -24,6 +24,7 @@ constexpr std::array<std::pair<Verb, const char*>, 11> kVerbs = {{
     {Verb::info, "info"},
     {Verb::gradcheck, "gradcheck"},
     {Verb::profile, "profile"},
+    {Verb::compare, "compare"},
 }};
 
 // Shorthands for the most used keys; every key also has its long form --section.key.
@@ -68,6 +69,10 @@ po::options_description describe_options() {
       ("count,n", po::value<std::int64_t>()->value_name("N"),
        "sample: images (64); reconstruct: images (16); interpolate: steps (10); "
        "anomaly: top-k shown (16); encode: rows (0 = all); profile: steps (50)")
+      ("class", po::value<std::int64_t>()->value_name("N"),
+       "sample, interpolate: the class a conditional model (input y) decodes")
+      ("iw", po::value<std::int64_t>()->value_name("K"),
+       "eval: also estimate -log p(x) with K importance samples per image (iw.json)")
       ("trace", po::value<std::string>()->value_name("FILE"),
        "profile: write the last steps' timeline to FILE (Chrome trace JSON, for Perfetto)");
   general.add(run);
@@ -108,6 +113,11 @@ void take_positionals(const std::vector<std::string>& positionals, CliConfig& c)
         c.verb_given = true;
         at = 1;
       }
+  }
+  if (c.verb == Verb::compare) {
+    c.runs.assign(positionals.begin() + static_cast<std::ptrdiff_t>(at), positionals.end());
+    if (c.runs.empty()) throw UsageError("'compare' needs one or more RUN_FOLDERs (e.g. runs/model.vae)");
+    return;
   }
   if (at >= positionals.size()) {
     if (at == 1) throw UsageError(fmt::format("'{}' needs a MODEL (e.g. model.vae)", positionals[0]));
@@ -172,6 +182,17 @@ CliConfig parse_args(int argc, char** argv) {
     c.trace = vm["trace"].as<std::string>();
     if (c.trace.empty()) throw UsageError("--trace needs a file name");
   }
+  if (vm.count("class")) {
+    if (c.verb != Verb::sample && c.verb != Verb::interpolate)
+      throw UsageError("--class only applies to 'sample' and 'interpolate'");
+    c.decode_class = vm["class"].as<std::int64_t>();
+    if (*c.decode_class < 0) throw UsageError("--class must be a class number, 0 or more");
+  }
+  if (vm.count("iw")) {
+    if (c.verb != Verb::eval) throw UsageError("--iw only applies to 'eval'");
+    c.iw = vm["iw"].as<std::int64_t>();
+    if (c.iw < 1 || c.iw > 1000000) throw UsageError("--iw must be in 1..1000000");
+  }
   if (vm.count("count")) {
     c.count = vm["count"].as<std::int64_t>();
     if (c.count < 0 || c.count > 100000) throw UsageError("--count must be in 0..100000");
@@ -185,6 +206,7 @@ std::string help_text() {
   return fmt::format(R"(graphrun: train and use autoencoders described by a model file.
 
 Usage: graphrun [VERB] MODEL [options]
+       graphrun compare RUN_FOLDER... [--out DIR]
        graphrun --list | --list-ops [--markdown] | --list-keys MODEL [--markdown] | --version
 
 MODEL is a model file (model.vae), looked for in the current folder, then in graphrun's
@@ -193,7 +215,8 @@ models/ folders; a bare builder name (vae) means model.vae. Its extension names 
 Verbs (train is the default):
   train        train, checkpoint after every epoch, write metrics and figures to the run folder
                (Ctrl-C or SIGTERM: checkpoint mid-epoch and stop; --resume continues)
-  eval         test-set loss and its terms, from the checkpoint
+  eval         test-set loss and its terms, from the checkpoint; --iw K: -log p(x) with K
+               importance samples per image (iw.json)
   sample       decode draws from the prior into samples.png (VAE only)
   reconstruct  test images over their reconstructions: reconstructions.png
   encode       test codes with labels: codes.csv
@@ -204,6 +227,8 @@ Verbs (train is the default):
   gradcheck    autodiff against central differences in float64, batch 4 (exit 1 on failure)
   profile      where a training step's time goes: each kernel, the optimizer and the batch,
                over -n steps (50) on real batches; --trace FILE also writes a timeline
+  compare      a Markdown table of runs (settings that differ, losses, -log p(x), time) and
+               their test-loss curves in compare.png (in --out, else the current folder)
 
 {}
 Any model-file key can be set as --SECTION.KEY VALUE (or =VALUE), for example

@@ -5,13 +5,15 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 namespace graphrun::cli {
 
 enum class Verb {
-  train, eval, sample, reconstruct, encode, interpolate, anomaly, graph, info, gradcheck, profile
+  train, eval, sample, reconstruct, encode, interpolate, anomaly, graph, info, gradcheck, profile,
+  compare
 };
 
 enum class Action { run, help, version, list, list_ops, list_keys };
@@ -28,6 +30,9 @@ struct CliConfig {
   bool resume = false;
   bool markdown = false;
   std::int64_t count = 0;  // images / steps / top-k for the verb; 0: the verb's default
+  std::optional<std::int64_t> decode_class;  // sample, interpolate: --class N (conditional models)
+  std::int64_t iw = 0;  // eval: importance samples per image for -log p(x); 0: no estimate
+  std::vector<std::filesystem::path> runs;  // compare: the run folders
   std::vector<std::string> args;  // argv[1..] as given, to print the command again
 };
 

@@ -20,6 +20,10 @@ int info_command(const Run& run);
 int gradcheck_command(const Run& run);
 int profile_command(const Run& run);
 
+// Reads the run folders' config.ini, metrics.jsonl and iw.json; prints a Markdown table and draws
+// compare.png.
+int compare_command(const CliConfig& config);
+
 int list_command();
 int list_ops_command(bool markdown);
 int list_keys_command(const std::string& model, bool markdown);

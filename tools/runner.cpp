@@ -24,6 +24,7 @@ int run_verb(const cli::Run& run) {
     case Verb::info: return cli::info_command(run);
     case Verb::gradcheck: return cli::gradcheck_command(run);
     case Verb::profile: return cli::profile_command(run);
+    case Verb::compare: break;  // dispatched before a model file is opened
   }
   return 1;
 }
@@ -37,6 +38,7 @@ int dispatch(const cli::CliConfig& config) {
     case cli::Action::list_keys: return cli::list_keys_command(config.model, config.markdown);
     case cli::Action::run: break;
   }
+  if (config.verb == cli::Verb::compare) return cli::compare_command(config);
   return run_verb(cli::open_run(config));
 }
 
@@ -49,6 +51,9 @@ int run_cli(int argc, char** argv) {
     fmt::print(stderr, "graphrun: {}\n", e.what());
     return 2;
   } catch (const ModelOptionError& e) {
+    fmt::print(stderr, "graphrun: {}\n", e.what());
+    return 2;
+  } catch (const LabelError& e) {  // labels missing or a class out of range: bad usage
     fmt::print(stderr, "graphrun: {}\n", e.what());
     return 2;
   } catch (const std::exception& e) {

@@ -204,6 +204,7 @@ int train_command(const Run& run) {
   const Settings& s = run.settings;
   Dataset data = load_data(s);
   auto model = build(s, s.model_options, s.train.batch, data.train.features());
+  require_labels(*model, data.train, "the training images");  // before anything is written
   Trainer trainer(*model, s.train);
   MetricsLog metrics(run.dir);
   auto seconds = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };

@@ -1,10 +1,13 @@
 // The verbs that use a trained model: eval, sample, reconstruct, encode, interpolate, anomaly.
 #include <graphrun/tools/commands.hpp>
 #include <graphrun/tools/console.hpp>
+#include <graphrun/train/atomic_file.hpp>
 #include <graphrun/train/inference.hpp>
+#include <graphrun/train/likelihood.hpp>
 #include <graphrun/train/report.hpp>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -19,9 +22,45 @@ std::int64_t count_or(const Run& run, std::int64_t fallback) {
 }
 
 const Split& test_split(const Trained& t) {
-  if (t.data.test.count > 0) return t.data.test;
-  fmt::print(stderr, "graphrun: note: the data set has no test images; using the training set\n");
-  return t.data.train;
+  const Split& s = t.data.test.count > 0 ? t.data.test : t.data.train;
+  if (t.data.test.count == 0)
+    fmt::print(stderr, "graphrun: note: the data set has no test images; using the training set\n");
+  require_labels(*t.model, s, "the test images");
+  return s;
+}
+
+// --class for a model that decodes a chosen class; a model without labels has nothing to choose.
+std::optional<std::int64_t> decode_class(const Run& run, const Trained& t) {
+  if (run.cli.decode_class && !t.model->y.valid())
+    throw UsageError(fmt::format("--class: '{}' takes no labels (no input y), so there is no class "
+                                 "to choose",
+                                 t.model->name));
+  return run.cli.decode_class;
+}
+
+// Draws of eval --iw stay apart from training's and from the one-sample test loss's.
+constexpr std::uint64_t kIwSeedSalt = 0x1a9f0e57ull;
+
+int estimate_likelihood(const Run& run, Trained& t, const Split& test) {
+  if (!t.model->log_weight.valid())
+    throw UsageError(fmt::format("eval --iw: '{}' declares no log_weight (log p(x, z) - log q(z | x) "
+                                 "of its draw; a graph file's 'role log_weight = ...')",
+                                 t.model->name));
+  IwOptions o;
+  o.samples = run.cli.iw;
+  o.seed = run.settings.train.seed ^ kIwSeedSalt;
+  IwEstimate e = importance_sampled_nll(*t.model, t.trainer->parameters(), test, o);
+  fmt::print("-log p(x) <= {:.2f} +- {:.2f} nats (mean of {} test images, its standard error; {} "
+             "importance samples each, Burda et al. 2015) in {:.1f} s\n",
+             e.nll, e.std_error, e.images, e.samples, e.seconds);
+  nlohmann::ordered_json j = {{"model", t.model->name}, {"epoch", t.trainer->epoch()},
+                              {"step", t.trainer->step()}, {"samples", e.samples},
+                              {"images", e.images}, {"nll", e.nll}, {"std_error", e.std_error},
+                              {"seed", o.seed}, {"batch", o.batch}, {"tile", o.tile},
+                              {"seconds", e.seconds}};
+  write_file_atomic(run.dir / "iw.json", j.dump(1) + "\n");
+  fmt::print("wrote {}\n", (run.dir / "iw.json").string());
+  return 0;
 }
 
 std::string trained_at(const Trained& t) {
@@ -40,6 +79,7 @@ int eval_command(const Run& run) {
   const Split& test = test_split(t);
   LossReport r = t.trainer->evaluate(test);
   fmt::print("{}, {} test images: loss {}\n", trained_at(t), r.samples, format_loss(r));
+  if (run.cli.iw > 0) return estimate_likelihood(run, t, test);
   return 0;
 }
 
@@ -51,9 +91,11 @@ int sample_command(const Run& run) {
                                  t.model->name));
   auto side = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(count_or(run, 64)))));
   Inference inference = make_inference(run, t);
-  write_png(run.dir / "samples.png", sample_figure(inference, test_split(t), side, run.settings.train.seed));
-  fmt::print("wrote {}: {}x{} draws from the prior of {}\n", (run.dir / "samples.png").string(),
-             side, side, trained_at(t));
+  const Split& shape = t.data.test.count > 0 ? t.data.test : t.data.train;
+  auto cls = decode_class(run, t);
+  write_png(run.dir / "samples.png", sample_figure(inference, shape, side, run.settings.train.seed, cls));
+  fmt::print("wrote {}: {}x{} draws from the prior of {}{}\n", (run.dir / "samples.png").string(),
+             side, side, trained_at(t), cls ? fmt::format(", class {}", *cls) : "");
   return 0;
 }
 
@@ -84,7 +126,8 @@ int interpolate_command(const Run& run) {
   Trained t = load_trained(run);
   auto steps = static_cast<int>(std::max<std::int64_t>(count_or(run, 10), 2));
   Inference inference = make_inference(run, t);
-  write_png(run.dir / "interpolation.png", interpolation_figure(inference, test_split(t), 8, steps));
+  write_png(run.dir / "interpolation.png",
+            interpolation_figure(inference, test_split(t), 8, steps, decode_class(run, t)));
   fmt::print("wrote {}: per row, a test image, {} decodes along the line between the codes, and "
              "the other image\n",
              (run.dir / "interpolation.png").string(), steps);

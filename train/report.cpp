@@ -158,14 +158,15 @@ Image reconstruction_figure(Inference& inference, const Split& data, int count) 
   std::vector<std::int64_t> idx(static_cast<std::size_t>(count));
   std::iota(idx.begin(), idx.end(), 0);
   Tensor x = Inference::images(data, idx);
-  Tensor y = inference.reconstruct(x);
+  Tensor y = inference.reconstruct(x, inference.labels(data, idx));
   std::vector<float> both(x.values<float>().begin(), x.values<float>().end());
   both.insert(both.end(), y.values<float>().begin(), y.values<float>().end());
   return image_grid(both, 2 * count, static_cast<int>(data.rows), static_cast<int>(data.cols), count);
 }
 
-Image sample_figure(Inference& inference, const Split& shape, int side, std::uint64_t seed) {
-  Tensor s = inference.sample(static_cast<std::int64_t>(side) * side, seed);
+Image sample_figure(Inference& inference, const Split& shape, int side, std::uint64_t seed,
+                    std::optional<std::int64_t> cls) {
+  Tensor s = inference.sample(static_cast<std::int64_t>(side) * side, seed, cls);
   return image_grid(s.values<float>(), side * side, static_cast<int>(shape.rows),
                     static_cast<int>(shape.cols), side);
 }
@@ -183,7 +184,8 @@ Image manifold_figure(Inference& inference, const Split& shape, int side) {
       v[2 * (row * side + col)] = static_cast<float>(normal_quantile(p_x));
       v[2 * (row * side + col) + 1] = static_cast<float>(normal_quantile(p_y));
     }
-  Tensor images = inference.decode(z);
+  Tensor images = inference.decode(z, inference.classes(std::vector<std::int64_t>(
+                                           static_cast<std::size_t>(side) * side, 0)));
   return image_grid(images.values<float>(), side * side, static_cast<int>(shape.rows),
                     static_cast<int>(shape.cols), side, 0, 1);
 }
@@ -222,7 +224,8 @@ Image latent_figure(std::span<const float> codes, std::int64_t n, std::int64_t k
   return scatter_plot(plot);
 }
 
-Image interpolation_figure(Inference& inference, const Split& data, int pairs, int steps) {
+Image interpolation_figure(Inference& inference, const Split& data, int pairs, int steps,
+                           std::optional<std::int64_t> cls) {
   std::vector<std::pair<std::int64_t, std::int64_t>> ends;
   for (std::int64_t i = 0; i + 1 < data.count && static_cast<int>(ends.size()) < pairs;) {
     std::int64_t j = i + 1;
@@ -236,7 +239,8 @@ Image interpolation_figure(Inference& inference, const Split& data, int pairs, i
   std::vector<float> tiles;
   for (const auto& [a, b] : ends) {
     Tensor ia = Inference::images(data, {a}), ib = Inference::images(data, {b});
-    Tensor line = inference.interpolate(ia, ib, steps);
+    Tensor line_y = cls ? inference.classes({*cls}) : inference.labels(data, {a});
+    Tensor line = inference.interpolate(ia, ib, steps, inference.labels(data, {a, b}), line_y);
     tiles.insert(tiles.end(), ia.values<float>().begin(), ia.values<float>().end());
     tiles.insert(tiles.end(), line.values<float>().begin(), line.values<float>().begin() + steps * d);
     tiles.insert(tiles.end(), ib.values<float>().begin(), ib.values<float>().end());

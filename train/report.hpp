@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -48,10 +49,13 @@ std::vector<std::string> class_names(const Dataset& data);
 Image loss_figure(const std::vector<EpochReport>& rows, const std::string& title);
 // The first `count` images of `data` (one row) over their reconstructions (the row below).
 Image reconstruction_figure(Inference& inference, const Split& data, int count);
-// `side` x `side` decoded draws from the prior (throws std::logic_error without a prior).
-Image sample_figure(Inference& inference, const Split& shape, int side, std::uint64_t seed);
+// `side` x `side` decoded draws from the prior (throws std::logic_error without a prior); a
+// conditional model decodes class `cls`, or the classes in turn (Inference::sample).
+Image sample_figure(Inference& inference, const Split& shape, int side, std::uint64_t seed,
+                    std::optional<std::int64_t> cls = {});
 // For a 2-D latent: a side x side grid decoded at the standard normal's quantiles
-// 0.05 .. 0.95 of each axis (Kingma & Welling's figure 4); z1 grows rightwards, z2 upwards.
+// 0.05 .. 0.95 of each axis (Kingma & Welling's figure 4); z1 grows rightwards, z2 upwards. A
+// conditional model decodes class 0.
 Image manifold_figure(Inference& inference, const Split& shape, int side);
 // Codes [n, k] scattered by label: the two coordinates when k == 2, else the first two
 // principal components (the title says which).
@@ -59,8 +63,10 @@ Image latent_figure(std::span<const float> codes, std::int64_t n, std::int64_t k
                     const std::vector<std::uint8_t>& labels, const std::vector<std::string>& names,
                     const std::string& title);
 // `pairs` rows: image a, `steps` decodes along the line from code(a) to code(b), image b; the
-// pairs are consecutive images of `data` with different labels where possible.
-Image interpolation_figure(Inference& inference, const Split& data, int pairs, int steps);
+// pairs are consecutive images of `data` with different labels where possible. A conditional
+// model encodes each image with its label and decodes the line as class `cls`, or as image a's.
+Image interpolation_figure(Inference& inference, const Split& data, int pairs, int steps,
+                           std::optional<std::int64_t> cls = {});
 // The images of `data` at `indices`, in that order, `grid_cols` per row.
 Image images_figure(const Split& data, const std::vector<std::int64_t>& indices, int grid_cols);
 

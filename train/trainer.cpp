@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -26,15 +27,61 @@ std::vector<Value> eval_outputs(Model& m) {
 
 std::string exact(double v) { return fmt::format("{:.17g}", v); }
 
+std::int64_t label_width(const Shape& y_shape) { return y_shape.size() == 2 ? y_shape[1] : 1; }
+
 }  // namespace
+
+Shape label_shape(Value y, std::int64_t rows) {
+  Shape s = y.shape();
+  s[0] = rows;
+  return s;
+}
+
+void fill_classes(std::span<const std::int64_t> classes, const Shape& y_shape, float* out) {
+  const std::int64_t width = label_width(y_shape);
+  const bool one_hot = y_shape.size() == 2;
+  if (one_hot) std::fill(out, out + static_cast<std::ptrdiff_t>(classes.size()) * width, 0.0f);
+  for (std::size_t r = 0; r < classes.size(); ++r) {
+    const std::int64_t c = classes[r];
+    if (one_hot && (c < 0 || c >= width))
+      throw LabelError(fmt::format("class {} is outside the model's {} classes (0 to {})", c, width, width - 1));
+    if (one_hot) out[static_cast<std::int64_t>(r) * width + c] = 1.0f;
+    else out[r] = static_cast<float>(c);
+  }
+}
+
+void fill_labels(const Split& data, std::span<const std::int64_t> rows, const Shape& y_shape,
+                 float* out) {
+  if (data.labels.empty()) throw LabelError("the model takes labels (input y), and the data set has none");
+  const std::int64_t width = label_width(y_shape);
+  const bool one_hot = y_shape.size() == 2;
+  if (one_hot) std::fill(out, out + static_cast<std::ptrdiff_t>(rows.size()) * width, 0.0f);
+  for (std::size_t r = 0; r < rows.size(); ++r) {
+    const std::int64_t i = rows[r];
+    if (i < 0 || i >= static_cast<std::int64_t>(data.labels.size()))
+      throw std::out_of_range(fmt::format("label index {} is outside the {} labels", i, data.labels.size()));
+    const std::int64_t c = data.labels[static_cast<std::size_t>(i)];
+    if (one_hot && c >= width)
+      throw LabelError(fmt::format("image {} has label {}, but the model's y has {} classes (set "
+                                   "the number of classes to at least {})", i, c, width, c + 1));
+    if (one_hot) out[static_cast<std::int64_t>(r) * width + c] = 1.0f;
+    else out[r] = static_cast<float>(c);
+  }
+}
+
+void require_labels(const Model& model, const Split& data, const std::string& what) {
+  if (model.y.valid() && data.labels.empty() && data.count > 0)
+    throw LabelError(fmt::format("model '{}' takes labels (input y {}), but {} have none; use a "
+                                 "data set with label files", model.name, to_string(model.y.shape()), what));
+}
 
 void for_each_batch(ProgramCache& cache, Value x, const Split& data, std::int64_t batch,
                     ParameterStore& params, const RunOptions& run,
                     const std::function<void(Program&, std::int64_t, std::int64_t)>& each,
-                    std::int64_t limit, const std::map<std::string, Tensor>& extra_inputs) {
+                    std::int64_t limit, const std::map<std::string, Tensor>& extra_inputs, Value y) {
   std::int64_t n = limit < 0 ? data.count : std::min(limit, data.count);
   const std::string& name = x.node().name;
-  std::map<std::int64_t, Tensor> buffers;
+  std::map<std::int64_t, Tensor> buffers, label_buffers;
   std::vector<std::int64_t> idx;
   for (std::int64_t first = 0, k = 0; first < n; first += batch, ++k) {
     std::int64_t rows = std::min(batch, n - first);
@@ -43,9 +90,17 @@ void for_each_batch(ProgramCache& cache, Value x, const Split& data, std::int64_
     idx.resize(static_cast<std::size_t>(rows));
     std::iota(idx.begin(), idx.end(), first);
     data.fill_batch<float>(idx, buf.data<float>());
-    Program& p = cache.get({{name, buf.shape()}});
+    ShapeMap shapes{{name, buf.shape()}};
+    if (y.valid()) {
+      auto& labels = label_buffers[rows];
+      if (labels.empty()) labels = Tensor(DType::f32, label_shape(y, rows));
+      fill_labels(data, idx, y.shape(), labels.data<float>());
+      shapes.emplace(y.node().name, labels.shape());
+    }
+    Program& p = cache.get(shapes);
     p.bind_parameters(params);
     p.bind(name, buf);
+    if (y.valid()) p.bind(y.node().name, label_buffers[rows]);
     for (const auto& [input, t] : extra_inputs)
       if (p.bindings().count(input)) p.bind(input, t);
     RunOptions r = run;
@@ -93,6 +148,7 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
                                  const std::atomic<bool>* stop) {
   const std::int64_t n = train.count, bs = config_.batch;
   if (n == 0) throw std::invalid_argument("the training set is empty");
+  require_labels(model_, train, "the training images");
   const std::int64_t batches = (n + bs - 1) / bs;
   auto order = epoch_order(n, epoch_);
   EpochReport report;
@@ -157,9 +213,16 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
     BlockTrace::Scope scope(blocks, StepProfile::kBatch);
     data.fill_batch<float>(rows_of, buf.data<float>());
   }
+  Tensor* labels = nullptr;
+  if (model_.y.valid()) {
+    labels = &labels_[rows];
+    if (labels->empty()) *labels = Tensor(DType::f32, label_shape(model_.y, rows));
+    fill_labels(data, rows_of, model_.y.shape(), labels->data<float>());
+  }
   auto& [p, grad_refs, norms] = train_program(rows, x_name, buf.shape());
   p.bind_parameters(params_);
   p.bind(x_name, buf);
+  if (labels) p.bind(model_.y.node().name, *labels);
   for (const auto& s : model_.schedules) {
     Tensor& t = scalars_.at(s.input);
     t.data<float>()[0] = static_cast<float>(s.value(step));
@@ -209,6 +272,7 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
 
 StepProfile Trainer::profile(const Split& train, std::int64_t steps, std::int64_t warmup) {
   if (train.count == 0) throw std::invalid_argument("the training set is empty");
+  require_labels(model_, train, "the training images");
   if (steps < 1 || warmup < 0)
     throw std::invalid_argument(fmt::format("profile needs at least 1 step and no negative warm-up, "
                                             "got {} and {}", steps, warmup));
@@ -246,7 +310,9 @@ Trainer::TrainProgram& Trainer::train_program(std::int64_t rows, const std::stri
   // nothing after its first.
   auto known = train_by_rows_.find(rows);
   if (known != train_by_rows_.end()) return known->second;
-  Program& p = train_programs_->get({{x_name, shape}});
+  ShapeMap shapes{{x_name, shape}};
+  if (model_.y.valid()) shapes.emplace(model_.y.node().name, label_shape(model_.y, rows));
+  Program& p = train_programs_->get(shapes);
   TrainProgram entry{p, {}, {}};
   const std::size_t first_grad = 1 + model_.terms.size();
   for (std::size_t i = 0; i < grads_.size(); ++i) {
@@ -264,6 +330,7 @@ LossReport Trainer::evaluate(const Split& data, std::int64_t limit) {
     // Evaluation uses the schedule's value at the current step, bound once.
     scalars_.at(s.input).data<float>()[0] = static_cast<float>(s.value(step_));
   }
+  require_labels(model_, data, "the evaluation images");
   for_each_batch(*eval_programs_, model_.x, data, config_.batch, params_,
                  {false, config_.seed ^ kEvalSeedSalt, 0},
                  [&](Program& p, std::int64_t, std::int64_t rows) {
@@ -272,7 +339,7 @@ LossReport Trainer::evaluate(const Split& data, std::int64_t limit) {
                    for (const auto& [name, v] : model_.terms) sums[name] += p.output(k++).item() * static_cast<double>(rows);
                    r.samples += rows;
                  },
-                 limit, scalars_);
+                 limit, scalars_, model_.y);
   r.loss = loss / static_cast<double>(std::max<std::int64_t>(r.samples, 1));
   for (const auto& [name, v] : sums) r.terms[name] = v / static_cast<double>(std::max<std::int64_t>(r.samples, 1));
   return r;

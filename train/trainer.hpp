@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <memory>
 #include <span>
 #include <string>
@@ -75,12 +76,34 @@ struct StepProfile {
   std::int64_t blocks_dropped = 0;
 };
 
+// A model that takes labels (Model::y) met data without them, or a class it does not have.
+class LabelError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+// Labels as a model's input y takes them, for the images `rows` of `data`: one-hot rows of C
+// values when y is [B, C], one class index per row (as a number) when y is [B]. Writes
+// rows.size() * C (or rows.size()) floats; allocates nothing. Throws LabelError when `data` has
+// no labels or a label is not below C.
+void fill_labels(const Split& data, std::span<const std::int64_t> rows, const Shape& y_shape,
+                 float* out);
+// The same for `classes`, one class per row (decoding a chosen class).
+void fill_classes(std::span<const std::int64_t> classes, const Shape& y_shape, float* out);
+// y's shape for a batch of `rows`.
+Shape label_shape(Value y, std::int64_t rows);
+// Throws LabelError naming the model and `what` ("the training images") when the model takes
+// labels and `data` has none.
+void require_labels(const Model& model, const Split& data, const std::string& what);
+
 // One pass of `outputs` over `data` in batches, evaluation mode, for inference and test losses.
-// `each` gets the program after each batch run and the number of rows in it.
+// `each` gets the program after each batch run and the number of rows in it. `y`, when valid, is
+// bound to the labels of each batch (fill_labels).
 void for_each_batch(ProgramCache& cache, Value x, const Split& data, std::int64_t batch,
                     ParameterStore& params, const RunOptions& run,
                     const std::function<void(Program&, std::int64_t first, std::int64_t rows)>& each,
-                    std::int64_t limit = -1, const std::map<std::string, Tensor>& extra_inputs = {});
+                    std::int64_t limit = -1, const std::map<std::string, Tensor>& extra_inputs = {},
+                    Value y = {});
 
 class Trainer {
  public:
@@ -137,6 +160,7 @@ class Trainer {
   std::unique_ptr<ProgramCache> eval_programs_;
   std::map<std::int64_t, TrainProgram> train_by_rows_;  // into train_programs_, by batch size
   std::map<std::int64_t, Tensor> batches_;  // one input buffer per batch size
+  std::map<std::int64_t, Tensor> labels_;   // and one for the labels, when the model takes them
   // The last profiled step's spans and blocks, when profiling.
   std::vector<WorkSpan> kernel_spans_;
   WorkSpan batch_span_, optimizer_span_;

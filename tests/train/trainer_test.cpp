@@ -1,5 +1,6 @@
 #include <graphrun/graph/random.hpp>
 #include <graphrun/models/model.hpp>
+#include <graphrun/ops/ops.hpp>
 #include <graphrun/train/idx.hpp>
 #include <graphrun/train/safetensors.hpp>
 #include <graphrun/train/trainer.hpp>
@@ -349,4 +350,98 @@ TEST_CASE("adam and sgd updates match hand computation", "[train][optimizer]") {
 }
 
 }  // namespace
+}  // namespace graphrun
+
+namespace graphrun {
+namespace {
+
+// 3 images labelled 2, 0, 1.
+Split labelled_split() {
+  Split s = noisy_split(3, 7);
+  s.labels = {2, 0, 1};
+  return s;
+}
+
+// A linear classifier over 16 pixels and 3 classes with two terms that read y alone: the mean
+// number of ones in y (1 when one-hot), and the mean class (y . [0, 1, 2]).
+Model classifier(std::int64_t batch) {
+  Model m;
+  m.name = "classifier";
+  m.graph = std::make_unique<Graph>();
+  Graph& g = *m.graph;
+  m.x = g.input("x", {batch, 16});
+  m.y = g.input("y", {batch, 3});
+  Value w = g.parameter("w", {16, 3}, Init::xavier_uniform());
+  Value logits = matmul(m.x, w);
+  Value logp = logits - logsumexp(logits, {1}, true);
+  m.per_sample_loss = neg(sum(m.y * logp, {1}));
+  m.loss = mean(m.per_sample_loss);
+  m.terms["ones"] = mean(sum(m.y, {1}));
+  m.terms["class"] = mean(sum(m.y * g.constant({3}, {0, 1, 2}), {1}));
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("labels are bound one-hot or as class indices", "[train][labels]") {
+  Split s = labelled_split();
+  std::vector<std::int64_t> rows{0, 2};
+  SECTION("one-hot rows for y [B, C]") {
+    std::vector<float> out(6, -1);
+    fill_labels(s, rows, {2, 3}, out.data());
+    CHECK(out == std::vector<float>{0, 0, 1, 0, 1, 0});  // labels 2 and 1
+  }
+  SECTION("class numbers for y [B]") {
+    std::vector<float> out(2, -1);
+    fill_labels(s, rows, {2}, out.data());
+    CHECK(out == std::vector<float>{2, 1});
+  }
+  SECTION("a label past the classes, or no labels at all, is a LabelError") {
+    std::vector<float> out(4);
+    CHECK_THROWS_AS(fill_labels(s, rows, {2, 2}, out.data()), LabelError);
+    s.labels.clear();
+    CHECK_THROWS_AS(fill_labels(s, rows, {2, 3}, out.data()), LabelError);
+  }
+  SECTION("chosen classes") {
+    std::vector<float> out(6, -1);
+    fill_classes(std::vector<std::int64_t>{1, 0}, {2, 3}, out.data());
+    CHECK(out == std::vector<float>{0, 1, 0, 1, 0, 0});
+    CHECK_THROWS_AS(fill_classes(std::vector<std::int64_t>{3}, {1, 3}, out.data()), LabelError);
+  }
+}
+
+TEST_CASE("the trainer binds the data set's labels to y in training and evaluation", "[train][labels]") {
+  Split train = noisy_split(40, 5);
+  for (std::int64_t i = 0; i < train.count; ++i) train.labels.push_back(static_cast<std::uint8_t>(i % 3));
+  Model m = classifier(16);
+  TrainConfig cfg;
+  cfg.batch = 16;  // 40 / 16: a last batch of 8 rows binds labels of its own size
+  Trainer trainer(m, cfg);
+  LossReport before = trainer.evaluate(train);
+  CHECK(before.terms.at("ones") == 1.0);
+  // The mean of i % 3 over i = 0..39: 13 ones and 13 twos over 40 = 39 / 40.
+  CHECK(before.terms.at("class") == Approx(39.0 / 40.0));
+  EpochReport e;
+  for (int epoch = 0; epoch < 5; ++epoch) e = trainer.train_epoch(train, &train);
+  CHECK(e.train.terms.at("ones") == 1.0);
+  CHECK(e.test.loss < before.loss);  // it learns something from the labels it is given
+  // Labels go into a buffer kept per batch size: a step still allocates nothing after its first.
+  Split many = noisy_split(16 * 8, 1);
+  many.labels.assign(static_cast<std::size_t>(many.count), 1);
+  long counted = -1;
+  trainer.train_epoch(many, nullptr, [&](const Progress& p) {
+    if (p.batch == 2) {
+      testing::allocations = 0;
+      testing::counting = true;
+    } else if (p.batch == 7) {
+      testing::counting = false;
+      counted = testing::allocations.load();
+    }
+  });
+  CHECK(counted == 0);
+  Split unlabelled = noisy_split(8, 6);
+  CHECK_THROWS_AS(trainer.train_epoch(unlabelled, nullptr), LabelError);
+  CHECK_THROWS_AS(trainer.evaluate(unlabelled), LabelError);
+}
+
 }  // namespace graphrun
