@@ -181,6 +181,12 @@ int gradcheck_command(const Run& run) {
   Tensor x(DType::f64, {batch, data.train.features()});
   data.train.fill_batch<double>(idx, x.data<double>());
   values.emplace(model->x.node().name, x);
+  if (model->y.valid()) {  // a conditional model: the images' own labels
+    require_labels(*model, data.train, "the images checked");
+    Tensor y(DType::f32, label_shape(model->y, batch));
+    fill_labels(data.train, idx, model->y.shape(), y.data<float>());
+    values.emplace(model->y.node().name, y.to(DType::f64));
+  }
   for (const auto& schedule : model->schedules) {
     Tensor t(DType::f64, {});  // a scheduled scalar at its final value
     t.data<double>()[0] = schedule.value(std::numeric_limits<std::int64_t>::max() / 2);

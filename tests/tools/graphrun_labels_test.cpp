@@ -58,7 +58,8 @@ TEST_CASE("a conditional model trains on the labels and decodes a chosen class",
     CHECK(fs::exists(tmp / "runs" / "cvae.graph" / file));
   for (const std::vector<std::string>& verb :
        {std::vector<std::string>{"sample", "--class", "3"}, {"interpolate", "--class", "7"},
-        {"interpolate"}, {"eval", "--iw", "4"}, {"encode"}, {"anomaly"}, {"reconstruct"}}) {
+        {"interpolate"}, {"eval", "--iw", "4"}, {"encode"}, {"anomaly"}, {"reconstruct"},
+        {"gradcheck"}, {"profile", "-n", "3"}, {"info"}}) {
     auto args = verb;
     args.push_back("cvae.graph");
     auto r = run_cli_process(small(args), tmp.path());
