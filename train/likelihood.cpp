@@ -39,6 +39,17 @@ void check(const Model& model, const IwOptions& o) {
                                             "tile, got {}, {} and {}", o.samples, o.batch, o.tile));
 }
 
+// The mean of the per-image estimates and its standard error.
+void summarise(IwEstimate& r) {
+  const auto n = static_cast<std::int64_t>(r.per_image.size());
+  r.images = n;
+  if (n == 0) return;
+  r.nll = std::accumulate(r.per_image.begin(), r.per_image.end(), 0.0) / static_cast<double>(n);
+  double squares = 0;
+  for (double v : r.per_image) squares += (v - r.nll) * (v - r.nll);
+  r.std_error = n > 1 ? std::sqrt(squares / static_cast<double>(n - 1) / static_cast<double>(n)) : 0;
+}
+
 }  // namespace
 
 IwEstimate importance_sampled_nll(Model& model, ParameterStore& params, const Split& data,
@@ -94,15 +105,8 @@ IwEstimate importance_sampled_nll(Model& model, ParameterStore& params, const Sp
       r.per_image[static_cast<std::size_t>(first + i)] =
           std::log(static_cast<double>(o.samples)) - sums[static_cast<std::size_t>(i)].value();
   }
-  r.images = n;
   r.samples = o.samples;
-  if (n > 0) {
-    double mean = std::accumulate(r.per_image.begin(), r.per_image.end(), 0.0) / static_cast<double>(n);
-    double squares = 0;
-    for (double v : r.per_image) squares += (v - mean) * (v - mean);
-    r.nll = mean;
-    r.std_error = n > 1 ? std::sqrt(squares / static_cast<double>(n - 1) / static_cast<double>(n)) : 0;
-  }
+  summarise(r);
   r.seconds = clock_seconds() - start;
   return r;
 }
