@@ -176,7 +176,7 @@ void GraphBuilder::statement(const Statement& s) {
       if (roles_.count(s.name))
         fail(s.name_pos, fmt::format("role {} is given twice (first on line {})", s.name, roles_.at(s.name).second.line));
       GraphVal v = eval(*s.value, nullptr);
-      tensor(v, s.value->pos, "role " + s.name);
+      v = GraphVal::of(tensor(v, s.value->pos, "role " + s.name), v.batch);  // a number becomes a constant
       roles_[s.name] = {v, s.value->pos};
       break;
     }
@@ -184,7 +184,7 @@ void GraphBuilder::statement(const Statement& s) {
       for (const auto& [name, v] : terms_)
         if (name == s.name) fail(s.name_pos, fmt::format("term '{}' is given twice", s.name));
       GraphVal v = eval(*s.value, nullptr);
-      tensor(v, s.value->pos, "term " + s.name);
+      v = GraphVal::of(tensor(v, s.value->pos, "term " + s.name), v.batch);
       terms_.emplace_back(s.name, v);
       break;
     }
