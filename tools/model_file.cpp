@@ -31,6 +31,9 @@ const std::vector<SettingKey>& run_keys() {
       {"train", "sgemm", "openblas",
        "float32 products: openblas, or onednn (faster on AVX-512, allocates in every step)"},
       {"train", "check_numerics", "false", "stop at the first node making NaN or Inf (slower)"},
+      {"train", "shards", "0",
+       "under mpirun: 0 = one part per rank (same bits for the same ranks); K = K fixed shards "
+       "summed in order (same bits for any ranks up to K)"},
       {"data", "dataset", "fashion-mnist", "fashion-mnist, mnist, or a folder of the 4 IDX files"},
       {"data", "limit", "0", "use the first N train and N test images (0 = all)"},
   };
@@ -225,6 +228,8 @@ void apply_run_keys(const Entries& en, Settings& s) {
                                  "install Debian's libdnnl2",
                                  sgemm.origin));
   s.train.check_numerics = parse_bool(en, "train.check_numerics");
+  s.train.shards = number<std::int64_t>(en, "train.shards", "an integer in 0..4096 (0 = off)",
+                                        [](std::int64_t v) { return v >= 0 && v <= 4096; });
   s.dataset = en.at("data.dataset").value;
   if (s.dataset.empty()) bad_value("data.dataset", en.at("data.dataset"), "a data set name or folder");
   s.limit = number<std::int64_t>(en, "data.limit", "an integer >= 0 (0 = all)", non_negative);
@@ -357,6 +362,7 @@ std::string to_ini(const Settings& s) {
   values["train.threads"] = std::to_string(s.threads);
   values["train.sgemm"] = sgemm_library_name(s.sgemm);
   values["train.check_numerics"] = t.check_numerics ? "true" : "false";
+  values["train.shards"] = std::to_string(t.shards);
   values["data.dataset"] = s.dataset;
   values["data.limit"] = std::to_string(s.limit);
   std::string section;

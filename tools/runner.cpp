@@ -2,6 +2,7 @@
 // escapes into a message on stderr and an exit code.
 #include <graphrun/tools/commands.hpp>
 #include <graphrun/tools/runner.hpp>
+#include <graphrun/train/communicator.hpp>
 
 #include <fmt/format.h>
 
@@ -12,6 +13,12 @@ namespace {
 
 int run_verb(const cli::Run& run) {
   using cli::Verb;
+  // Under mpirun only `train` is data parallel; the other verbs run once, on rank 0.
+  if (auto [rank, size] = launcher_rank_and_size(); size > 1 && run.cli.verb != Verb::train) {
+    if (rank > 0) return 0;
+    fmt::print(stderr, "graphrun: note: '{}' runs in one process: ranks 1 to {} of this MPI job "
+                       "do nothing\n", cli::verb_name(run.cli.verb), size - 1);
+  }
   switch (run.cli.verb) {
     case Verb::train: return cli::train_command(run);
     case Verb::eval: return cli::eval_command(run);

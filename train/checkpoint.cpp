@@ -44,8 +44,10 @@ void check_tensor(const std::string& file, const std::string& name, const Tensor
 }  // namespace
 
 std::map<std::string, std::string> Trainer::load(const std::filesystem::path& path) {
-  auto file = path.string();
-  SafetensorsFile f = load_safetensors(path);
+  return load(load_safetensors(path), path.string());
+}
+
+std::map<std::string, std::string> Trainer::load(const SafetensorsFile& f, const std::string& file) {
   auto find = [&](const std::string& name) -> const Tensor* {
     auto it = f.tensors.find(name);
     return it == f.tensors.end() ? nullptr : &it->second;

@@ -41,6 +41,7 @@ Json row_json(const EpochReport& r) {
   }
   j["seconds"] = r.seconds;
   j["samples_per_second"] = r.samples_per_second;
+  j["ranks"] = r.ranks;
   return j;
 }
 
@@ -54,6 +55,7 @@ EpochReport row_from_json(const Json& j) {
   r.step = j.at("step").get<std::int64_t>();
   r.seconds = number_or_nan(j.at("seconds"));
   r.samples_per_second = number_or_nan(j.at("samples_per_second"));
+  r.ranks = j.value("ranks", 1);
   for (const auto& [key, v] : j.items()) {
     for (auto [prefix, report] : {std::pair{"train_", &r.train}, std::pair{"test_", &r.test}}) {
       std::string p = prefix;

@@ -110,9 +110,10 @@ void for_each_batch(ProgramCache& cache, Value x, const Split& data, std::int64_
   }
 }
 
-Trainer::Trainer(Model& model, TrainConfig config)
-    : model_(model), config_(std::move(config)), optimizer_(config_.optimizer) {
+Trainer::Trainer(Model& model, TrainConfig config, Communicator& comm)
+    : model_(model), config_(std::move(config)), optimizer_(config_.optimizer), comm_(&comm) {
   if (config_.batch < 1) throw std::invalid_argument("batch size must be at least 1");
+  if (config_.shards < 0) throw std::invalid_argument("shards must be 0 (off) or more");
   Graph& g = *model_.graph;
   params_ = init_parameters(g, config_.seed);
   auto params = g.parameters();
@@ -156,22 +157,26 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
   std::int64_t seen_now = 0;
   for (std::int64_t b = batch_in_epoch_; b < batches; ++b) {
     std::int64_t first = b * bs, rows = std::min(bs, n - first);
-    Program& p = train_step(train, {order.data() + first, static_cast<std::size_t>(rows)}, step_, [&] {
+    std::span<const std::int64_t> batch{order.data() + first, static_cast<std::size_t>(rows)};
+    auto where = [&] {
       return fmt::format("at epoch {}, step {} (batch {} of {})", epoch_ + 1, step_, b + 1, batches);
-    });
-    double loss = p.output(0).item();
+    };
+    const std::vector<double>& losses =
+        parallel() ? parallel_step(train, batch, step_, where, stop && stop->load())
+                   : program_losses(train_step(train, batch, step_, where));
+    double loss = losses[0];
     ++step_;
     batch_in_epoch_ = b + 1;
     partial_loss_ += loss * static_cast<double>(rows);
     std::size_t k = 1;
-    for (const auto& [name, v] : model_.terms) partial_terms_[name] += p.output(k++).item() * static_cast<double>(rows);
+    for (const auto& [name, v] : model_.terms) partial_terms_[name] += losses[k++] * static_cast<double>(rows);
     partial_samples_ += rows;
     seen_now += rows;
     if (on_batch) {
       double secs = clock_seconds() - start;
       on_batch({b + 1, batches, partial_samples_, partial_loss_ / static_cast<double>(partial_samples_), secs});
     }
-    if (stop && stop->load() && b + 1 < batches) {
+    if ((parallel() ? agreed_stop_ : stop && stop->load()) && b + 1 < batches) {
       report.interrupted = true;
       break;
     }
@@ -179,6 +184,7 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
   report.seconds = clock_seconds() - start;
   report.samples_per_second = report.seconds > 0 ? static_cast<double>(seen_now) / report.seconds : 0;
   report.step = step_;
+  report.ranks = comm_->size();
   report.train.samples = partial_samples_;
   report.train.loss = partial_loss_ / static_cast<double>(std::max<std::int64_t>(partial_samples_, 1));
   for (const auto& [name, v] : partial_terms_) report.train.terms[name] = v / static_cast<double>(std::max<std::int64_t>(partial_samples_, 1));
@@ -303,6 +309,12 @@ StepProfile Trainer::profile(const Split& train, std::int64_t steps, std::int64_
   return result;
 }
 
+const std::vector<double>& Trainer::program_losses(Program& p) {
+  step_losses_.resize(1 + model_.terms.size());
+  for (std::size_t k = 0; k < step_losses_.size(); ++k) step_losses_[k] = p.output(k).item();
+  return step_losses_;
+}
+
 Trainer::TrainProgram& Trainer::train_program(std::int64_t rows, const std::string& x_name,
                                                const Shape& shape) {
   // Looked up by batch size, with its gradient buffers listed once: ProgramCache::get builds a
@@ -356,6 +368,8 @@ void Trainer::save(const std::filesystem::path& path, const std::map<std::string
   f.metadata["batch_in_epoch"] = std::to_string(batch_in_epoch_);
   f.metadata["optimizer_steps"] = std::to_string(optimizer_.steps());
   f.metadata["seed"] = std::to_string(config_.seed);
+  f.metadata["ranks"] = std::to_string(comm_->size());
+  f.metadata["shards"] = std::to_string(config_.shards);
   f.metadata["optimizer"] = config_.optimizer.kind;
   f.metadata["partial_loss"] = exact(partial_loss_);
   f.metadata["partial_samples"] = std::to_string(partial_samples_);

@@ -5,8 +5,10 @@
 #include <graphrun/graph/parallel.hpp>
 #include <graphrun/graph/program.hpp>
 #include <graphrun/models/model.hpp>
+#include <graphrun/train/communicator.hpp>
 #include <graphrun/train/dataset.hpp>
 #include <graphrun/train/optimizer.hpp>
+#include <graphrun/train/safetensors.hpp>
 
 #include <atomic>
 #include <cstdint>
@@ -27,6 +29,12 @@ struct TrainConfig {
   OptimizerConfig optimizer;
   std::uint64_t seed = 1;       // init, data order, noise: the whole run follows from it
   bool check_numerics = false;  // stop at the first node producing NaN or Inf
+  // Data parallel (a Communicator of several ranks): 0 splits each batch into one part per rank
+  // and sums the parts' gradients in a ring (the same bits for the same number of ranks).
+  // K > 0 splits it into K fixed shards, each with its own gradient, summed in shard order on
+  // every rank: the same bits for any number of ranks up to K, at the cost of K gradients in
+  // memory and on the wire. In one process, K > 0 computes the K shards one after the other.
+  std::int64_t shards = 0;
 };
 
 // Mean loss and terms per sample over a pass.
@@ -45,6 +53,15 @@ struct EpochReport {
   double seconds = 0;  // the training pass alone
   double samples_per_second = 0;
   bool interrupted = false;  // stopped early by the stop flag; the epoch is not complete
+  int ranks = 1;             // processes that trained it (Communicator::size)
+};
+
+// Time and traffic of the data-parallel steps so far (Trainer::parallel_stats).
+struct ParallelStats {
+  std::int64_t steps = 0;
+  double reduce_seconds = 0;   // in the gradient sum (all-reduce or gather, and the shard sum)
+  double compute_seconds = 0;  // running this rank's part(s) of the batch
+  std::int64_t gradient_floats = 0;  // one gradient: the parameters' total size
 };
 
 struct Progress {
@@ -107,8 +124,11 @@ void for_each_batch(ProgramCache& cache, Value x, const Split& data, std::int64_
 
 class Trainer {
  public:
-  // Initialises the parameters from config.seed (He/Xavier as the builder chose).
-  Trainer(Model& model, TrainConfig config);
+  // Initialises the parameters from config.seed (He/Xavier as the builder chose), the same on
+  // every rank of `comm`. With several ranks (or config.shards > 0), each step trains the
+  // rank's part of the batch and sums the gradients through `comm` before the optimizer step,
+  // so every rank applies the same update; the loss reported is the whole batch's.
+  Trainer(Model& model, TrainConfig config, Communicator& comm = single_process());
 
   // Trains up to the end of the current epoch (from where a checkpoint left it). Evaluates on
   // `test` when given. Throws NumericsError on a NaN or Inf loss before applying that update, so
@@ -128,6 +148,11 @@ class Trainer {
   std::int64_t epoch() const { return epoch_; }  // completed epochs
   std::int64_t step() const { return step_; }
   std::int64_t batch_in_epoch() const { return batch_in_epoch_; }
+  Communicator& communicator() const { return *comm_; }
+  const ParallelStats& parallel_stats() const { return parallel_stats_; }
+  // Collective: whether every rank holds the same parameter bits as rank 0 (a 64-bit hash of
+  // each rank's, compared). Always true in one process.
+  bool parameters_agree();
 
   // Checkpoint: every parameter, the optimizer state, and in the metadata the epoch, step,
   // position in the epoch, seed and `extra` (model name and options). Written atomically.
@@ -135,6 +160,8 @@ class Trainer {
   // Restores a checkpoint written by save(); refuses one whose tensors disagree with the model
   // (missing, unexpected, wrong shape or dtype), naming the tensor. Returns its metadata.
   std::map<std::string, std::string> load(const std::filesystem::path& path);
+  // The same from a checkpoint already read (e.g. broadcast by rank 0); `file` names it in errors.
+  std::map<std::string, std::string> load(const SafetensorsFile& checkpoint, const std::string& file);
 
  private:
   std::vector<std::int64_t> epoch_order(std::int64_t count, std::int64_t epoch) const;
@@ -149,6 +176,20 @@ class Trainer {
     std::vector<const float*> norms;  // the norm of each gradient (scalar outputs)
   };
   TrainProgram& train_program(std::int64_t rows, const std::string& x_name, const Shape& shape);
+  // The loss and its terms of a step (one program's outputs, or the summed parts'), in
+  // step_losses_.
+  const std::vector<double>& program_losses(Program& p);
+  // Data parallel (train/data_parallel.cpp): whether steps go through parallel_step, which
+  // trains this rank's part(s) of the batch, sums the gradients through comm_, agrees on
+  // `stop` (into agreed_stop_) and applies the update.
+  bool parallel() const { return comm_->size() > 1 || config_.shards > 0; }
+  const std::vector<double>& parallel_step(const Split& data, std::span<const std::int64_t> rows,
+                                           std::int64_t step, FunctionRef<std::string()> where,
+                                           bool stop);
+  // Runs rows [offset, offset + rows.size()) of the batch (of `total` rows) and writes its
+  // gradient times rows / total, then the loss and terms times the same, to `out`.
+  void run_part(const Split& data, std::span<const std::int64_t> rows, std::int64_t offset,
+                std::int64_t total, std::int64_t step, float* out);
 
   Model& model_;
   TrainConfig config_;
@@ -171,6 +212,14 @@ class Trainer {
   double partial_loss_ = 0;  // the interrupted epoch's running sums, so a resumed epoch reports
   std::map<std::string, double> partial_terms_;  // the whole epoch
   std::int64_t partial_samples_ = 0;
+  Communicator* comm_;
+  std::vector<double> step_losses_;
+  bool agreed_stop_ = false;
+  std::vector<float> fused_;   // parts' gradients, losses and stop flags, as the ranks sum them
+  std::vector<float> summed_;  // shards mode: the shards' sum
+  std::vector<GradRef> parallel_grads_;  // into fused_ or summed_
+  std::vector<std::int64_t> gather_offsets_;
+  ParallelStats parallel_stats_;
 };
 
 }  // namespace graphrun

@@ -38,6 +38,10 @@ class MpiCommunicator final : public Communicator {
     int initialised = 0;
     MPI_Initialized(&initialised);
     if (!initialised) {
+      // A rank waiting for the others' gradients yields its core instead of spinning (unless
+      // the user chose): on a machine shared with other work, spinning ranks steal the time of
+      // the ranks they wait for (measured: 3x longer sums on 2 busy cores, bench/RESULTS.md).
+      ::setenv("OMPI_MCA_mpi_yield_when_idle", "1", 0);
       int provided = 0;
       check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
       owns_mpi_ = true;

@@ -1,0 +1,178 @@
+// Data-parallel steps of the Trainer: each rank trains its part of the global batch, the parts'
+// gradients are summed through the Communicator in one fused buffer, and every rank applies the
+// same update. The batch keeps its meaning: a part of r rows out of B contributes its gradient
+// of the mean loss times r / B, so the sum is the gradient of the whole batch's mean loss.
+//
+// Fused buffer of one part: [gradient of every parameter, in grad_names_ order | loss | terms... |
+// stop flag]. Default mode: one part per rank, summed by Communicator::all_reduce_sum (a fixed
+// ring order: the same bits for the same number of ranks). Shards mode (config.shards = K): K
+// fixed parts of the batch, each rank computing a contiguous run of them; the K buffers are
+// gathered (a copy) and summed in shard order on every rank, so the bits do not depend on how
+// many ranks computed them.
+#include <graphrun/graph/parallel.hpp>
+#include <graphrun/train/trainer.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace graphrun {
+namespace {
+
+constexpr std::int64_t kCopyGrain = std::int64_t{1} << 14;
+
+std::string not_finite(double v) { return std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf"; }
+
+}  // namespace
+
+void Trainer::run_part(const Split& data, std::span<const std::int64_t> rows_of,
+                       std::int64_t offset, std::int64_t total, std::int64_t step, float* out) {
+  const auto g_floats = static_cast<std::size_t>(parallel_stats_.gradient_floats);
+  const std::size_t extras = 1 + model_.terms.size();
+  const auto rows = static_cast<std::int64_t>(rows_of.size());
+  if (rows == 0) {  // a last batch smaller than the number of parts
+    std::fill(out, out + g_floats + extras, 0.0f);
+    return;
+  }
+  const std::string& x_name = model_.x.node().name;
+  auto& buf = batches_[rows];
+  if (buf.empty()) buf = Tensor(DType::f32, {rows, data.features()});
+  data.fill_batch<float>(rows_of, buf.data<float>());
+  Tensor* labels = nullptr;
+  if (model_.y.valid()) {
+    labels = &labels_[rows];
+    if (labels->empty()) *labels = Tensor(DType::f32, label_shape(model_.y, rows));
+    fill_labels(data, rows_of, model_.y.shape(), labels->data<float>());
+  }
+  auto& [p, grad_refs, norms] = train_program(rows, x_name, buf.shape());
+  p.bind_parameters(params_);
+  p.bind(x_name, buf);
+  if (labels) p.bind(model_.y.node().name, *labels);
+  for (const auto& s : model_.schedules) {
+    Tensor& t = scalars_.at(s.input);
+    t.data<float>()[0] = static_cast<float>(s.value(step));
+    p.bind(s.input, t);
+  }
+  RunOptions run{true, config_.seed, static_cast<std::uint64_t>(step)};
+  run.batch_offset = offset;  // each row draws its noise as in a one-process step
+  p.run(run);
+  const double weight = static_cast<double>(rows) / static_cast<double>(total);
+  const auto scale = static_cast<float>(weight);
+  std::size_t at = 0;
+  for (const GradRef& g : grad_refs) {
+    const std::int64_t n = params_.at(g.name).numel();
+    const float* __restrict src = g.grad;
+    float* __restrict dst = out + at;
+    parallel_for(n, kCopyGrain, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t j = b; j < e; ++j) dst[j] = src[j] * scale;
+    });
+    at += static_cast<std::size_t>(n);
+  }
+  for (std::size_t k = 0; k < extras; ++k)
+    out[g_floats + k] = static_cast<float>(p.output(k).item() * weight);
+}
+
+const std::vector<double>& Trainer::parallel_step(const Split& data,
+                                                  std::span<const std::int64_t> rows,
+                                                  std::int64_t step,
+                                                  FunctionRef<std::string()> where, bool stop) {
+  const int ranks = comm_->size(), rank = comm_->rank();
+  const std::int64_t shards = config_.shards;
+  if (shards > 0 && shards < ranks)
+    throw std::invalid_argument(fmt::format("train.shards = {} is fewer than the {} ranks: each "
+                                            "rank needs at least one shard", shards, ranks));
+  const std::size_t extras = 1 + model_.terms.size();
+  if (parallel_stats_.gradient_floats == 0) {  // first step: size the buffers once
+    for (const auto& name : grad_names_) parallel_stats_.gradient_floats += params_.at(name).numel();
+    const auto slot = static_cast<std::size_t>(parallel_stats_.gradient_floats) + extras + 1;
+    fused_.assign(slot * static_cast<std::size_t>(std::max<std::int64_t>(shards, 1)), 0.0f);
+    if (shards > 0) summed_.assign(slot, 0.0f);
+    const float* base = shards > 0 ? summed_.data() : fused_.data();
+    std::size_t at = 0;
+    for (const auto& name : grad_names_) {
+      parallel_grads_.push_back({name, base + at});
+      at += static_cast<std::size_t>(params_.at(name).numel());
+    }
+    gather_offsets_.resize(static_cast<std::size_t>(ranks) + 1);
+    for (int r = 0; r <= ranks; ++r)
+      gather_offsets_[static_cast<std::size_t>(r)] =
+          static_cast<std::int64_t>(slot) * (std::max<std::int64_t>(shards, 1) * r / ranks);
+  }
+  const auto g_floats = static_cast<std::size_t>(parallel_stats_.gradient_floats);
+  const std::size_t slot = g_floats + extras + 1;
+  const auto total = static_cast<std::int64_t>(rows.size());
+  auto part = [&](std::int64_t k, std::int64_t parts) {
+    const std::int64_t lo = total * k / parts, hi = total * (k + 1) / parts;
+    return std::pair{lo, rows.subspan(static_cast<std::size_t>(lo), static_cast<std::size_t>(hi - lo))};
+  };
+  const double t0 = clock_seconds();
+  const float* sum = nullptr;
+  agreed_stop_ = false;
+  if (shards == 0) {
+    auto [lo, mine] = part(rank, ranks);
+    run_part(data, mine, lo, total, step, fused_.data());
+    fused_[slot - 1] = stop ? 1.0f : 0.0f;
+    const double t1 = clock_seconds();
+    comm_->all_reduce_sum(fused_);
+    parallel_stats_.compute_seconds += t1 - t0;
+    parallel_stats_.reduce_seconds += clock_seconds() - t1;
+    sum = fused_.data();
+    agreed_stop_ = sum[slot - 1] > 0;
+  } else {
+    for (std::int64_t k = shards * rank / ranks; k < shards * (rank + 1) / ranks; ++k) {
+      auto [lo, mine] = part(k, shards);
+      float* out = fused_.data() + static_cast<std::size_t>(k) * slot;
+      run_part(data, mine, lo, total, step, out);
+      out[slot - 1] = stop ? 1.0f : 0.0f;
+    }
+    const double t1 = clock_seconds();
+    comm_->all_gather(fused_, gather_offsets_);
+    // Shard order on every rank: ((s_0 + s_1) + s_2) + ..., whoever computed them.
+    const float* __restrict src = fused_.data();
+    float* __restrict dst = summed_.data();
+    parallel_for(static_cast<std::int64_t>(slot - 1), kCopyGrain, [&](std::int64_t b, std::int64_t e) {
+      for (std::int64_t j = b; j < e; ++j) {
+        float acc = src[j];
+        for (std::int64_t k = 1; k < shards; ++k) acc += src[static_cast<std::size_t>(k) * slot + static_cast<std::size_t>(j)];
+        dst[j] = acc;
+      }
+    });
+    for (std::int64_t k = 0; k < shards; ++k)
+      agreed_stop_ = agreed_stop_ || src[static_cast<std::size_t>(k + 1) * slot - 1] > 0;
+    parallel_stats_.compute_seconds += t1 - t0;
+    parallel_stats_.reduce_seconds += clock_seconds() - t1;
+    sum = summed_.data();
+  }
+  ++parallel_stats_.steps;
+  step_losses_.resize(extras);
+  for (std::size_t k = 0; k < extras; ++k) step_losses_[k] = sum[g_floats + k];
+  // Every rank holds the same sums, so every rank takes the same decisions below.
+  const double loss = step_losses_[0];
+  if (!std::isfinite(loss))
+    throw NumericsError(fmt::format("the loss became {} {}; the parameters are those before this "
+                                    "step. Try a lower learning rate, gradient clipping, or "
+                                    "--check-numerics to find the node", not_finite(loss), where()));
+  const double norm = optimizer_.step(params_, parallel_grads_);
+  if (!std::isfinite(norm))
+    throw NumericsError(fmt::format("the gradient norm is {} {} while the loss is {}; the update "
+                                    "was not applied. Try --check-numerics to find the node",
+                                    not_finite(norm), where(), loss));
+  return step_losses_;
+}
+
+bool Trainer::parameters_agree() {
+  if (comm_->size() == 1) return true;
+  std::uint64_t hash = 1469598103934665603ull;  // FNV-1a over every parameter's bytes, by name
+  for (const auto& [name, t] : params_) {
+    const auto* bytes = static_cast<const unsigned char*>(t.raw());
+    for (std::size_t i = 0; i < t.bytes(); ++i) hash = (hash ^ bytes[i]) * 1099511628211ull;
+  }
+  std::vector<std::byte> leader(sizeof hash);
+  std::memcpy(leader.data(), &hash, sizeof hash);
+  comm_->broadcast(leader, 0);
+  return !comm_->any(std::memcmp(leader.data(), &hash, sizeof hash) != 0);
+}
+
+}  // namespace graphrun
