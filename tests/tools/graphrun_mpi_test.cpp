@@ -153,7 +153,7 @@ TEST_CASE("mpirun: --resume continues with another number of ranks", "[mpi][e2e]
   CHECK(load_safetensors(tmp / "run" / "checkpoint.safetensors").metadata.at("ranks") == "3");
 }
 
-TEST_CASE("mpirun: a killed rank ends the job within seconds; the checkpoint resumes", "[mpi][e2e]") {
+TEST_CASE("mpirun: a killed rank ends the job within seconds and the checkpoint resumes", "[mpi][e2e]") {
   GRAPHRUN_REQUIRE_MPI();
   TempDir tmp;
   MpiProcess p(3, small("model.vae", "run", 1000), tmp.path(), "killed");
