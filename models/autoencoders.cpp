@@ -70,6 +70,7 @@ Model autoencoder(const std::string& name, const AeConfig& c, std::int64_t batch
     // Active in training only: eval and inference see the clean input.
     if (dae->noise == Noise::mask) in = in * bernoulli_mask_like(in, 1.0 - dae->noise_level, true);
     else in = in + random_normal_like(in, true) * dae->noise_level;
+    m.corrupted = in;
   }
   Mlp encoder(g, widths(features, c.hidden, c.code), "enc", c.activation,
               !c.linear_code && c.code_activation == Activation::relu);

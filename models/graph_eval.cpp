@@ -56,7 +56,7 @@ const std::vector<std::string>& builtin_functions() {
 
 const std::vector<std::string>& role_names() {
   static const std::vector<std::string> names = {"loss", "code", "reconstruction", "decoded",
-                                                 "log_weight"};
+                                                 "log_weight", "corrupted"};
   return names;
 }
 
@@ -603,6 +603,12 @@ void GraphBuilder::fill(Model& m) {
   if (roles_.count("log_weight")) {
     m.log_weight = role("log_weight", "log p(x, z) - log q(z | x) of each sample, [B]");
     batch_rows("log_weight", m.log_weight, 1);
+  }
+  if (roles_.count("corrupted")) {  // a denoising model's noisy input, shown by reconstruct
+    m.corrupted = role("corrupted", "x as the model corrupts it in training");
+    if (m.corrupted.shape() != m.x.shape())
+      fail(roles_.at("corrupted").second, fmt::format("role corrupted must have x's shape {}, got {}",
+                                                      to_string(m.x.shape()), to_string(m.corrupted.shape())));
   }
   fill_labels(m);
   m.has_prior = prior_ == "normal";

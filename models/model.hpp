@@ -43,6 +43,9 @@ struct Model {
   Value log_weight;
   bool has_prior = false;            // samples can be drawn by decoding z ~ N(0, I)
   std::vector<ScalarSchedule> schedules;
+  // Optional, x's shape: the input as a denoising model corrupts it in training (its train_only
+  // noise), so that `reconstruct` can show clean, noisy and denoised rows. Invalid otherwise.
+  Value corrupted;
 };
 
 // Hyperparameters as text, from a model file or a command line: key -> value.

@@ -105,8 +105,14 @@ int reconstruct_command(const Run& run) {
   auto n = static_cast<int>(std::min(count_or(run, 16), test.count));
   Inference inference = make_inference(run, t);
   write_png(run.dir / "reconstructions.png", reconstruction_figure(inference, test, n));
-  fmt::print("wrote {}: the first {} test images over their reconstructions by {}\n",
-             (run.dir / "reconstructions.png").string(), n, trained_at(t));
+  if (inference.denoising())
+    fmt::print("wrote {}: the first {} test images, the same with {}'s training noise (seed {}) and "
+               "its reconstructions of the noisy ones, by {}\n",
+               (run.dir / "reconstructions.png").string(), n, t.model->name, run.settings.train.seed,
+               trained_at(t));
+  else
+    fmt::print("wrote {}: the first {} test images over their reconstructions by {}\n",
+               (run.dir / "reconstructions.png").string(), n, trained_at(t));
   return 0;
 }
 

@@ -17,6 +17,7 @@ Inference::Inference(Model& model, ParameterStore& params, std::int64_t batch, s
   decode_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.decoded});
   reconstruct_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.reconstruction});
   score_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.per_sample_loss});
+  if (denoising()) corrupt_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.corrupted});
   // Scheduled scalars (e.g. a warmed-up KL weight) take their final value for scoring.
   for (const auto& s : model_.schedules) {
     Tensor t(DType::f32, {});
@@ -49,7 +50,7 @@ Tensor Inference::classes(const std::vector<std::int64_t>& classes) const {
 }
 
 Tensor Inference::map_rows(ProgramCache& cache, Value input, const Tensor& in, std::int64_t out_cols,
-                           const Tensor& y) {
+                           const Tensor& y, bool training) {
   if (in.rank() != 2 || in.shape()[1] != input.shape()[1])
     throw ShapeError(fmt::format("'{}' takes rows of {} values, got {}", input.node().name,
                                  input.shape()[1], to_string(in.shape())));
@@ -77,7 +78,7 @@ Tensor Inference::map_rows(ProgramCache& cache, Value input, const Tensor& in, s
     if (conditional()) p.bind(model_.y.node().name, y_chunk);
     for (const auto& [name, t] : scalars_)
       if (p.bindings().count(name)) p.bind(name, t);
-    p.run({false, seed_, static_cast<std::uint64_t>(k)});
+    p.run({training, seed_, static_cast<std::uint64_t>(k)});
     std::memcpy(out.data<float>() + first * out_cols, p.output(0).raw(),
                 static_cast<std::size_t>(rows * out_cols) * sizeof(float));
   }
@@ -101,6 +102,13 @@ Tensor Inference::decode(const Tensor& z, const Tensor& y) {
 
 Tensor Inference::reconstruct(const Tensor& x, const Tensor& y) {
   return map_rows(*reconstruct_, model_.x, x, features(), y);
+}
+
+// The one run in training mode: train_only noise is what this shows.
+Tensor Inference::corrupt(const Tensor& x, const Tensor& y) {
+  if (!denoising())
+    throw std::logic_error(fmt::format("model '{}' declares no corrupted input", model_.name));
+  return map_rows(*corrupt_, model_.x, x, features(), y, true);
 }
 
 Tensor Inference::sample(std::int64_t n, std::uint64_t seed, std::optional<std::int64_t> cls) {

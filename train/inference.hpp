@@ -37,6 +37,10 @@ class Inference {
   Tensor encode(const Tensor& x, const Tensor& y = {});  // x [N, D] in [0, 1]
   Tensor decode(const Tensor& z, const Tensor& y = {});  // z [N, K] -> decoder means [N, D]
   Tensor reconstruct(const Tensor& x, const Tensor& y = {});
+  // A denoising model (Model::corrupted valid) shows its training noise: x as the model corrupts
+  // it in training, drawn with this object's seed, so the same images get the same noise.
+  bool denoising() const { return model_.corrupted.valid(); }
+  Tensor corrupt(const Tensor& x, const Tensor& y = {});
   // Decodes n draws of z ~ N(0, I); throws std::logic_error if the model has no prior. A
   // conditional model decodes class `cls`, or when none is given the classes in turn, in blocks
   // of n / classes draws.
@@ -56,13 +60,13 @@ class Inference {
   // Runs `out` over the rows of `in` (bound to input `input`) in batches, concatenating rows;
   // binds the matching rows of `y` for a conditional model.
   Tensor map_rows(ProgramCache& cache, Value input, const Tensor& in, std::int64_t out_cols,
-                  const Tensor& y);
+                  const Tensor& y, bool training = false);
 
   Model& model_;
   ParameterStore& params_;
   std::int64_t batch_;
   std::uint64_t seed_;
-  std::unique_ptr<ProgramCache> encode_, decode_, reconstruct_, score_;
+  std::unique_ptr<ProgramCache> encode_, decode_, reconstruct_, score_, corrupt_;
   std::map<std::string, Tensor> scalars_;
 };
 

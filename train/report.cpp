@@ -160,10 +160,17 @@ Image reconstruction_figure(Inference& inference, const Split& data, int count) 
   std::vector<std::int64_t> idx(static_cast<std::size_t>(count));
   std::iota(idx.begin(), idx.end(), 0);
   Tensor x = Inference::images(data, idx);
-  Tensor y = inference.reconstruct(x, inference.labels(data, idx));
-  std::vector<float> both(x.values<float>().begin(), x.values<float>().end());
-  both.insert(both.end(), y.values<float>().begin(), y.values<float>().end());
-  return image_grid(both, 2 * count, static_cast<int>(data.rows), static_cast<int>(data.cols), count);
+  Tensor labels = inference.labels(data, idx);
+  std::vector<float> rows(x.values<float>().begin(), x.values<float>().end());
+  Tensor input = x;
+  if (inference.denoising()) {  // the Keras blog's figure: clean, noisy, denoised
+    input = inference.corrupt(x, labels);
+    rows.insert(rows.end(), input.values<float>().begin(), input.values<float>().end());
+  }
+  Tensor y = inference.reconstruct(input, labels);
+  rows.insert(rows.end(), y.values<float>().begin(), y.values<float>().end());
+  int row_count = inference.denoising() ? 3 : 2;
+  return image_grid(rows, row_count * count, static_cast<int>(data.rows), static_cast<int>(data.cols), count);
 }
 
 Image sample_figure(Inference& inference, const Split& shape, int side, std::uint64_t seed,

@@ -47,7 +47,9 @@ std::vector<std::string> class_names(const Dataset& data);
 
 // Train and test loss per epoch.
 Image loss_figure(const std::vector<EpochReport>& rows, const std::string& title);
-// The first `count` images of `data` (one row) over their reconstructions (the row below).
+// The first `count` images of `data` (one row) over their reconstructions (the row below). For a
+// denoising model three rows: the images, the same with the model's training noise
+// (Inference::corrupt) and the reconstructions of the noisy ones.
 Image reconstruction_figure(Inference& inference, const Split& data, int count);
 // `side` x `side` decoded draws from the prior (throws std::logic_error without a prior); a
 // conditional model decodes class `cls`, or the classes in turn (Inference::sample).
