@@ -8,6 +8,11 @@
 #
 #   bash bench/compare.sh [REPEATS]          default 3; writes bench/results/compare-*.txt
 #   MODELS="vae" bash bench/compare.sh 1     a quicker look at one model
+#   MODELS="conv_vae" bash bench/compare.sh  the convolutional VAE of issue 22 alone
+#
+# conv_vae is models/conv_vae.graph against the same network in torch_ref.py; after each of its
+# epochs bench/conv_time gives its conv FLOP limit (each convolution kernel and dense product of a
+# step at its best measured time), as gemm_limit does for the MLP VAE.
 #
 # PyTorch gets its best configuration, found in the same run: at N > 1 threads it trains both with
 # torch.set_num_threads(1) and OpenBLAS on N threads, and with N torch threads and OpenBLAS on one
@@ -22,12 +27,12 @@ build=${BUILD_DIR:-build}
 repeats=${1:-3}
 out=bench/results
 mkdir -p "$out"
-read -r -a models <<< "${MODELS:-vae ae dae sae}"
+read -r -a models <<< "${MODELS:-vae ae dae sae conv_vae}"
 if ! /usr/bin/python3 -c 'import torch' 2> /dev/null; then
   echo "compare.sh: the PyTorch side needs Debian's python3-torch: apt-get install python3-torch" >&2
   exit 2
 fi
-for tool in graphrun bench/gemm_limit bench/step_time; do
+for tool in graphrun bench/gemm_limit bench/step_time bench/conv_time; do
   [[ -x $build/$tool ]] || { echo "compare.sh: no $build/$tool: build first (bash setup.sh)" >&2; exit 2; }
 done
 
@@ -35,9 +40,10 @@ onednn=0  # gemm_limit measures oneDNN when it was built against it (libdnnl-dev
 ldd "$build/bench/gemm_limit" | grep -q libdnnl && onednn=1
 
 run_graphrun() {  # model threads [sgemm] -> "seconds samples_per_second rss_kib"
-  local dir
+  local dir file="models/model.$1"
+  [[ -f $file ]] || file="models/$1.graph"
   dir=$(mktemp -d)
-  /usr/bin/time -f "%M" -o "$dir/rss" "./$build/graphrun" "models/model.$1" --epochs 1 \
+  /usr/bin/time -f "%M" -o "$dir/rss" "./$build/graphrun" "$file" --epochs 1 \
     --threads "$2" ${3:+--train.sgemm "$3"} --out "$dir/run" > /dev/null
   python3 -c "import json,sys; d=json.loads(open('$dir/run/metrics.jsonl').readline()); print(d['seconds'], d['samples_per_second'], open('$dir/rss').read().strip())"
   rm -rf "$dir"
@@ -68,6 +74,9 @@ table() {  # name label
             echo "gemm-onednn $t $("./$build/bench/gemm_limit" --threads "$t" --sgemm onednn | awk '/epoch_limit_seconds/ {l=$2} /sequence_over_limit/ {s=$2} END {print l, s}')" >> "$raw"
           fi
         fi
+        if [[ $m == conv_vae ]]; then
+          echo "convlimit $t $("./$build/bench/conv_time" --threads "$t" --reps 5 | awk -v t="$t" '$1 == "epoch_limit_seconds" && $2 == t {l=$3} $1 == "limit_share_of_peak" && $2 == t {p=$3} END {print l, p}')" >> "$raw"
+        fi
         echo "$m $t torch $(run_torch "$m" 1 "$t")" >> "$raw"
         if ((t > 1)); then echo "$m $t torch-threads $(run_torch "$m" "$t" 1)" >> "$raw"; fi
       done
@@ -86,6 +95,7 @@ table() {  # name label
   # 2 threads vs 1 inside one process (whole training steps in alternating blocks): separate
   # processes' medians carry this machine's drift, which can fake or hide a 30% difference.
   for m in "${models[@]}"; do
+    [[ -f models/model.$m ]] || continue  # step_time builds the registry's models only
     echo "scaling $m $("./$build/bench/step_time" --model "$m" | awk '/^speedup/ {s=$2} /^machine_speedup/ {c=$2} END {print s, c}')" >> "$raw"
   done
   python3 - "$raw" "$2" <<'PY'
@@ -95,6 +105,8 @@ med = {}
 gemm = {}
 sequence = {}
 share = {}
+convlimit = {}
+convshare = {}
 machine = {}
 gemm_dnnl = {}
 sequence_dnnl = {}
@@ -106,6 +118,10 @@ for r in rows:
         gemm.setdefault(r[1], []).append(float(r[2]))
         sequence.setdefault(r[1], []).append(float(r[3]))
         if len(r) > 4: share.setdefault(r[1], []).append(float(r[4]))
+        continue
+    if r[0] == 'convlimit':
+        convlimit.setdefault(r[1], []).append(float(r[2]))
+        if len(r) > 3: convshare.setdefault(r[1], []).append(float(r[3]))
         continue
     if r[0] == 'gemm-onednn':
         gemm_dnnl.setdefault(r[1], []).append(float(r[2]))
@@ -157,6 +173,12 @@ for t, lims in sorted(gemm.items()):
           f"(median of {len(lims)} epoch-limit pairs){inside}; OpenBLAS alone, the step's products back to back "
           f"on their own operands / limit (bench/gemm_limit): {statistics.median(sequence[t]):.2f}"
           + (f"; the limit runs at {statistics.median(share[t]):.0%} of the cores' FMA peak" if t in share else ""))
+for t, lims in sorted(convlimit.items()):
+    epochs = [v[0] for v in med[('conv_vae', t, 'graphrun')]]
+    ratio = statistics.median(e / l for e, l in zip(epochs, lims))
+    print(f"conv VAE FLOP limit at {t} thread(s) (bench/conv_time): {statistics.median(lims):.2f} s/epoch; "
+          f"graphrun epoch / limit = {ratio:.2f} (median of {len(lims)} epoch-limit pairs)"
+          + (f"; the limit runs at {statistics.median(convshare[t]):.0%} of the cores' FMA peak" if t in convshare else ""))
 for t, lims in sorted(gemm_dnnl.items()):
     epochs = [v[0] for v in med[('vae-onednn', t, 'graphrun')]]
     openblas_lims = gemm[t][:len(epochs)]

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """PyTorch reference for graphrun's autoencoders on Fashion-MNIST (quality + speed).
 
-Models: ae, dae, sae, vae (see bench/TORCH_REF.md). Losses are per sample, in nats:
+Models: ae, dae, sae, vae, conv_vae (see bench/TORCH_REF.md). Losses are per sample, in nats:
 Bernoulli likelihood = BCE-with-logits summed over the 784 pixels, averaged over the batch.
 """
 import argparse
@@ -122,17 +122,48 @@ class VAE(nn.Module):
         self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
         self.eps_gen = None  # set for the test pass: fixed-seed z samples
 
-    def forward(self, x, beta_scale=1.0):
+    def encode(self, x):
         h = F.relu(self.fc1(x))
-        mu, logvar = self.fc21(h), self.fc22(h)
+        return self.fc21(h), self.fc22(h)
+
+    def decode(self, z):
+        return self.fc4(F.relu(self.fc3(z)))
+
+    def forward(self, x, beta_scale=1.0):
+        mu, logvar = self.encode(x)
         if self.eps_gen is None:
             eps = torch.randn_like(mu)
         else:
             eps = torch.randn(mu.shape, generator=self.eps_gen, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * logvar) * eps  # one sample of z per image, train and test
-        recon = bce_per_sample(self.fc4(F.relu(self.fc3(z))), x)
+        recon = bce_per_sample(self.decode(z), x)
         kl = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp()) / x.shape[0]
         return recon + self.args.beta * beta_scale * kl, {"recon": recon, "kl": kl}
+
+
+class ConvVAE(VAE):
+    """models/conv_vae.graph: convs 1->32->64 (3x3, stride 2, padding 1), dense 3136->256, heads
+    of 20; dense 20->3136, transposed convs 64->64->32->1 (strides 2, 2, 1, output padding 1, 1,
+    0), ReLU between, Bernoulli likelihood. 953,705 parameters."""
+
+    def __init__(self, args):
+        nn.Module.__init__(self)
+        self.args = args
+        self.enc = nn.Sequential(nn.Conv2d(1, 32, 3, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 3, 2, 1),
+                                 nn.ReLU(), nn.Flatten(), nn.Linear(3136, 256), nn.ReLU())
+        self.fc21, self.fc22 = nn.Linear(256, 20), nn.Linear(256, 20)
+        self.dec = nn.Sequential(nn.Linear(20, 3136), nn.ReLU(), nn.Unflatten(1, (64, 7, 7)),
+                                 nn.ConvTranspose2d(64, 64, 3, 2, 1, 1), nn.ReLU(),
+                                 nn.ConvTranspose2d(64, 32, 3, 2, 1, 1), nn.ReLU(),
+                                 nn.ConvTranspose2d(32, 1, 3, 1, 1, 0), nn.Flatten())
+        self.eps_gen = None
+
+    def encode(self, x):
+        h = self.enc(x.view(-1, 1, 28, 28))
+        return self.fc21(h), self.fc22(h)
+
+    def decode(self, z):
+        return self.dec(z)
 
 
 # ---------------------------------------------------------------- driver
@@ -183,7 +214,7 @@ def fmt_terms(terms):
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", required=True, choices=["ae", "dae", "sae", "vae"], help="model to train")
+    p.add_argument("--model", required=True, choices=["ae", "dae", "sae", "vae", "conv_vae"], help="model to train")
     p.add_argument("--epochs", type=int, default=10, help="training epochs")
     p.add_argument("--batch", type=int, default=128, help="minibatch size (train and test)")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (betas 0.9,0.999, eps 1e-8)")
@@ -225,7 +256,7 @@ def main():
              args.seed, args.threads), flush=True)
 
     torch.manual_seed(args.seed)  # default PyTorch Linear init, training noise
-    model = VAE(args) if args.model == "vae" else \
+    model = VAE(args) if args.model == "vae" else ConvVAE(args) if args.model == "conv_vae" else \
         AE(args, sigmoid_code=(args.model == "sae" and args.sparsity == "kl"))
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8)
     shuffle_gen = torch.Generator().manual_seed(args.seed)
@@ -240,11 +271,11 @@ def main():
         te_loss, te_terms = None, None
         if test is not None:
             model.eval()
-            if args.model == "vae":  # same z samples at every epoch's test pass
+            if args.model.endswith("vae"):  # same z samples at every epoch's test pass
                 model.eps_gen = torch.Generator().manual_seed(args.seed + 1000003)
             with torch.no_grad():
                 te_loss, te_terms, _ = run_pass(model, test, args, False)
-            if args.model == "vae":
+            if args.model.endswith("vae"):
                 model.eps_gen = None
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB -> MiB
         line = "epoch %d  train %.3f (%s)" % (epoch, tr_loss, fmt_terms(tr_terms))
