@@ -12,6 +12,7 @@
 #include <graphrun/graph/random.hpp>
 #include <graphrun/models/graph_model.hpp>
 #include <graphrun/train/inference.hpp>
+#include <graphrun/train/report.hpp>
 #include <graphrun/train/trainer.hpp>
 
 #include <catch2/catch.hpp>
@@ -184,6 +185,17 @@ TEST_CASE("a denoising model's corruption is its training noise, drawn the same 
       CHECK(outside == 0);
       // Masking drops a quarter of the pixels; Gaussian noise changes nearly all.
       CHECK(changed > x.numel() / 10);
+      // reconstruct's figure: clean, noisy and denoised rows, one row (28 px at scale 2 and a
+      // 2 px gap) taller than the clean and reconstructed rows of a plain autoencoder.
+      Split four = synthetic_images(4);
+      Image three = reconstruction_figure(inference, four, 4);
+      Model plain = load_graph_model(shipped("conv_ae.graph"), {}, 16, kFeatures);
+      ParameterStore plain_params = init_parameters(*plain.graph, 1);
+      Inference plain_inference(plain, plain_params, 16, 7);
+      REQUIRE_FALSE(plain_inference.denoising());
+      Image two = reconstruction_figure(plain_inference, four, 4);
+      CHECK(three.width() == two.width());
+      CHECK(three.height() == two.height() + 2 * 28 + 2);
     }
   }
 }

@@ -75,6 +75,26 @@ TEST_CASE("a column sum over many rows (the bias gradient)", "[ops][reduce]") {
     CHECK(got[static_cast<std::size_t>(j)] == static_cast<double>(1020 + 3 + 513 * j));
 }
 
+TEST_CASE("a conv bias gradient: [N, F, H, W] summed to [1, F, 1, 1]", "[ops][reduce]") {
+  Graph g;
+  const std::int64_t n = 3, f = 5, hw = 4 * 6;
+  Value x = g.input("x", {n, f, 4, 6});
+  Value like = g.input("like", {1, f, 1, 1});
+  Tensor xv(DType::f32, {n, f, 4, 6});
+  for (std::int64_t i = 0; i < n * f * hw; ++i) xv.data<float>()[i] = std::sin(0.7f * static_cast<float>(i)) * 1e3f;
+  ParameterStore v{{"x", xv}, {"like", Tensor(DType::f32, {1, f, 1, 1})}};
+  auto to_like = run_values(g, sum_to_like(x, like), v);
+  auto over_axes = run_values(g, sum(x, {0, 2, 3}), v);
+  // The reference order: images in turn, each channel's pixels in turn, in double.
+  for (std::int64_t k = 0; k < f; ++k) {
+    double acc = 0;
+    for (std::int64_t m = 0; m < n; ++m)
+      for (std::int64_t i = 0; i < hw; ++i) acc += xv.data<float>()[(m * f + k) * hw + i];
+    CHECK(to_like[static_cast<std::size_t>(k)] == static_cast<double>(static_cast<float>(acc)));
+    CHECK(over_axes[static_cast<std::size_t>(k)] == static_cast<double>(static_cast<float>(acc)));
+  }
+}
+
 TEST_CASE("norm2 is the Euclidean norm, also over many chunks and past float32's square range",
           "[ops][reduce]") {
   Cube c;
