@@ -33,6 +33,8 @@ Model load_graph_model(const std::filesystem::path& path, const ModelOptions& op
 // A ModelBuilder over a parsed file, for the runner: named "graph", keys from [model].
 ModelBuilder graph_model_builder(std::shared_ptr<const GraphSyntax> syntax);
 
+// The number of single-character insertions, deletions and substitutions from a to b.
+std::size_t edit_distance(const std::string& a, const std::string& b);
 // The closest of `candidates` to `name` within a small edit distance, or "".
 std::string closest_name(const std::string& name, const std::vector<std::string>& candidates);
 
