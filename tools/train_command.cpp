@@ -211,7 +211,10 @@ int train_epochs(const Run& run, const Dataset& data, Trainer& trainer, MetricsL
   const Split* test = leader && data.test.count > 0 ? &data.test : nullptr;
   const std::int64_t batches = (data.train.count + s.train.batch - 1) / s.train.batch;
   StopSignals signals;
-  ProgressDisplay display(::isatty(STDOUT_FILENO) == 1, s.train.epochs);
+  // Under mpirun rank 0's stdout is a pseudo-terminal of mpirun's even when the job's output goes
+  // to a log file, as on a cluster: one line per epoch there, never a redrawn bar.
+  ProgressDisplay display(::isatty(STDOUT_FILENO) == 1 && trainer.communicator().size() == 1,
+                          s.train.epochs);
   std::string last_saved = run.cli.resume ? position(trainer) : "";
   while (trainer.epoch() < s.train.epochs) {
     display.start_epoch(trainer.epoch() + 1, trainer.batch_in_epoch());
