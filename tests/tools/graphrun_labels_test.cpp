@@ -88,7 +88,7 @@ TEST_CASE("labels the model needs and the data lacks are a usage error", "[e2e][
   CHECK_FALSE(fs::exists(tmp / "runs" / "cvae.graph" / "checkpoint.safetensors"));
 }
 
-TEST_CASE("--class is refused by a model without labels and by verbs that decode no class", "[e2e][labels]") {
+TEST_CASE("graphrun refuses --class on a model without labels and on verbs that decode no class", "[e2e][labels]") {
   TempDir tmp;
   auto train = run_cli_process(small({"model.vae", "--epochs", "1", "--model.hidden", "16"}), tmp.path());
   REQUIRE(train.code == 0);
