@@ -11,6 +11,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <map>
+
 #include <cmath>
 
 namespace graphrun {
@@ -284,7 +286,9 @@ TEST_CASE("a conv training step allocates nothing once warm", "[ops][conv][alloc
   ShapeMap shapes;
   for (const auto& [name, t] : step.values) shapes[name] = t.shape();
   Program p = compile_program(step.g, step.outputs, shapes, {DType::f32, false});
-  for (const auto& [name, t] : step.values) p.bind(name, t.to(DType::f32));
+  // Bound tensors are viewed, not owned: the float32 copies live as long as the program runs.
+  std::map<std::string, Tensor> bound;
+  for (const auto& [name, t] : step.values) p.bind(name, bound[name] = t.to(DType::f32));
   // Scratch is per thread, grown the first time a thread runs a block of each size.
   for (std::uint64_t s = 0; s < 5; ++s) p.run({true, 1, s});
   testing::allocations = 0;
