@@ -4,8 +4,8 @@
 // thread count. The BLAS runs single-threaded inside TBB tasks (ops/matmul.cpp).
 //
 // Scratch (a block's column matrix and packed operands) is thread_local, 64-byte aligned and grown
-// to the largest block a thread has run: after every thread has run each layer once, a step
-// allocates nothing. A task never waits on TBB while it holds the buffer, so no other task can
+// to the largest block any thread has run: once every thread has run one block after the largest
+// layer, a step allocates nothing. A task never waits on TBB while it holds the buffer, so no other task can
 // reuse it underneath.
 #include <graphrun/ops/conv_kernels.hpp>
 #include <graphrun/ops/kernel_util.hpp>
@@ -13,6 +13,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <new>
 #include <type_traits>
@@ -29,6 +30,9 @@ constexpr std::int64_t kMinBlocks = 8;
 // The weight gradient's tasks: channel groups times filter groups, at most this many.
 constexpr std::int64_t kWeightTasks = 8;
 
+// Every thread grows to the largest size any thread has asked for, not only to its own: which
+// thread runs which block changes from step to step, and a thread that first meets a layer's
+// largest block late would allocate mid-training.
 template <class T>
 T* scratch(std::int64_t n) {
   constexpr std::align_val_t kAlign{64};
@@ -37,8 +41,13 @@ T* scratch(std::int64_t n) {
     std::int64_t size = 0;
     ~Buffer() { ::operator delete[](data, kAlign); }
   };
+  static std::atomic<std::int64_t> largest{0};
   thread_local Buffer buffer;
-  if (buffer.size < n) {
+  if (buffer.size < n || buffer.size < largest.load(std::memory_order_relaxed)) {
+    std::int64_t before = largest.load(std::memory_order_relaxed);
+    while (before < n && !largest.compare_exchange_weak(before, n, std::memory_order_relaxed)) {
+    }
+    n = std::max(n, before);
     ::operator delete[](buffer.data, kAlign);
     buffer.data = nullptr;
     buffer.size = 0;

@@ -289,11 +289,11 @@ TEST_CASE("a conv training step allocates nothing once warm", "[ops][conv][alloc
   // Bound tensors are viewed, not owned: the float32 copies live as long as the program runs.
   std::map<std::string, Tensor> bound;
   for (const auto& [name, t] : step.values) p.bind(name, bound[name] = t.to(DType::f32));
-  // Scratch is per thread, grown the first time a thread runs a block of each size.
-  for (std::uint64_t s = 0; s < 5; ++s) p.run({true, 1, s});
+  // Scratch is per thread, grown to the largest layer the first time a thread runs a block after it.
+  for (std::uint64_t s = 0; s < 8; ++s) p.run({true, 1, s});
   testing::allocations = 0;
   testing::counting = true;
-  for (std::uint64_t s = 5; s < 10; ++s) p.run({true, 1, s});
+  for (std::uint64_t s = 8; s < 13; ++s) p.run({true, 1, s});
   testing::counting = false;
   CHECK(testing::allocations.load() == 0);
 }
