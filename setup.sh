@@ -21,7 +21,7 @@ cd "$(dirname "$0")"
 packages=(
   build-essential cmake ninja-build pkg-config git
   libboost-graph-dev libboost-program-options-dev libtbb-dev libfmt-dev catch2
-  libopenblas-dev libdnnl-dev zlib1g-dev librandom123-dev nlohmann-json3-dev libstb-dev
+  libopenblas-dev libdnnl-dev zlib1g-dev libzip-dev librandom123-dev nlohmann-json3-dev libstb-dev
   libbenchmark-dev graphviz dataset-fashion-mnist libopenmpi-dev openmpi-bin
 )
 # .ci/sanitize builds the ASan+UBSan suite and the libFuzzer targets with clang (16: clang 14
