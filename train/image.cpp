@@ -368,46 +368,68 @@ void write_png(const std::filesystem::path& path, const Image& image) {
   write_file_atomic(path, std::span<const std::byte>(bytes));
 }
 
-Image image_grid(std::span<const float> images, int count, int rows, int cols_px, int grid_cols,
+Image image_grid(std::span<const float> images, int count, TileShape tile, int grid_cols,
                  int pad, int scale, Rgb pad_color) {
-  if (count < 1 || rows < 1 || cols_px < 1 || grid_cols < 1 || pad < 0 || scale < 1) {
+  if (tile.channels != 1 && tile.channels != 3) {
     throw std::invalid_argument(fmt::format(
-        "image_grid: need count, rows, cols_px, grid_cols, scale >= 1 and pad >= 0; got count={} "
-        "rows={} cols_px={} grid_cols={} pad={} scale={}",
-        count, rows, cols_px, grid_cols, pad, scale));
+        "image_grid: images need 1 (grey) or 3 (RGB) channels, got {}", tile.channels));
   }
-  const auto tile_values = static_cast<std::size_t>(rows) * static_cast<std::size_t>(cols_px);
-  if (images.size() < tile_values * static_cast<std::size_t>(count)) {
-    throw std::invalid_argument(
-        fmt::format("image_grid: {} images of {}x{} need {} values, got {}", count, rows, cols_px,
-                    tile_values * static_cast<std::size_t>(count), images.size()));
+  if (count < 1 || tile.rows < 1 || tile.cols < 1 || grid_cols < 1 || pad < 0 || scale < 1) {
+    throw std::invalid_argument(fmt::format(
+        "image_grid: need count, rows, cols, grid_cols, scale >= 1 and pad >= 0; got count={} "
+        "rows={} cols={} grid_cols={} pad={} scale={}",
+        count, tile.rows, tile.cols, grid_cols, pad, scale));
   }
   const int across = std::min(count, grid_cols);
   const int down = (count + grid_cols - 1) / grid_cols;
-  const long long tile_w = static_cast<long long>(cols_px) * scale;
-  const long long tile_h = static_cast<long long>(rows) * scale;
-  const long long width = across * (tile_w + pad) + pad;
-  const long long height = down * (tile_h + pad) + pad;
+  const long long tile_w = static_cast<long long>(tile.cols) * scale;
+  const long long tile_h = static_cast<long long>(tile.rows) * scale;
+  // Checking one padded tile first keeps the products below far from overflow, and bounds count
+  // (by across * down) before it multiplies the tile size.
+  auto side = [pad](long long tiles, long long tile_side) {
+    if (tile_side + 2LL * pad > Image::max_side) return tile_side + 2LL * pad;
+    return tiles * (tile_side + pad) + pad;
+  };
+  const long long width = side(across, tile_w);
+  const long long height = side(down, tile_h);
   if (width > Image::max_side || height > Image::max_side) {
-    throw std::invalid_argument(
-        fmt::format("image_grid: the grid would be {}x{} pixels, over the limit of {} per side",
-                    width, height, Image::max_side));
+    throw std::invalid_argument(fmt::format(
+        "image_grid: the grid would be at least {}x{} pixels, over the limit of {} per side",
+        width, height, Image::max_side));
   }
+  const auto plane = static_cast<std::size_t>(tile.rows) * static_cast<std::size_t>(tile.cols);
+  const auto tile_values = plane * static_cast<std::size_t>(tile.channels);
+  if (images.size() < tile_values * static_cast<std::size_t>(count)) {
+    throw std::invalid_argument(fmt::format(
+        "image_grid: {} images of {}x{}x{} need {} values, got {}", count, tile.channels,
+        tile.rows, tile.cols, tile_values * static_cast<std::size_t>(count), images.size()));
+  }
+  // A grey pixel is an RGB pixel whose three channels read the same plane, so one loop serves
+  // both and grey tiles keep the pixels they have always had.
+  const std::size_t channel_step = tile.channels == 3 ? plane : 0;
+  auto level = [](float v) {
+    const float clamped = std::isnan(v) ? 0.0f : std::clamp(v, 0.0f, 1.0f);
+    return static_cast<std::uint8_t>(std::lround(clamped * 255.0f));
+  };
   Image grid(static_cast<int>(width), static_cast<int>(height), pad_color);
   for (int i = 0; i < count; ++i) {
     const int left = static_cast<int>(pad + (i % grid_cols) * (tile_w + pad));
     const int top = static_cast<int>(pad + (i / grid_cols) * (tile_h + pad));
-    const float* tile = images.data() + tile_values * static_cast<std::size_t>(i);
-    for (int r = 0; r < rows; ++r) {
-      for (int c = 0; c < cols_px; ++c) {
-        const float v = tile[static_cast<std::size_t>(r) * cols_px + c];
-        const float clamped = std::isnan(v) ? 0.0f : std::clamp(v, 0.0f, 1.0f);
-        const auto level = static_cast<std::uint8_t>(std::lround(clamped * 255.0f));
-        grid.fill_rect(left + c * scale, top + r * scale, scale, scale, {level, level, level});
+    const float* values = images.data() + tile_values * static_cast<std::size_t>(i);
+    for (int r = 0; r < tile.rows; ++r) {
+      for (int c = 0; c < tile.cols; ++c) {
+        const float* p = values + static_cast<std::size_t>(r) * tile.cols + c;
+        grid.fill_rect(left + c * scale, top + r * scale, scale, scale,
+                       {level(p[0]), level(p[channel_step]), level(p[2 * channel_step])});
       }
     }
   }
   return grid;
+}
+
+Image image_grid(std::span<const float> images, int count, int rows, int cols_px, int grid_cols,
+                 int pad, int scale, Rgb pad_color) {
+  return image_grid(images, count, TileShape{1, rows, cols_px}, grid_cols, pad, scale, pad_color);
 }
 
 }  // namespace graphrun

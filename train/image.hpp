@@ -78,12 +78,25 @@ std::vector<std::byte> encode_png(const Image& image);
 // Writes the PNG atomically (see write_file_atomic); throws IoError on failure.
 void write_png(const std::filesystem::path& path, const Image& image);
 
-// Tiles `count` grayscale images, each `rows` x `cols_px` row-major with values in [0, 1]
-// (clamped; NaN shows black), into a grid of `grid_cols` tiles per row. Every source pixel
-// becomes a scale x scale block; `pad` pixels of `pad_color` separate the tiles and frame the
-// grid, so the width is tiles_per_row * (cols_px * scale + pad) + pad. Throws
-// std::invalid_argument for non-positive sizes or when `images` holds fewer than
-// count * rows * cols_px values (extra values are ignored).
+// The shape of one image in a [N, C, H, W] batch: `channels` is 1 (grey) or 3 (RGB); colour is
+// channel-planar, so an image is its red, green and blue planes of rows x cols one after another.
+struct TileShape {
+  int channels = 1;
+  int rows = 0;
+  int cols = 0;
+};
+
+// Tiles `count` images of `tile` shape, each row-major with values in [0, 1] (clamped; NaN shows
+// black, per channel), into a grid of `grid_cols` tiles per row. Every source pixel becomes a
+// scale x scale block; `pad` pixels of `pad_color` separate the tiles and frame the grid, so the
+// width is tiles_per_row * (tile.cols * scale + pad) + pad. Throws std::invalid_argument when
+// tile.channels is neither 1 nor 3, for non-positive sizes, for a grid over Image::max_side, or
+// when `images` holds fewer than count * channels * rows * cols values (extra values are
+// ignored).
+Image image_grid(std::span<const float> images, int count, TileShape tile, int grid_cols,
+                 int pad = 2, int scale = 2, Rgb pad_color = colors::white);
+
+// Grayscale tiles of `rows` x `cols_px`: the same as TileShape{1, rows, cols_px}.
 Image image_grid(std::span<const float> images, int count, int rows, int cols_px, int grid_cols,
                  int pad = 2, int scale = 2, Rgb pad_color = colors::white);
 

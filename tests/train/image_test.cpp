@@ -2,7 +2,10 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
+#include <limits>
+#include <string>
 #include <unistd.h>
 #include <vector>
 
@@ -146,4 +149,89 @@ TEST_CASE("image_grid geometry and pixel values", "[png]") {
   const Image single = graphrun::image_grid(images, 1, 2, 3, 10, 0, 1);
   CHECK(single.width() == 3);
   CHECK(single.height() == 2);
+}
+
+TEST_CASE("image_grid draws channel-planar RGB tiles in colour", "[image]") {
+  // Two 2x2 RGB tiles side by side, pad 1, scale 1: width 2 * (2 + 1) + 1 = 7, height 4.
+  // Each tile is its R plane, then G, then B, each row-major.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> images = {
+      1, 0, 0.5f, nan,   0, 1, 0.5f, 0.2f,  0, 0, 2.0f, -1.0f,  // tile 0: R, G, B
+      0, 0, 0, 1,        0, 0, 0, 1,        1, 0.25f, 0, 1,     // tile 1: R, G, B
+  };
+  const Rgb pad{1, 2, 3};
+  const Image grid = graphrun::image_grid(images, 2, graphrun::TileShape{3, 2, 2}, 2, 1, 1, pad);
+  REQUIRE(grid.width() == 7);
+  REQUIRE(grid.height() == 4);
+  // Tile 0 starts at (1, 1).
+  CHECK(grid.get(1, 1) == Rgb{255, 0, 0});
+  CHECK(grid.get(2, 1) == Rgb{0, 255, 0});
+  CHECK(grid.get(1, 2) == Rgb{128, 128, 255});  // 0.5 * 255 = 127.5 rounds up; B 2.0 clamps
+  CHECK(grid.get(2, 2) == Rgb{0, 51, 0});       // NaN red is black; 0.2 * 255 = 51; B -1 clamps
+  // Tile 1 starts at (1 + 2 + 1, 1) = (4, 1).
+  CHECK(grid.get(4, 1) == Rgb{0, 0, 255});
+  CHECK(grid.get(5, 1) == Rgb{0, 0, 64});  // 0.25 * 255 = 63.75
+  CHECK(grid.get(4, 2) == Rgb{0, 0, 0});
+  CHECK(grid.get(5, 2) == Rgb{255, 255, 255});
+  // The frame and the gutter between the tiles.
+  for (int x = 0; x < 7; ++x) {
+    CHECK(grid.get(x, 0) == pad);
+    CHECK(grid.get(x, 3) == pad);
+  }
+  CHECK(grid.get(3, 1) == pad);
+  CHECK(grid.get(6, 2) == pad);
+  // A colour source pixel becomes a scale x scale block like a grey one.
+  const Image big = graphrun::image_grid(images, 2, graphrun::TileShape{3, 2, 2}, 2, 0, 3);
+  CHECK(big.width() == 12);
+  CHECK(big.get(3, 0) == Rgb{0, 255, 0});
+  CHECK(big.get(5, 2) == Rgb{0, 255, 0});
+  CHECK(big.get(6, 0) == Rgb{0, 0, 255});
+}
+
+TEST_CASE("image_grid's grayscale form draws the pixels it always has", "[image]") {
+  // Values below 0, above 1, NaN and in between, a coloured pad and a partly filled last row.
+  std::vector<float> images(7 * 3 * 4);
+  for (std::size_t i = 0; i < images.size(); ++i) {
+    images[i] = i % 13 == 5 ? std::numeric_limits<float>::quiet_NaN()
+                            : static_cast<float>(i * 37 % 101) / 90.0f - 0.05f;
+  }
+  const Rgb pad{10, 200, 30};
+  const Image grey = graphrun::image_grid(images, 7, 3, 4, 3, 1, 2, pad);
+  // FNV-1a of the pixels drawn by the grayscale-only image_grid before TileShape existed, so the
+  // reports' existing figures cannot change by a single byte.
+  std::uint64_t hash = 1469598103934665603ull;
+  for (std::uint8_t byte : grey.pixels()) {
+    hash ^= byte;
+    hash *= 1099511628211ull;
+  }
+  CHECK(grey.width() == 28);
+  CHECK(grey.height() == 22);
+  CHECK(hash == 0xed1ab36350c2cf97ull);
+  const Image one_channel =
+      graphrun::image_grid(images, 7, graphrun::TileShape{1, 3, 4}, 3, 1, 2, pad);
+  CHECK(one_channel.pixels() == grey.pixels());
+  // Defaults are shared too.
+  CHECK(graphrun::image_grid(images, 7, 3, 4, 3).pixels() ==
+        graphrun::image_grid(images, 7, graphrun::TileShape{1, 3, 4}, 3).pixels());
+}
+
+TEST_CASE("image_grid rejects channel counts other than 1 and 3", "[image]") {
+  const std::vector<float> images(4 * 2 * 2, 0.5f);
+  for (int channels : {0, 2, 4, -1}) {
+    INFO("channels " << channels);
+    CHECK_THROWS_WITH(
+        graphrun::image_grid(images, 1, graphrun::TileShape{channels, 2, 2}, 1),
+        Catch::Contains("1 (grey) or 3 (RGB) channels, got " + std::to_string(channels)));
+  }
+  // Three channels need three planes per image: 16 values hold one 2x2 RGB image, not two.
+  CHECK_NOTHROW(graphrun::image_grid(images, 1, graphrun::TileShape{3, 2, 2}, 1));
+  CHECK_THROWS_WITH(graphrun::image_grid(images, 2, graphrun::TileShape{3, 2, 2}, 1),
+                    Catch::Contains("need 24 values, got 16"));
+  CHECK_THROWS_AS(graphrun::image_grid(images, 1, graphrun::TileShape{3, 0, 2}, 1),
+                  std::invalid_argument);
+  // A huge tile is refused by its size alone, before any product of sizes can overflow.
+  CHECK_THROWS_WITH(graphrun::image_grid(images, 1 << 30,
+                                         graphrun::TileShape{3, 1 << 30, 1 << 30}, 1 << 30, 0,
+                                         64),
+                    Catch::Contains("over the limit"));
 }
