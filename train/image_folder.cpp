@@ -1,0 +1,225 @@
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <graphrun/train/atomic_file.hpp>
+#include <graphrun/train/idx.hpp>
+#include <graphrun/train/image_folder.hpp>
+#include <limits>
+#include <string>
+#include <system_error>
+#include <vector>
+
+// Static, so this copy cannot clash with another stb_image linked into the same program (the
+// tests have their own). Only the formats graphrun documents are compiled in: every other
+// decoder would be attack surface for files nobody meant to train on.
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_ONLY_PNG
+#define STBI_ONLY_JPEG
+#define STBI_ONLY_BMP
+#define STBI_NO_STDIO
+#include <stb/stb_image.h>
+
+namespace graphrun {
+namespace {
+
+namespace fs = std::filesystem;
+
+// stb_image takes the file's length as an int; real images are far smaller than this anyway.
+constexpr std::uintmax_t kMaxImageFileBytes = std::uintmax_t{1} << 30;
+
+struct ImageFile {
+  fs::path path;
+  std::int64_t label = 0;
+};
+
+struct ImageSize {
+  int width = 0, height = 0;
+  friend bool operator==(const ImageSize&, const ImageSize&) = default;
+};
+
+bool hidden(const fs::path& path) { return path.filename().string().starts_with('.'); }
+
+bool has_image_extension(const fs::path& path) {
+  std::string ext = path.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".bmp";
+}
+
+// The visible entries of `dir` that `keep` accepts, sorted by name.
+template <class Keep>
+std::vector<fs::path> entries(const fs::path& dir, Keep keep) {
+  std::error_code ec;
+  fs::directory_iterator it(dir, ec), end;
+  std::vector<fs::path> found;
+  for (; !ec && it != end; it.increment(ec))
+    if (!hidden(it->path()) && keep(*it)) found.push_back(it->path());
+  if (ec) throw IoError(fmt::format("cannot list folder '{}': {}", dir.string(), ec.message()));
+  std::sort(found.begin(), found.end(),
+            [](const fs::path& a, const fs::path& b) { return a.filename() < b.filename(); });
+  return found;
+}
+
+// Entries are followed through symlinks, so a folder of links to images works too.
+std::vector<fs::path> image_files(const fs::path& dir) {
+  return entries(dir, [](const fs::directory_entry& e) {
+    std::error_code ec;
+    return has_image_extension(e.path()) && e.is_regular_file(ec);
+  });
+}
+
+std::vector<fs::path> subfolders(const fs::path& dir) {
+  return entries(dir, [](const fs::directory_entry& e) {
+    std::error_code ec;
+    return e.is_directory(ec);
+  });
+}
+
+std::vector<unsigned char> read_bytes(const fs::path& path) {
+  std::error_code ec;
+  auto size = fs::file_size(path, ec);
+  if (ec) throw IoError(fmt::format("cannot read '{}': {}", path.string(), ec.message()));
+  if (size > kMaxImageFileBytes)
+    throw DataError(fmt::format("{}: file is {} bytes, more than the {} graphrun reads as an image",
+                                path.string(), size, kMaxImageFileBytes));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
+  std::vector<unsigned char> bytes(size);
+  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
+  if (static_cast<std::uintmax_t>(in.gcount()) != size)
+    throw IoError(
+        fmt::format("cannot read '{}': got {} of its {} bytes", path.string(), in.gcount(), size));
+  return bytes;
+}
+
+std::string reason() {
+  const char* why = stbi_failure_reason();
+  return why ? why : "unknown error";
+}
+
+// The files to read, in order, with their classes; fills `class_names` for the class layout.
+std::vector<ImageFile> list_images(const fs::path& root, std::vector<std::string>& class_names) {
+  std::error_code ec;
+  auto status = fs::status(root, ec);
+  if (ec || !fs::exists(status))
+    throw IoError(fmt::format("cannot read image folder '{}': {}", root.string(),
+                              ec ? ec.message() : "no such file or directory"));
+  if (!fs::is_directory(status))
+    throw DataError(fmt::format("{}: not a folder (an image folder holds one subfolder per class)",
+                                root.string()));
+  std::vector<fs::path> classes = subfolders(root);
+  std::vector<fs::path> loose = image_files(root);
+  std::vector<ImageFile> files;
+  if (classes.empty()) {
+    if (loose.empty())
+      throw DataError(fmt::format(
+          "{}: no images: expected PNG, JPEG or BMP files, or one subfolder of them per class",
+          root.string()));
+    for (auto& path : loose) files.push_back({std::move(path), 0});
+    return files;
+  }
+  // Images beside class folders have no class; guessing one would mislabel them silently.
+  if (!loose.empty())
+    throw DataError(fmt::format(
+        "{}: holds both class folders ('{}') and images outside them ('{}'); move every image "
+        "into its class folder, or remove the subfolders for an unlabelled set",
+        root.string(), classes.front().filename().string(), loose.front().filename().string()));
+  for (std::size_t label = 0; label < classes.size(); ++label) {
+    auto images = image_files(classes[label]);
+    if (images.empty())
+      throw DataError(fmt::format("{}: class folder holds no images (PNG, JPEG or BMP files)",
+                                  classes[label].string()));
+    class_names.push_back(classes[label].filename().string());
+    for (auto& path : images) files.push_back({std::move(path), static_cast<std::int64_t>(label)});
+  }
+  return files;
+}
+
+}  // namespace
+
+SampleArray read_image_folder(const fs::path& root) {
+  SampleArray out;
+  std::vector<ImageFile> files = list_images(root, out.class_names);
+
+  // First only the headers: sizes are checked and the channel count chosen before any pixel is
+  // decoded or any memory is reserved for them.
+  ImageSize size;
+  bool colour = false;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const fs::path& path = files[i].path;
+    auto bytes = read_bytes(path);
+    ImageSize s;
+    int components = 0;
+    if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &s.width, &s.height,
+                               &components))
+      throw DataError(fmt::format("{}: not a readable PNG, JPEG or BMP image ({})", path.string(),
+                                  reason()));
+    if (s.width > kImageMaxSide || s.height > kImageMaxSide)
+      throw DataError(fmt::format("{}: image is {}x{} pixels; graphrun reads sides up to {}",
+                                  path.string(), s.width, s.height, kImageMaxSide));
+    if (i == 0)
+      size = s;
+    else if (s != size)
+      throw DataError(fmt::format(
+          "{}: image is {}x{} pixels, but {} (the first image) is {}x{}; all images of a data "
+          "set must have one size",
+          path.string(), s.width, s.height, files[0].path.string(), size.width, size.height));
+    colour |= components >= 3;
+  }
+
+  const int channels = colour ? 3 : 1;
+  const auto plane = static_cast<std::uint64_t>(size.width) * static_cast<std::uint64_t>(size.height);
+  const std::uint64_t per_image = plane * static_cast<std::uint64_t>(channels);
+  if (per_image * files.size() > kImageFolderMaxBytes)
+    throw DataError(fmt::format(
+        "{}: {} images of {}x{}x{} bytes are more than the {} bytes graphrun reads from one "
+        "image folder",
+        root.string(), files.size(), channels, size.width, size.height, kImageFolderMaxBytes));
+  out.shape = {static_cast<std::int64_t>(files.size()), channels, size.height, size.width};
+  out.bytes.resize(per_image * files.size());
+  if (!out.class_names.empty()) out.labels.reserve(files.size());
+
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const fs::path& path = files[i].path;
+    auto bytes = read_bytes(path);  // again: holding every file between the passes could be GBs
+    ImageSize s;
+    int components = 0;
+    // stb converts to `channels`: it repeats grey into RGB, drops alpha, and reduces 16 bits to 8.
+    stbi_uc* pixels = stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &s.width,
+                                            &s.height, &components, channels);
+    if (pixels == nullptr)
+      throw DataError(fmt::format("{}: cannot decode the image ({})", path.string(), reason()));
+    if (s != size) {
+      stbi_image_free(pixels);
+      throw DataError(fmt::format("{}: image decodes to {}x{} pixels, but its header said {}x{}",
+                                  path.string(), s.width, s.height, size.width, size.height));
+    }
+    // stb interleaves channels per pixel (RGBRGB...); samples are channel-planar.
+    std::uint8_t* sample = out.bytes.data() + i * per_image;
+    for (std::uint64_t p = 0; p < plane; ++p)
+      for (int c = 0; c < channels; ++c) sample[c * plane + p] = pixels[p * channels + c];
+    stbi_image_free(pixels);
+    if (!out.class_names.empty()) out.labels.push_back(files[i].label);
+  }
+  return out;
+}
+
+bool is_image_folder(const fs::path& path) {
+  try {
+    std::error_code ec;
+    if (!fs::is_directory(path, ec)) return false;
+    if (!image_files(path).empty()) return true;
+    for (const auto& folder : subfolders(path))
+      if (!image_files(folder).empty()) return true;
+    return false;
+  } catch (const std::exception&) {  // an unreadable folder is not one we can read images from
+    return false;
+  }
+}
+
+}  // namespace graphrun
