@@ -1,0 +1,15 @@
+// libFuzzer target for CSV tables: see check_csv in csv_check.hpp. A broken check, an exception
+// other than DataError, a crash, a sanitizer report or memory beyond -rss_limit_mb is a finding.
+#include <cstdio>
+#include <cstdlib>
+
+#include "fuzz/csv_check.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  std::string problem = graphrun::fuzz::check_csv(graphrun::fuzz::fuzz_dir(), data, size);
+  if (!problem.empty()) {
+    std::fprintf(stderr, "fuzz_csv: %s\n", problem.c_str());
+    std::abort();
+  }
+  return 0;
+}
