@@ -124,6 +124,12 @@ struct OpDef {
   // undo broadcasting unconditionally, without comparing shapes known only at build time, which
   // a graph compiled for another batch size would not keep.
   bool same_shape_is_identity = false;
+  // The output depends smoothly on the inputs, yet by design no gradient flows back through it
+  // (stop_gradient): autodiff's derivative is then not the derivative of the loss as written.
+  // check_gradients holds such outputs at their values when it takes central differences. Not
+  // set for ops whose true derivative is zero almost everywhere (one_hot_argmax, random ops):
+  // there a declared-absent gradient is the right one.
+  bool stops_gradient = false;
 
   bool input_differentiable(std::size_t i) const {
     return differentiable.empty() || (i < differentiable.size() && differentiable[i]);

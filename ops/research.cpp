@@ -256,10 +256,14 @@ OpDef no_gradient(OpDef d) {
 
 const OpRegistration registrations[] = {
     OpRegistration(with_attributes(logsumexp_op(), {{"axes", Axes{}}, {"keepdims", std::int64_t{0}}})),
-    OpRegistration(no_gradient(fused_unary<Identity>(
-        "stop_gradient",
-        "y = x; no gradient flows back to x (also when x is a parameter); any shape", nullptr,
-        {{-2.0, 2.0}}))),
+    OpRegistration([] {
+      auto d = no_gradient(fused_unary<Identity>(
+          "stop_gradient",
+          "y = x; no gradient flows back to x (also when x is a parameter); any shape", nullptr,
+          {{-2.0, 2.0}}));
+      d.stops_gradient = true;  // the identity has a derivative; check_gradients holds the output
+      return d;
+    }()),
     OpRegistration(with_attributes(no_gradient(make_op(
         "one_hot_argmax",
         "y = 1 at the first largest x along `axis`, 0 elsewhere; not differentiable; same shape "
