@@ -1,10 +1,14 @@
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/gradcheck.hpp>
+#include <graphrun/graph/op.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
+#include <set>
+#include <stdexcept>
 
 namespace graphrun {
 
@@ -24,6 +28,12 @@ std::string GradCheckReport::to_string() const {
   for (const auto& t : tensors)
     out += fmt::format("{:<28} {:>8} {:>6} {:>12.3e} {:>12.3e}  {}\n", t.name, t.checked, t.kinks,
                        t.worst_error, t.worst_abs, t.ok ? "ok" : "FAIL");
+  if (held > 0)
+    out += fmt::format("{} output{} of {} held at {} value{} for the central differences: autodiff "
+                       "passes no gradient through {}\n",
+                       held, held == 1 ? "" : "s", fmt::join(held_ops, ", "),
+                       held == 1 ? "its" : "their", held == 1 ? "" : "s",
+                       held == 1 ? "it" : "them");
   return out;
 }
 
@@ -43,13 +53,85 @@ std::vector<std::int64_t> sample_indices(std::int64_t n, int max_elements) {
   return idx;
 }
 
+// The forward graph `from` (its nodes [0, count)) rebuilt in `to`, node for node, except that the
+// nodes in `held` become inputs named in `names`. Nodes are rebuilt in id order (an input made
+// later by a rewrite first), so random ops get the streams they had and draw the same numbers.
+// Returns the new id of every node.
+std::vector<int> copy_holding(const Graph& from, int count, const std::vector<int>& held,
+                              const std::vector<std::string>& names, Graph& to) {
+  std::vector<int> map(static_cast<std::size_t>(count), -1);
+  std::vector<char> visiting(static_cast<std::size_t>(count), 0);
+  auto copy = [&](auto& self, int id) -> void {
+    auto at = static_cast<std::size_t>(id);
+    if (map[at] >= 0) return;
+    if (visiting[at]) throw std::logic_error(fmt::format("gradcheck: the graph has a cycle through {}", from.node(id).describe()));
+    visiting[at] = 1;
+    const Node& n = from.node(id);
+    to.set_origin(n.origin);
+    Value v;
+    if (auto h = std::find(held.begin(), held.end(), id); h != held.end()) {
+      v = to.input(names[static_cast<std::size_t>(h - held.begin())], n.shape, n.where);
+    } else {
+      switch (n.kind) {
+        case NodeKind::input: v = to.input(n.name, n.shape, n.where); break;
+        case NodeKind::parameter: v = to.parameter(n.name, n.shape, n.init, n.where); break;
+        case NodeKind::constant: v = to.constant(n.shape, n.values, n.where); break;
+        case NodeKind::op: {
+          std::vector<Value> inputs;
+          for (int in : n.inputs) {
+            if (in >= count) throw std::logic_error(fmt::format("gradcheck: {} reads a node of the backward pass", n.describe()));
+            self(self, in);
+            inputs.push_back(to.value(map[static_cast<std::size_t>(in)]));
+          }
+          v = to.apply(*n.op, std::move(inputs), n.attrs, n.where);
+          if (!n.name.empty()) to.set_label(v, n.name);
+          if (n.op->random && to.node(v.id()).stream != n.stream)
+            throw std::logic_error(fmt::format("gradcheck: a rewrite reordered the random ops before {}; "
+                                               "the copy would not draw what the graph draws", n.describe()));
+          break;
+        }
+      }
+    }
+    map[at] = v.id();
+  };
+  for (int id = 0; id < count; ++id) copy(copy, id);
+  to.set_origin("");
+  return map;
+}
+
 }  // namespace
 
 GradCheckReport check_gradients(Graph& graph, Value loss, const std::vector<std::string>& wrt,
                                 const ParameterStore& values, const GradCheckOptions& options) {
+  const int forward_nodes = graph.size();
   std::vector<Value> targets;
   for (const auto& name : wrt) targets.push_back(graph.find(name));
   auto grads = grad(loss, targets);
+
+  // Outputs of ops that stop the gradient by design (OpDef::stops_gradient, not the op's name):
+  // autodiff's gradient is the derivative with each of them held at its value. Those the loss
+  // reads, that is, and not only through another held output.
+  std::vector<int> held;
+  std::set<std::string> held_ops;
+  {
+    std::vector<char> seen(static_cast<std::size_t>(forward_nodes), 0);
+    std::vector<int> stack{loss.id()};
+    while (!stack.empty()) {
+      int id = stack.back();
+      stack.pop_back();
+      if (id >= forward_nodes || seen[static_cast<std::size_t>(id)]) continue;
+      seen[static_cast<std::size_t>(id)] = 1;
+      const Node& n = graph.node(id);
+      if (n.kind != NodeKind::op) continue;
+      if (n.op->stops_gradient) {
+        held.push_back(id);
+        held_ops.insert(n.op->name);
+        continue;
+      }
+      stack.insert(stack.end(), n.inputs.begin(), n.inputs.end());
+    }
+    std::sort(held.begin(), held.end());
+  }
 
   // float64 copies the check owns and perturbs.
   ParameterStore data;
@@ -60,17 +142,46 @@ GradCheckReport check_gradients(Graph& graph, Value loss, const std::vector<std:
   CompileOptions f64{DType::f64, false};
   std::vector<Value> outs{loss};
   outs.insert(outs.end(), grads.begin(), grads.end());
+  for (int id : held) outs.push_back(graph.value(id));
   Program analytic = compile_program(graph, outs, shapes, f64);
-  Program forward = compile_program(graph, {loss}, shapes, f64);
   analytic.bind_parameters(data);
-  forward.bind_parameters(data);
   analytic.run(options.run);
+
+  // The loss the central differences take: the caller's forward graph, copied, with every held
+  // output an input bound to the value the analytic run gave it. The caller's graph only gains
+  // the backward pass.
+  Graph holding;
+  Program forward;
+  if (held.empty()) {
+    forward = compile_program(graph, {loss}, shapes, f64);
+  } else {
+    std::set<std::string> taken;
+    for (int id = 0; id < forward_nodes; ++id)
+      if (graph.node(id).kind == NodeKind::input || graph.node(id).kind == NodeKind::parameter)
+        taken.insert(graph.node(id).name);
+    std::vector<std::string> names;
+    for (std::size_t i = 0; i < held.size(); ++i) {
+      std::string name = fmt::format("gradcheck.held.{}", held[i]);
+      while (taken.count(name) > 0) name += "_";
+      taken.insert(name);
+      names.push_back(name);
+      Tensor value = analytic.output(1 + wrt.size() + i).clone();
+      shapes[name] = value.shape();
+      data.emplace(name, std::move(value));
+    }
+    auto map = copy_holding(graph, forward_nodes, held, names, holding);
+    forward = compile_program(holding, {holding.value(map.at(static_cast<std::size_t>(loss.id())))},
+                              shapes, f64);
+  }
+  forward.bind_parameters(data);
   auto f = [&] {
     forward.run(options.run);
     return forward.output(0).item();
   };
 
   GradCheckReport report;
+  report.held = static_cast<int>(held.size());
+  report.held_ops.assign(held_ops.begin(), held_ops.end());
   for (std::size_t k = 0; k < wrt.size(); ++k) {
     TensorCheck check;
     check.name = wrt[k];

@@ -30,16 +30,34 @@ struct TensorCheck {
 
 struct GradCheckReport {
   std::vector<TensorCheck> tensors;
+  int held = 0;                       // outputs held at their values (see check_gradients)
+  std::vector<std::string> held_ops;  // the ops they are outputs of, by name, for the report
   bool ok() const;
   double worst() const;
-  std::string to_string() const;  // a table: name, checked, kinks, worst error, verdict
+  // A table: name, checked, kinks, worst error, verdict; then, if any output was held, a line
+  // saying how many and of which ops.
+  std::string to_string() const;
 };
 
 // Checks d(loss)/d(w) for each named input or parameter in `wrt`. `values` must hold a tensor for
 // every input and parameter the loss reads (any dtype; the check runs in float64). The floor of
 // the relative error is 1e-4 of the largest numeric gradient of that tensor, so tiny gradients
 // are judged on scale. Elements where the one-sided differences disagree (a kink) are skipped and
-// counted. Appends the backward graph to `graph`.
+// counted.
+//
+// Ops that stop the gradient by design (OpDef::stops_gradient: stop_gradient) are identities or
+// other smooth functions forward, so central differences see through them while autodiff does
+// not: for a straight-through estimator or a discriminator read through frozen weights the
+// gradient autodiff builds is not the derivative of the loss as written, but the derivative with
+// every such output held at its value. That is the reference this checks against: each such
+// output is computed once at the unperturbed values and held there while the differences are
+// taken (in a copy of the forward graph; report.held counts them). Ops are found by the flag, not
+// by name, so a research op that sets it is held too. Ops without a gradient whose derivative is
+// zero almost everywhere (one_hot_argmax, random ops) are not held: central differences give
+// their zero, and where a step flips them the one-sided differences disagree and the element is
+// skipped as a kink.
+//
+// `graph` gains the backward pass (grad() appends it); nothing already in it changes.
 GradCheckReport check_gradients(Graph& graph, Value loss, const std::vector<std::string>& wrt,
                                 const ParameterStore& values, const GradCheckOptions& options = {});
 

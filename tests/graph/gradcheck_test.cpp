@@ -93,6 +93,113 @@ TEST_CASE("large tensors are checked at a sample of elements", "[graph][gradchec
   CHECK(single.tensors.at(0).checked == 1);
 }
 
+// loss = sum(x * held(x + noise)) + sum(square(x - held(0.5 x))), with `held` an identity that
+// passes no gradient back. Autodiff gives (x + noise) + x; central differences through the
+// identities give 2x + noise + 0.5 x, so only a check that holds both outputs passes.
+Value straight_through_loss(Graph& g, const OpDef& held) {
+  Value x = g.parameter("x", {2, 3}, Init::zeros());
+  Value noisy = g.apply(held, {x + random_normal_like(x)});
+  Value half = g.apply(held, {x * 0.5});
+  return sum(x * noisy) + sum(square(x - half));
+}
+
+Tensor straight_through_x() {
+  return make_tensor({2, 3}, {0.3, -0.7, 1.1, 0.9, -0.2, 0.6}, DType::f64);
+}
+
+TEST_CASE("the gradient checker holds stop_gradient outputs at their values",
+          "[graph][gradcheck]") {
+  Graph g;
+  Value loss = straight_through_loss(g, op_registry().at("stop_gradient"));
+  // The caller's forward graph, to compare after the check.
+  const int forward_nodes = g.size();
+  std::vector<std::vector<int>> wiring;
+  for (int id = 0; id < forward_nodes; ++id) wiring.push_back(g.node(id).inputs);
+  const auto inputs = g.inputs().size();
+
+  auto report = check_gradients(g, loss, {"x"}, {{"x", straight_through_x()}});
+  INFO(report.to_string());
+  CHECK(report.ok());
+  CHECK(report.tensors.at(0).checked == 6);
+  CHECK(report.worst() < 1e-7);
+  CHECK(report.held == 2);
+  CHECK(report.held_ops == std::vector<std::string>{"stop_gradient"});
+  CHECK_THAT(report.to_string(), Catch::Contains("2 outputs of stop_gradient held at their values"));
+
+  // The graph only gained the backward pass: no input, and every forward node reads what it read.
+  CHECK(g.inputs().size() == inputs);
+  for (int id = 0; id < forward_nodes; ++id) CHECK(g.node(id).inputs == wiring[static_cast<std::size_t>(id)]);
+  for (int id = forward_nodes; id < g.size(); ++id) CHECK(g.node(id).backward);
+
+  // Checked again on the same graph (now with a backward pass), it holds the same two.
+  auto again = check_gradients(g, loss, {"x"}, {{"x", straight_through_x()}});
+  CHECK(again.ok());
+  CHECK(again.held == 2);
+}
+
+TEST_CASE("the gradient checker finds the ops to hold by their flag, not by their name",
+          "[graph][gradcheck]") {
+  CHECK(op_registry().at("stop_gradient").stops_gradient);
+  // No gradient, and none is missed: a zero derivative almost everywhere (see check_gradients).
+  CHECK_FALSE(op_registry().at("one_hot_argmax").stops_gradient);
+  CHECK_FALSE(op_registry().at("random_normal_like").stops_gradient);
+
+  static const OpDef detach = [] {  // a research op under another name, flagged
+    OpDef d = op_registry().at("stop_gradient");
+    d.name = "test_detach";
+    return d;
+  }();
+  Graph flagged;
+  auto held = check_gradients(flagged, straight_through_loss(flagged, detach), {"x"},
+                              {{"x", straight_through_x()}});
+  INFO(held.to_string());
+  CHECK(held.ok());
+  CHECK(held.held == 2);
+  CHECK(held.held_ops == std::vector<std::string>{"test_detach"});
+
+  static const OpDef unflagged = [] {  // the name, without the flag: seen through, and caught
+    OpDef d = op_registry().at("stop_gradient");
+    d.stops_gradient = false;
+    return d;
+  }();
+  Graph plain;
+  auto seen_through = check_gradients(plain, straight_through_loss(plain, unflagged), {"x"},
+                                      {{"x", straight_through_x()}});
+  INFO(seen_through.to_string());
+  CHECK(seen_through.held == 0);
+  CHECK_FALSE(seen_through.ok());
+  CHECK_THAT(seen_through.to_string(), !Catch::Contains("held"));
+}
+
+TEST_CASE("the gradient checker holds a stop_gradient a rewrite rewired to a later node",
+          "[graph][gradcheck]") {
+  Graph g;
+  Value x = g.parameter("x", {5}, Init::zeros());
+  Value sg = stop_gradient(x);
+  Value loss = sum(x * sg + random_normal_like(x) * x);
+  Value later = x * 2.0 + random_normal_like(x);  // made after the loss, random too
+  g.set_input(sg.id(), 0, later);  // sg now reads a node built after it
+  Tensor xv = make_tensor({5}, {0.3, -0.7, 1.1, 0.9, -0.4}, DType::f64);
+  auto report = check_gradients(g, loss, {"x"}, {{"x", xv}});
+  INFO(report.to_string());
+  CHECK(report.ok());
+  CHECK(report.held == 1);
+  CHECK(g.node(sg.id()).inputs == std::vector<int>{later.id()});
+}
+
+TEST_CASE("one_hot_argmax needs no holding: its derivative is zero, or a skipped kink",
+          "[graph][gradcheck]") {
+  Graph g;
+  Value x = g.parameter("x", {2, 4}, Init::zeros());
+  Value loss = sum(one_hot_argmax(x, 1) * square(x));  // d/dx = 2 x at each row's largest
+  Tensor xv = make_tensor({2, 4}, {0.3, -0.7, 1.1, 0.9, -0.2, 0.6, 0.1, 0.5}, DType::f64);
+  auto report = check_gradients(g, loss, {"x"}, {{"x", xv}});
+  INFO(report.to_string());
+  CHECK(report.ok());
+  CHECK(report.held == 0);
+  CHECK(report.tensors.at(0).checked == 8);
+}
+
 TEST_CASE("the gradient checker names a missing value", "[graph][gradcheck]") {
   Graph g;
   Value x = g.parameter("x", {2}, Init::zeros());
