@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <numeric>
 
 namespace graphrun {
 namespace {
@@ -84,9 +86,10 @@ GraphVal GraphVal::of(Value v, bool batch) {
 
 GraphBuilder::GraphBuilder(std::shared_ptr<const GraphSyntax> syntax,
                            std::map<std::string, GraphVal> options, Graph* graph,
-                           std::int64_t batch, std::int64_t features)
+                           std::int64_t batch, SampleShape sample)
     : syntax_(std::move(syntax)), options_(std::move(options)), graph_(graph), batch_(batch),
-      features_(features) {}
+      sample_(std::move(sample)),
+      features_(std::accumulate(sample_.begin(), sample_.end(), std::int64_t{1}, std::multiplies<>())) {}
 
 void GraphBuilder::fail(SourcePos pos, const std::string& message) const {
   std::string text = located(syntax_->lines, syntax_->file, pos, message);
@@ -107,6 +110,39 @@ void GraphBuilder::run() {
   if (graph_) graph_->set_origin("");
 }
 
+// The data always arrive as rows [B, D] (every verb and the trainer bind them so); a file that
+// asks for images gets a view of them, and its sizes C, H and W are bound from the data when
+// they are new names, or checked against them when they are known.
+void GraphBuilder::input_images(const Statement& s) {
+  if (sample_.size() != 3)
+    fail(s.pos, fmt::format("input x [B, C, H, W] views the samples as images, but the data are "
+                            "rows of D = {} values; declare input x [B, D]",
+                            features_));
+  GraphVal b = eval(*s.shape[0], nullptr);
+  if (!b.batch || b.kind != GraphVal::Kind::number || b.number != static_cast<double>(batch_))
+    fail(s.shape[0]->pos, "the first dimension of x is the batch, B");
+  Shape shape{batch_};
+  for (std::size_t k = 1; k < 4; ++k) {
+    const Expr& d = *s.shape[k];
+    const std::int64_t size = sample_[k - 1];
+    const bool known = d.kind != Expr::Kind::name || globals_.count(d.text) || options_.count(d.text) ||
+                       d.text == "B" || d.text == "D";
+    if (!known) {
+      bind(globals_, d.text, GraphVal::num(static_cast<double>(size)), d.pos);
+    } else if (std::int64_t v = integer(eval(d, nullptr), d.pos, "a dimension"); v != size) {
+      fail(d.pos, fmt::format("dimension {} of x is {} here, but the data's images are [{}, {}, {}] "
+                              "(C, H, W)",
+                              k, v, sample_[0], sample_[1], sample_[2]));
+    }
+    shape.push_back(size);
+  }
+  at(s.pos);
+  x_rows_ = graph_->input("x", {batch_, features_});
+  // -1, not B: the batch is inferred again when the program runs a smaller last batch.
+  x_images_ = reshape(x_rows_, {-1, shape[1], shape[2], shape[3]});
+  bind(globals_, "x", GraphVal::of(x_images_, true), s.name_pos);
+}
+
 void GraphBuilder::bind(Scope& scope, const std::string& name, GraphVal v, SourcePos pos) {
   auto clash = [&](SourcePos first, const char* what) {
     fail(pos, fmt::format("'{}' is {} on line {}; values are assigned once (name this one anew)",
@@ -125,6 +161,10 @@ void GraphBuilder::statement(const Statement& s) {
   using K = Statement::Kind;
   switch (s.kind) {
     case K::input: {
+      if (s.name == "x" && s.shape.size() == 4) {
+        input_images(s);
+        break;
+      }
       bool batched = false;
       Shape shape = shape_of(s.shape, nullptr, true, &batched);
       at(s.pos);
@@ -578,7 +618,18 @@ void GraphBuilder::fill(Model& m) {
            fmt::format("role {} must have shape [B{}] (one row a sample), got {}", what,
                        rank == 2 ? ", K" : "", to_string(s)));
   };
-  m.x = input("x", "the data batch, [B, D]");
+  m.x = x_rows_.valid() ? x_rows_ : input("x", "the data batch, [B, D]");
+  // Outputs shaped like the images x was viewed as go back to rows, as the data came.
+  auto as_rows = [&](const char* what) {
+    auto it = roles_.find(what);
+    if (it == roles_.end() || !x_images_.valid() || it->second.first.kind != GraphVal::Kind::tensor) return;
+    Value& v = it->second.first.tensor;
+    if (v.shape() == x_images_.shape()) {
+      at(it->second.second);
+      v = reshape(v, {-1, features_});
+    }
+  };
+  for (const char* what : {"reconstruction", "decoded", "corrupted"}) as_rows(what);
   m.z = input("z", "the decoder's own input for sampling and interpolation, [B, K]");
   if (m.x.shape().size() != 2 || m.x.shape()[1] != features_)
     fail(end, fmt::format("input x must be [B, D] = [{}, {}], got {}", batch_, features_, to_string(m.x.shape())));
@@ -616,7 +667,7 @@ void GraphBuilder::fill(Model& m) {
   // Each schedule evaluates its expression again at every step, over a builder of its own that
   // keeps the syntax and the options alive.
   for (const Statement* s : schedules_) {
-    auto numbers = std::make_shared<GraphBuilder>(syntax_, options_, nullptr, batch_, features_);
+    auto numbers = std::make_shared<GraphBuilder>(syntax_, options_, nullptr, batch_, sample_);
     m.schedules.push_back({s->name, [numbers, s](std::int64_t step) { return numbers->schedule_value(*s, step); }});
   }
 }

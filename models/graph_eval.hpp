@@ -37,7 +37,7 @@ class GraphBuilder {
  public:
   // `graph` may be null: then only numbers can be computed (schedules).
   GraphBuilder(std::shared_ptr<const GraphSyntax> syntax, std::map<std::string, GraphVal> options,
-               Graph* graph, std::int64_t batch, std::int64_t features);
+               Graph* graph, std::int64_t batch, SampleShape sample);
 
   void run();            // every statement, in order
   void fill(Model& m);   // the roles into a Model; a missing one is an error
@@ -58,6 +58,7 @@ class GraphBuilder {
 
   [[noreturn]] void fail(SourcePos pos, const std::string& message) const;
   void statement(const Statement& s);
+  void input_images(const Statement& s);  // input x [B, C, H, W]
   void bind(Scope& scope, const std::string& name, GraphVal v, SourcePos pos);
   GraphVal eval(const Expr& e, Scope* local);
   GraphVal lookup(const Expr& e, Scope* local);
@@ -78,7 +79,11 @@ class GraphBuilder {
   std::shared_ptr<const GraphSyntax> syntax_;
   std::map<std::string, GraphVal> options_;
   Graph* graph_;
-  std::int64_t batch_, features_;
+  std::int64_t batch_;
+  SampleShape sample_;  // {C, H, W} for images, {D} for tables
+  std::int64_t features_;
+  // For input x [B, C, H, W]: the graph's input, rows [B, D], and the images the file sees.
+  Value x_rows_, x_images_;
   Scope globals_;
   std::map<std::string, const Statement*> functions_;
   std::map<std::string, std::pair<Value, SourcePos>> params_;

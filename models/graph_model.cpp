@@ -102,20 +102,30 @@ std::vector<ModelKey> graph_model_keys(const GraphSyntax& syntax) {
 }
 
 Model build_graph_model(std::shared_ptr<const GraphSyntax> syntax, const ModelOptions& options,
-                        std::int64_t batch, std::int64_t features) {
+                        std::int64_t batch, const SampleShape& sample) {
   auto values = option_values(*syntax, options);
   Model m;
   m.name = std::filesystem::path(syntax->file).filename().string();
   m.graph = std::make_unique<Graph>();
-  GraphBuilder builder(syntax, values, m.graph.get(), batch, features);
+  GraphBuilder builder(syntax, values, m.graph.get(), batch, sample);
   builder.run();
   builder.fill(m);
   return m;
 }
 
 Model load_graph_model(const std::filesystem::path& path, const ModelOptions& options,
+                       std::int64_t batch, const SampleShape& sample) {
+  return build_graph_model(read_graph_file(path), options, batch, sample);
+}
+
+Model build_graph_model(std::shared_ptr<const GraphSyntax> syntax, const ModelOptions& options,
+                        std::int64_t batch, std::int64_t features) {
+  return build_graph_model(std::move(syntax), options, batch, SampleShape{features});
+}
+
+Model load_graph_model(const std::filesystem::path& path, const ModelOptions& options,
                        std::int64_t batch, std::int64_t features) {
-  return build_graph_model(read_graph_file(path), options, batch, features);
+  return load_graph_model(path, options, batch, SampleShape{features});
 }
 
 ModelBuilder graph_model_builder(std::shared_ptr<const GraphSyntax> syntax) {
@@ -124,7 +134,10 @@ ModelBuilder graph_model_builder(std::shared_ptr<const GraphSyntax> syntax) {
   b.summary = fmt::format("the model defined in {}", syntax->file);
   b.keys = graph_model_keys(*syntax);
   b.build = [syntax](const ModelOptions& o, std::int64_t batch, std::int64_t features) {
-    return build_graph_model(syntax, o, batch, features);
+    return build_graph_model(syntax, o, batch, {features});
+  };
+  b.build_shaped = [syntax](const ModelOptions& o, std::int64_t batch, const SampleShape& sample) {
+    return build_graph_model(syntax, o, batch, sample);
   };
   return b;
 }

@@ -22,9 +22,15 @@ std::shared_ptr<const GraphSyntax> parse_graph_text(std::string_view text, const
 // The file's [model] keys: name, default value and the line's comment as help.
 std::vector<ModelKey> graph_model_keys(const GraphSyntax& syntax);
 
-// Builds the model for inputs of [batch, features]. `options` override the [model] defaults; an
+// Builds the model for a batch of samples of shape `sample` ({D}, or {C, H, W} for images that
+// the file may view as `input x [B, C, H, W]`). `options` override the [model] defaults; an
 // unknown key is a ModelOptionError naming the valid ones. Faults in the graph (an unknown name
 // or op, a shape error, a missing role) are GraphFileErrors at their place in the file.
+Model build_graph_model(std::shared_ptr<const GraphSyntax> syntax, const ModelOptions& options,
+                        std::int64_t batch, const SampleShape& sample);
+Model load_graph_model(const std::filesystem::path& path, const ModelOptions& options,
+                       std::int64_t batch, const SampleShape& sample);
+// The same for rows of `features` values, {features}.
 Model build_graph_model(std::shared_ptr<const GraphSyntax> syntax, const ModelOptions& options,
                         std::int64_t batch, std::int64_t features);
 Model load_graph_model(const std::filesystem::path& path, const ModelOptions& options,

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <array>
 #include <sstream>
 #include <utility>
@@ -57,7 +58,7 @@ po::options_description describe_options() {
       ("seed", po::value<std::string>()->value_name("N"), "train.seed")
       ("threads", po::value<std::string>()->value_name("N"), "train.threads (0 = all cores)")
       ("data", po::value<std::string>()->value_name("SET"),
-       "data.dataset: fashion-mnist, mnist or a folder")
+       "data.dataset: fashion-mnist, mnist, cifar-10, a folder, or a .npy, .npz or .csv file")
       ("limit", po::value<std::string>()->value_name("N"),
        "data.limit: first N train and test images")
       ("check-numerics", "train.check_numerics = true: name the first node making NaN/Inf")
@@ -71,6 +72,9 @@ po::options_description describe_options() {
        "anomaly: top-k shown (16); encode: rows (0 = all); profile: steps (50)")
       ("class", po::value<std::int64_t>()->value_name("N"),
        "sample, interpolate: the class a conditional model (input y) decodes")
+      ("normal-classes", po::value<std::string>()->value_name("LIST"),
+       "anomaly: the normal classes (e.g. 0 or 0,3); the others are anomalies, scored by AUROC "
+       "and average precision (default: [data] classes)")
       ("iw", po::value<std::int64_t>()->value_name("K"),
        "eval: also estimate -log p(x) with K importance samples per image (iw.json)")
       ("trace", po::value<std::string>()->value_name("FILE"),
@@ -187,6 +191,21 @@ CliConfig parse_args(int argc, char** argv) {
       throw UsageError("--class only applies to 'sample' and 'interpolate'");
     c.decode_class = vm["class"].as<std::int64_t>();
     if (*c.decode_class < 0) throw UsageError("--class must be a class number, 0 or more");
+  }
+  if (vm.count("normal-classes")) {
+    if (c.verb != Verb::anomaly) throw UsageError("--normal-classes only applies to 'anomaly'");
+    std::string list = vm["normal-classes"].as<std::string>();
+    std::size_t at = 0;
+    while (at <= list.size()) {
+      std::size_t comma = std::min(list.find(',', at), list.size());
+      std::string item = list.substr(at, comma - at);
+      std::int64_t v = -1;
+      auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+      if (item.empty() || ec != std::errc() || end != item.data() + item.size() || v < 0)
+        throw UsageError(fmt::format("--normal-classes '{}': class numbers separated by commas, e.g. 0,3", list));
+      c.normal_classes.push_back(v);
+      at = comma + 1;
+    }
   }
   if (vm.count("iw")) {
     if (c.verb != Verb::eval) throw UsageError("--iw only applies to 'eval'");

@@ -31,6 +31,8 @@ struct CliConfig {
   bool markdown = false;
   std::int64_t count = 0;  // images / steps / top-k for the verb; 0: the verb's default
   std::optional<std::int64_t> decode_class;  // sample, interpolate: --class N (conditional models)
+  // anomaly: the classes that are normal; the others are the anomalies AUROC and AP measure.
+  std::vector<std::int64_t> normal_classes;
   std::int64_t iw = 0;  // eval: importance samples per image for -log p(x); 0: no estimate
   std::vector<std::filesystem::path> runs;  // compare: the run folders
   std::vector<std::string> args;  // argv[1..] as given, to print the command again

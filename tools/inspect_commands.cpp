@@ -24,8 +24,7 @@ namespace fs = std::filesystem;
 namespace {
 
 std::unique_ptr<Model> model_for_inspection(const Run& run, std::int64_t batch) {
-  auto [rows, cols] = image_size(run.settings);
-  return build(run.settings, run.settings.model_options, batch, rows * cols);
+  return build(run.settings, run.settings.model_options, batch, sample_shape(run.settings));
 }
 
 // Renders `dot_file` to SVG and PNG beside it; returns the files made, or a note why not.
@@ -171,9 +170,9 @@ int info_command(const Run& run) {
 int gradcheck_command(const Run& run) {
   const Settings& s = run.settings;
   std::int64_t batch = run.cli.count > 0 ? run.cli.count : 4;
-  Dataset data = load_dataset(s.dataset, batch, batch);
+  Dataset data = load_dataset(s.data, batch, batch);
   batch = std::min(batch, data.train.count);
-  auto model = build(s, s.model_options, batch, data.train.features());
+  auto model = build(s, s.model_options, batch, data.train.shape);
   Graph& g = *model->graph;
   ParameterStore values = init_parameters(g, s.train.seed, DType::f64);
   std::vector<std::int64_t> idx(static_cast<std::size_t>(batch));
@@ -204,7 +203,7 @@ int gradcheck_command(const Run& run) {
   GradCheckReport report = check_gradients(g, model->loss, wrt, values, options);
   fmt::print("gradient check of {} ({}) in float64 on {} {} images, central differences, eps {}, "
              "tolerance {}\n\n{}",
-             model->name, options_text(s.model_options), batch, s.dataset, options.eps,
+             model->name, options_text(s.model_options), batch, data.name, options.eps,
              options.tolerance, report.to_string());
   fmt::print("\n{}: worst relative error {:.3e}\n", report.ok() ? "ok" : "FAILED", report.worst());
   return report.ok() ? 0 : 1;
@@ -216,15 +215,15 @@ int profile_command(const Run& run) {
   // Enough images for every step to see a different batch, up to the settings' limit.
   std::int64_t images = (steps + warmup) * s.train.batch;
   if (s.load_limit() > 0) images = std::min(images, s.load_limit());
-  Dataset data = load_dataset(s.dataset, images, 1);
-  auto model = build(s, s.model_options, std::min(s.train.batch, data.train.count), data.train.features());
+  Dataset data = load_dataset(s.data, images, 1);
+  auto model = build(s, s.model_options, std::min(s.train.batch, data.train.count), data.train.shape);
   Trainer trainer(*model, s.train);
   StepProfile p = trainer.profile(data.train, steps, warmup);
   const double per_step = 1e3 / static_cast<double>(p.steps);
   const double total = p.data_seconds + p.program_seconds + p.optimizer_seconds;
   fmt::print("profile of {} ({}) on {}: {} training steps of {} images at {} thread{}, sgemm from "
              "{}, after {} warm-up steps\n",
-             model->name, options_text(s.model_options), s.dataset, p.steps,
+             model->name, options_text(s.model_options), data.name, p.steps,
              std::min(s.train.batch, data.train.count), num_threads(), num_threads() == 1 ? "" : "s",
              sgemm_library_name(sgemm_library()), warmup);
   fmt::print("step {:.3f} ms = batch {:.3f} + program {:.3f} + optimizer {:.3f} ({})\n\n",

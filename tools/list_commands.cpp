@@ -111,7 +111,8 @@ int list_keys_command(const std::string& model, bool markdown) {
   if (markdown) {
     fmt::print("| section | key | default | meaning |\n|---|---|---|---|\n");
     for (const auto& k : keys)
-      fmt::print("| `[{}]` | `{}` | `{}` | {} |\n", k.section, k.name, k.default_value, cell(k.help));
+      fmt::print("| `[{}]` | `{}` | {} | {} |\n", k.section, k.name,
+                 k.default_value.empty() ? "" : "`" + k.default_value + "`", cell(k.help));
     return 0;
   }
   std::string section;

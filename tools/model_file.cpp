@@ -34,7 +34,15 @@ const std::vector<SettingKey>& run_keys() {
       {"train", "shards", "0",
        "under mpirun: 0 = one part per rank (same bits for the same ranks); K = K fixed shards "
        "summed in order (same bits for any ranks up to K)"},
-      {"data", "dataset", "fashion-mnist", "fashion-mnist, mnist, or a folder of the 4 IDX files"},
+      {"data", "dataset", "fashion-mnist",
+       "fashion-mnist, mnist, cifar-10, or a folder (IDX files, CIFAR-10 batches, images in class "
+       "subfolders) or a .npy, .npz or .csv file"},
+      {"data", "train", "", "the training samples' file or folder, in place of dataset"},
+      {"data", "test", "", "the test samples' file or folder (same formats)"},
+      {"data", "test_fraction", "0", "hold out this fraction of the training samples as the test set (seeded)"},
+      {"data", "labels", "", "CSV: the label column; .npy: a labels .npy; .npz: the labels array"},
+      {"data", "classes", "", "train on these classes only, e.g. 0,3 (the test set keeps all)"},
+      {"data", "normalize", "auto", "none, scale, standardize, or auto (8-bit data scaled to [0, 1])"},
       {"data", "limit", "0", "use the first N train and N test images (0 = all)"},
   };
   return keys;
@@ -183,6 +191,20 @@ bool parse_bool(const Entries& entries, const std::string& key) {
   bad_value(key, e, "true or false");
 }
 
+// "0, 3" -> {"0", "3"}; "" -> {}.
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::string item;
+  std::istringstream in(text);
+  while (std::getline(in, item, ',')) {
+    item.erase(0, item.find_first_not_of(" \t"));
+    item.erase(item.find_last_not_of(" \t") + 1);
+    out.push_back(item);
+  }
+  if (out.size() == 1 && out[0].empty()) out.clear();
+  return out;
+}
+
 void apply_run_keys(const Entries& en, Settings& s) {
   auto positive = [](std::int64_t v) { return v >= 1; };
   auto non_negative = [](std::int64_t v) { return v >= 0; };
@@ -215,8 +237,27 @@ void apply_run_keys(const Entries& en, Settings& s) {
   s.train.check_numerics = parse_bool(en, "train.check_numerics");
   s.train.shards = number<std::int64_t>(en, "train.shards", "an integer in 0..4096 (0 = off)",
                                         [](std::int64_t v) { return v >= 0 && v <= 4096; });
-  s.dataset = en.at("data.dataset").value;
-  if (s.dataset.empty()) bad_value("data.dataset", en.at("data.dataset"), "a data set name or folder");
+  DataSpec& d = s.data;
+  d.dataset = en.at("data.dataset").value;
+  if (d.dataset.empty()) bad_value("data.dataset", en.at("data.dataset"), "a data set name or folder");
+  d.train = en.at("data.train").value;
+  d.test = en.at("data.test").value;
+  d.test_fraction = number<double>(en, "data.test_fraction", "in [0, 1)", unit);
+  d.labels = en.at("data.labels").value;
+  d.classes.clear();
+  for (const auto& c : split_list(en.at("data.classes").value)) {
+    std::int64_t v = -1;
+    auto [end, ec] = std::from_chars(c.data(), c.data() + c.size(), v);
+    if (ec != std::errc() || end != c.data() + c.size() || v < 0)
+      bad_value("data.classes", en.at("data.classes"), "class numbers separated by commas, e.g. 0,3");
+    d.classes.push_back(v);
+  }
+  try {
+    d.normalize = parse_normalize(en.at("data.normalize").value);
+  } catch (const std::invalid_argument&) {
+    bad_value("data.normalize", en.at("data.normalize"), "none, scale, standardize or auto");
+  }
+  d.seed = s.train.seed;
   s.limit = number<std::int64_t>(en, "data.limit", "an integer >= 0 (0 = all)", non_negative);
 }
 
@@ -293,10 +334,14 @@ Settings load_settings(const fs::path& file, const std::vector<Override>& overri
     s.origin[key] = e.origin;
     if (section_of(key) == "model") s.model_options[name_of(key)] = e.value;
   }
-  try {
-    build_model(builder, s.model_options, 2, 784);  // checks every model value now, cheaply
-  } catch (const std::invalid_argument& e) {
-    rethrow_model_error(s, e);
+  // A builder's values are checked now, cheaply; a graph file is built by every verb from the
+  // data's own sample shape, which only the data know ([B, C, H, W] graphs need images).
+  if (!s.graph) {
+    try {
+      build_model(builder, s.model_options, 2, 784);
+    } catch (const std::invalid_argument& e) {
+      rethrow_model_error(s, e);
+    }
   }
   return s;
 }
@@ -348,7 +393,13 @@ std::string to_ini(const Settings& s) {
   values["train.sgemm"] = sgemm_library_name(s.sgemm);
   values["train.check_numerics"] = t.check_numerics ? "true" : "false";
   values["train.shards"] = std::to_string(t.shards);
-  values["data.dataset"] = s.dataset;
+  values["data.dataset"] = s.data.dataset;
+  values["data.train"] = s.data.train;
+  values["data.test"] = s.data.test;
+  values["data.test_fraction"] = fmt::format("{}", s.data.test_fraction);
+  values["data.labels"] = s.data.labels;
+  values["data.classes"] = fmt::format("{}", fmt::join(s.data.classes, ","));
+  values["data.normalize"] = to_string(s.data.normalize);
   values["data.limit"] = std::to_string(s.limit);
   std::string section;
   for (const auto& k : setting_keys(builder)) {

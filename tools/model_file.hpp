@@ -7,7 +7,7 @@
 //   [model]  the builder's keys (ModelBuilder::keys), validated by build_model
 //   [train]  epochs, batch, lr, optimizer, momentum, weight_decay, clip_norm, seed, threads,
 //            sgemm, check_numerics
-//   [data]   dataset, limit
+//   [data]   dataset, train, test, test_fraction, labels, classes, normalize, limit
 //
 // Command-line overrides are applied over the file. Every value remembers where it came from
 // (file and line, or the option), so an error can point at it.
@@ -16,6 +16,7 @@
 #include <graphrun/models/graph_syntax.hpp>
 #include <graphrun/models/model.hpp>
 #include <graphrun/ops/ops.hpp>
+#include <graphrun/train/dataset.hpp>
 #include <graphrun/train/trainer.hpp>
 
 #include <cstdint>
@@ -58,7 +59,7 @@ struct Settings {
   TrainConfig train;
   int threads = 0;
   SgemmLibrary sgemm = SgemmLibrary::openblas;  // train.sgemm
-  std::string dataset = "fashion-mnist";
+  DataSpec data;           // [data] but limit; data.seed is train.seed
   std::int64_t limit = 0;  // first N train and test images; 0 = all
   // "section.key" -> where its value came from: "model.vae:12", "--epochs" or "default".
   std::map<std::string, std::string> origin;

@@ -29,6 +29,12 @@ std::string meta_at(const std::map<std::string, std::string>& meta, const std::s
   return it == meta.end() ? "(none)" : it->second;
 }
 
+// The [data] keys that decide which samples a run sees, as one line for the checkpoint.
+std::string data_identity(const DataSpec& d) {
+  return fmt::format("train={} test={} test_fraction={} labels={} classes={} normalize={}", d.train,
+                     d.test, d.test_fraction, d.labels, fmt::join(d.classes, ","), to_string(d.normalize));
+}
+
 std::string quoted(const std::string& arg) {
   if (!arg.empty() && arg.find_first_of(" \t'\"$\\*?;&|<>()") == std::string::npos) return arg;
   std::string out = "'";
@@ -50,23 +56,22 @@ Run open_run(const CliConfig& cli) {
 }
 
 Dataset load_data(const Settings& s) {
-  return load_dataset(s.dataset, s.load_limit(), s.load_limit());
+  return load_dataset(s.data, s.load_limit(), s.load_limit());
 }
 
-std::pair<std::int64_t, std::int64_t> image_size(const Settings& s) {
+SampleShape sample_shape(const Settings& s) {
   try {
-    Dataset d = load_dataset(s.dataset, 1, 1);
-    return {d.train.rows, d.train.cols};
+    return load_dataset(s.data, 1, 1).train.shape;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "graphrun: note: assuming 28x28 images ({})\n", e.what());
-    return {28, 28};
+    fmt::print(stderr, "graphrun: note: assuming 28x28 grey images ({})\n", e.what());
+    return {1, 28, 28};
   }
 }
 
 std::unique_ptr<Model> build(const Settings& s, const ModelOptions& options, std::int64_t batch,
-                             std::int64_t features) {
+                             const SampleShape& sample) {
   try {
-    return std::make_unique<Model>(build_model(*s.builder, options, batch, features));
+    return std::make_unique<Model>(build_model(*s.builder, options, batch, sample));
   } catch (const std::invalid_argument& e) {
     Settings with = s;
     with.model_options = options;
@@ -79,7 +84,8 @@ std::map<std::string, std::string> checkpoint_identity(const Settings& s) {
                                            {"model_options", nlohmann::json(s.model_options).dump()},
                                            {"batch", std::to_string(s.train.batch)},
                                            {"seed", std::to_string(s.train.seed)},
-                                           {"dataset", s.dataset},
+                                           {"dataset", s.data.dataset},
+                                           {"data", data_identity(s.data)},
                                            {"limit", std::to_string(s.limit)},
                                            {"config", to_ini(s)}};
   if (s.graph) id["graph"] = s.graph->graph_text;
@@ -123,6 +129,8 @@ void check_resumable(const std::map<std::string, std::string>& meta, const Setti
                                    s.origin.at("model." + key)));
   }
   auto id = checkpoint_identity(s);
+  if (meta.count("data") && meta.at("data") != id.at("data"))
+    differ.push_back(fmt::format("[data]: checkpoint {}, now {}", meta.at("data"), id.at("data")));
   for (const char* key : {"batch", "seed", "dataset", "limit"}) {
     std::string section = std::string(key) == "dataset" || std::string(key) == "limit" ? "data" : "train";
     if (meta_at(meta, key) != id.at(key))
@@ -156,7 +164,15 @@ Trained load_trained(const Run& run) {
     fmt::print(stderr, "graphrun: note: using the checkpoint's model options ({}), not {} ({})\n",
                options_text(options), s.file.string(), options_text(s.model_options));
   t.data = load_data(s);
-  t.model = build(s, options, s.train.batch, t.data.train.features());
+  // The checkpoint's normalization, not one fitted again: the model saw the data through it.
+  if (auto it = t.meta.find("normalization"); it != t.meta.end()) {
+    try {
+      t.data.set_normalization(Normalization::from_json(it->second, t.data.train.features()));
+    } catch (const std::invalid_argument& e) {
+      throw DataError(fmt::format("'{}': {}", run.checkpoint.string(), e.what()));
+    }
+  }
+  t.model = build(s, options, s.train.batch, t.data.train.shape);
   TrainConfig config = s.train;
   config.optimizer.kind = meta_at(t.meta, "optimizer");
   t.trainer = std::make_unique<Trainer>(*t.model, config);

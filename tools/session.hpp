@@ -27,13 +27,14 @@ Run open_run(const CliConfig& cli);
 
 // The data set with the settings' limit.
 Dataset load_data(const Settings& settings);
-// The image size without loading the whole set (28x28 with a note when it cannot be read).
-std::pair<std::int64_t, std::int64_t> image_size(const Settings& settings);
+// One sample's shape ({1, 28, 28} for Fashion-MNIST), for verbs that build a model without data
+// ({1, 28, 28} with a note when the data cannot be read).
+SampleShape sample_shape(const Settings& settings);
 
 // build_model with the settings' builder and options; a bad value becomes a UsageError pointing
 // at the key.
 std::unique_ptr<Model> build(const Settings& settings, const ModelOptions& options,
-                             std::int64_t batch, std::int64_t features);
+                             std::int64_t batch, const SampleShape& sample);
 
 // What a checkpoint records about its run (Trainer::save's `extra`): model, model_options (JSON),
 // batch, seed, dataset, limit, and the whole config.ini text.

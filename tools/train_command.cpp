@@ -9,6 +9,7 @@
 #include <graphrun/train/safetensors.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -152,8 +153,12 @@ void print_header(const Run& run, const Dataset& data, Trainer& trainer) {
   const Settings& s = run.settings;
   const std::int64_t batches = (data.train.count + s.train.batch - 1) / s.train.batch;
   fmt::print("training {} ({}) from {}\n", trainer.model().name, options_text(s.model_options), s.file.string());
-  fmt::print("  data {}: {} train / {} test images of {}x{}; {} parameters\n", s.dataset,
-             data.train.count, data.test.count, data.train.rows, data.train.cols,
+  fmt::print("  data {}: {} train / {} test {} of {}{}; {} parameters\n", data.name,
+             data.train.count, data.test.count, data.train.is_image() ? "images" : "samples",
+             fmt::join(data.train.shape, "x"),
+             data.train.normalization.mode == Normalize::none
+                 ? ""
+                 : fmt::format(", {}d", to_string(data.train.normalization.mode)),
              thousands(parameter_count(trainer)));
   fmt::print("  {} epochs of {} batches of {}, {} lr {}, seed {}; run folder {}\n", s.train.epochs,
              batches, s.train.batch, s.train.optimizer.kind, s.train.optimizer.lr, s.train.seed,
@@ -205,7 +210,8 @@ int finish(const Run& run, const Dataset& data, Trainer& trainer, const MetricsL
 // Ctrl-C while the figures are drawn ends the process at once (the checkpoint is already saved).
 int train_epochs(const Run& run, const Dataset& data, Trainer& trainer, MetricsLog& metrics) {
   const Settings& s = run.settings;
-  const auto identity = checkpoint_identity(s);
+  auto identity = checkpoint_identity(s);
+  identity["normalization"] = data.train.normalization.to_json();
   // Under mpirun rank 0 alone evaluates, writes and prints; the others train and follow.
   const bool leader = trainer.communicator().rank() == 0;
   const Split* test = leader && data.test.count > 0 ? &data.test : nullptr;
@@ -279,7 +285,7 @@ int train_run(const Run& run, Communicator& comm) {
   const bool leader = comm.rank() == 0;
   if (!leader) quiet_stdout();
   Dataset data = load_data(s);
-  auto model = build(s, s.model_options, s.train.batch, data.train.features());
+  auto model = build(s, s.model_options, s.train.batch, data.train.shape);
   require_labels(*model, data.train, "the training images");  // before anything is written
   Trainer trainer(*model, s.train, comm);
   MetricsLog metrics(run.dir);

@@ -4,9 +4,11 @@
 #include <graphrun/train/atomic_file.hpp>
 #include <graphrun/train/inference.hpp>
 #include <graphrun/train/likelihood.hpp>
+#include <graphrun/train/ranking.hpp>
 #include <graphrun/train/report.hpp>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -72,6 +74,67 @@ Inference make_inference(const Run& run, Trained& t) {
   return Inference(*t.model, t.trainer->parameters(), 256, run.settings.train.seed);
 }
 
+// Rows of samples in the data's own units, for tables, which have no pictures: a header of
+// `columns` (prefix + 1..D for each tensor) and one line per row.
+void write_rows_csv(const fs::path& path, const Split& data,
+                    const std::vector<std::pair<std::string, Tensor>>& blocks, bool labels) {
+  const std::int64_t n = blocks.front().second.shape()[0], d = data.features();
+  std::string csv = labels ? "index,label" : "index";
+  std::vector<std::vector<float>> values;
+  for (const auto& [prefix, t] : blocks) {
+    for (std::int64_t j = 0; j < d; ++j) csv += fmt::format(",{}{}", prefix, j + 1);
+    values.emplace_back(t.values<float>().begin(), t.values<float>().end());
+    data.to_data_units(values.back());
+  }
+  csv += "\n";
+  for (std::int64_t i = 0; i < n; ++i) {
+    csv += std::to_string(i);
+    if (labels) csv += data.labels.empty() ? "," : fmt::format(",{}", data.labels[static_cast<std::size_t>(i)]);
+    for (const auto& v : values)
+      for (std::int64_t j = 0; j < d; ++j) csv += fmt::format(",{}", v[static_cast<std::size_t>(i * d + j)]);
+    csv += "\n";
+  }
+  write_file_atomic(path, csv);
+}
+
+// The normal classes of an anomaly run: --normal-classes, else the classes it trained on, else
+// class 0 when the labels are a column named "anomaly"; empty when there is nothing to measure.
+std::vector<std::int64_t> normal_classes(const Run& run) {
+  if (!run.cli.normal_classes.empty()) return run.cli.normal_classes;
+  if (!run.settings.data.classes.empty()) return run.settings.data.classes;
+  if (run.settings.data.labels == "anomaly") return {0};
+  return {};
+}
+
+// AUROC and average precision of the scores against the test labels (Golan & El-Yaniv 2018's
+// one-class protocol): every image outside the normal classes is an anomaly.
+void measure_detection(const Run& run, const Split& test, const std::vector<double>& scores) {
+  auto normal = normal_classes(run);
+  if (normal.empty()) return;
+  if (test.labels.empty())
+    throw UsageError(fmt::format("anomaly: normal classes {} given, but the test samples have no "
+                                 "labels to tell anomalies by",
+                                 fmt::join(normal, ",")));
+  std::vector<std::uint8_t> anomalous(scores.size());
+  std::int64_t count = 0;
+  for (std::size_t i = 0; i < scores.size(); ++i) {
+    anomalous[i] = std::find(normal.begin(), normal.end(), test.labels[i]) == normal.end();
+    count += anomalous[i];
+  }
+  if (count == 0 || count == static_cast<std::int64_t>(scores.size()))
+    throw UsageError(fmt::format("anomaly: with normal classes {}, {} of the {} test samples are "
+                                 "anomalies; AUROC needs both kinds",
+                                 fmt::join(normal, ","), count, scores.size()));
+  const double roc = auroc(scores, anomalous), ap = average_precision(scores, anomalous);
+  fmt::print("AUROC {:.4f}, average precision {:.4f} ({} anomalies among {} test samples; normal "
+             "classes {})\n",
+             roc, ap, count, scores.size(), fmt::join(normal, ","));
+  nlohmann::ordered_json j = {{"normal_classes", normal}, {"anomalies", count},
+                              {"samples", scores.size()}, {"auroc", roc},
+                              {"average_precision", ap}};
+  write_file_atomic(run.dir / "anomaly.json", j.dump(1) + "\n");
+}
+
 }  // namespace
 
 int eval_command(const Run& run) {
@@ -93,6 +156,13 @@ int sample_command(const Run& run) {
   Inference inference = make_inference(run, t);
   const Split& shape = t.data.test.count > 0 ? t.data.test : t.data.train;
   auto cls = decode_class(run, t);
+  if (!shape.is_image()) {
+    const std::int64_t n = count_or(run, 64);
+    write_rows_csv(run.dir / "samples.csv", shape, {{"x", inference.sample(n, run.settings.train.seed, cls)}}, false);
+    fmt::print("wrote {}: {} draws from the prior of {}, in the data's units\n",
+               (run.dir / "samples.csv").string(), n, trained_at(t));
+    return 0;
+  }
   write_png(run.dir / "samples.png", sample_figure(inference, shape, side, run.settings.train.seed, cls));
   fmt::print("wrote {}: {}x{} draws from the prior of {}{}\n", (run.dir / "samples.png").string(),
              side, side, trained_at(t), cls ? fmt::format(", class {}", *cls) : "");
@@ -104,6 +174,17 @@ int reconstruct_command(const Run& run) {
   const Split& test = test_split(t);
   auto n = static_cast<int>(std::min(count_or(run, 16), test.count));
   Inference inference = make_inference(run, t);
+  if (!test.is_image()) {
+    std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
+    std::iota(idx.begin(), idx.end(), 0);
+    Tensor x = Inference::images(test, idx);
+    Tensor r = inference.reconstruct(x, inference.labels(test, idx));
+    write_rows_csv(run.dir / "reconstructions.csv", test, {{"x", x}, {"r", r}}, true);
+    fmt::print("wrote {}: the first {} test samples (x) and their reconstructions (r) by {}, in "
+               "the data's units\n",
+               (run.dir / "reconstructions.csv").string(), n, trained_at(t));
+    return 0;
+  }
   write_png(run.dir / "reconstructions.png", reconstruction_figure(inference, test, n));
   if (inference.denoising())
     fmt::print("wrote {}: the first {} test images, the same with {}'s training noise (seed {}) and "
@@ -130,6 +211,9 @@ int encode_command(const Run& run) {
 
 int interpolate_command(const Run& run) {
   Trained t = load_trained(run);
+  if (!test_split(t).is_image())
+    throw UsageError("interpolate draws images, and these samples are rows of a table; use "
+                     "'encode' for their codes");
   auto steps = static_cast<int>(std::max<std::int64_t>(count_or(run, 10), 2));
   Inference inference = make_inference(run, t);
   write_png(run.dir / "interpolation.png",
@@ -152,7 +236,7 @@ int anomaly_command(const Run& run) {
     return scores[static_cast<std::size_t>(a)] > scores[static_cast<std::size_t>(b)];
   });
   order.resize(static_cast<std::size_t>(std::min<std::int64_t>(count_or(run, 16), test.count)));
-  write_png(run.dir / "anomalies.png", images_figure(test, order, 8));
+  if (test.is_image()) write_png(run.dir / "anomalies.png", images_figure(test, order, 8));
   auto names = class_names(t.data);
   fmt::print("scored {} test images with {} (loss per image; higher = more unusual)\n",
              scores.size(), trained_at(t));
@@ -162,8 +246,12 @@ int anomaly_command(const Run& run) {
                                                                  : names[test.labels[i] % names.size()];
     fmt::print("  #{:<2} test image {:>5}  {:<12} score {:.4g}\n", r + 1, i, label, scores[i]);
   }
-  fmt::print("wrote {} (every score) and {} (the top {})\n", (run.dir / "anomaly.csv").string(),
-             (run.dir / "anomalies.png").string(), order.size());
+  measure_detection(run, test, scores);
+  if (test.is_image())
+    fmt::print("wrote {} (every score) and {} (the top {})\n", (run.dir / "anomaly.csv").string(),
+               (run.dir / "anomalies.png").string(), order.size());
+  else
+    fmt::print("wrote {} (every score)\n", (run.dir / "anomaly.csv").string());
   return 0;
 }
 

@@ -82,7 +82,23 @@ double normal_quantile(double p) {
 }
 
 int label_of(const Split& data, std::int64_t i) {
-  return data.labels.empty() ? -1 : data.labels[static_cast<std::size_t>(i)];
+  return data.labels.empty() ? -1 : static_cast<int>(data.labels[static_cast<std::size_t>(i)]);
+}
+
+// Tiles rows of model inputs or outputs: undone from the normalization into [0, 1], in colour
+// when the data are RGB.
+Image tiles(const Split& data, std::span<const float> rows, int count, int grid_cols, int pad = 2,
+            int scale = 2) {
+  if (!data.is_image())
+    throw std::invalid_argument(fmt::format("samples of shape [{}] are not images (C x H x W with "
+                                            "C = 1 or 3); there is nothing to draw",
+                                            fmt::join(data.shape, ", ")));
+  std::vector<float> shown(rows.begin(), rows.end());
+  data.to_display(shown);
+  return image_grid(shown, count,
+                    TileShape{static_cast<int>(data.channels()), static_cast<int>(data.height()),
+                              static_cast<int>(data.width())},
+                    grid_cols, pad, scale);
 }
 
 }  // namespace
@@ -131,6 +147,7 @@ void MetricsLog::write() const {
 }
 
 std::vector<std::string> class_names(const Dataset& data) {
+  if (!data.class_names.empty()) return data.class_names;
   std::string id = data.name + " " + data.dir.string();
   std::transform(id.begin(), id.end(), id.begin(), [](unsigned char c) { return std::tolower(c); });
   if (id.find("fashion") != std::string::npos)
@@ -170,14 +187,13 @@ Image reconstruction_figure(Inference& inference, const Split& data, int count) 
   Tensor y = inference.reconstruct(input, labels);
   rows.insert(rows.end(), y.values<float>().begin(), y.values<float>().end());
   int row_count = inference.denoising() ? 3 : 2;
-  return image_grid(rows, row_count * count, static_cast<int>(data.rows), static_cast<int>(data.cols), count);
+  return tiles(data, rows, row_count * count, count);
 }
 
 Image sample_figure(Inference& inference, const Split& shape, int side, std::uint64_t seed,
                     std::optional<std::int64_t> cls) {
   Tensor s = inference.sample(static_cast<std::int64_t>(side) * side, seed, cls);
-  return image_grid(s.values<float>(), side * side, static_cast<int>(shape.rows),
-                    static_cast<int>(shape.cols), side);
+  return tiles(shape, s.values<float>(), side * side, side);
 }
 
 Image manifold_figure(Inference& inference, const Split& shape, int side) {
@@ -195,12 +211,11 @@ Image manifold_figure(Inference& inference, const Split& shape, int side) {
     }
   Tensor images = inference.decode(z, inference.classes(std::vector<std::int64_t>(
                                            static_cast<std::size_t>(side) * side, 0)));
-  return image_grid(images.values<float>(), side * side, static_cast<int>(shape.rows),
-                    static_cast<int>(shape.cols), side, 0, 1);
+  return tiles(shape, images.values<float>(), side * side, side, 0, 1);
 }
 
 Image latent_figure(std::span<const float> codes, std::int64_t n, std::int64_t k,
-                    const std::vector<std::uint8_t>& labels, const std::vector<std::string>& names,
+                    const std::vector<std::int64_t>& labels, const std::vector<std::string>& names,
                     const std::string& title) {
   ScatterPlot plot;
   plot.title = title;
@@ -245,23 +260,22 @@ Image interpolation_figure(Inference& inference, const Split& data, int pairs, i
   if (ends.empty()) throw std::invalid_argument("interpolation needs at least two images");
   const std::int64_t d = data.features();
   const int cols = steps + 2;
-  std::vector<float> tiles;
+  std::vector<float> row_tiles;
   for (const auto& [a, b] : ends) {
     Tensor ia = Inference::images(data, {a}), ib = Inference::images(data, {b});
     Tensor line_y = cls ? inference.classes({*cls}) : inference.labels(data, {a});
     Tensor line = inference.interpolate(ia, ib, steps, inference.labels(data, {a, b}), line_y);
-    tiles.insert(tiles.end(), ia.values<float>().begin(), ia.values<float>().end());
-    tiles.insert(tiles.end(), line.values<float>().begin(), line.values<float>().begin() + steps * d);
-    tiles.insert(tiles.end(), ib.values<float>().begin(), ib.values<float>().end());
+    row_tiles.insert(row_tiles.end(), ia.values<float>().begin(), ia.values<float>().end());
+    row_tiles.insert(row_tiles.end(), line.values<float>().begin(), line.values<float>().begin() + steps * d);
+    row_tiles.insert(row_tiles.end(), ib.values<float>().begin(), ib.values<float>().end());
   }
-  return image_grid(tiles, static_cast<int>(ends.size()) * cols, static_cast<int>(data.rows),
-                    static_cast<int>(data.cols), cols);
+  return tiles(data, row_tiles, static_cast<int>(ends.size()) * cols, cols);
 }
 
 Image images_figure(const Split& data, const std::vector<std::int64_t>& indices, int grid_cols) {
   Tensor x = Inference::images(data, indices);
-  return image_grid(x.values<float>(), static_cast<int>(indices.size()), static_cast<int>(data.rows),
-                    static_cast<int>(data.cols), std::min<int>(grid_cols, static_cast<int>(indices.size())));
+  return tiles(data, x.values<float>(), static_cast<int>(indices.size()),
+               std::min<int>(grid_cols, static_cast<int>(indices.size())));
 }
 
 void write_codes_csv(const fs::path& path, const Tensor& codes, const Split& data) {
@@ -294,12 +308,14 @@ void write_scores_csv(const fs::path& path, const std::vector<double>& scores, c
 }
 
 std::vector<std::string> training_figure_names(const Model& model, const Dataset& data) {
-  std::vector<std::string> names{"loss.png", "reconstructions.png"};
-  if (model.has_prior) names.emplace_back("samples.png");
+  std::vector<std::string> names{"loss.png"};
+  const bool images = figure_split(data).is_image();  // tables get no pictures of samples
+  if (images) names.emplace_back("reconstructions.png");
+  if (images && model.has_prior) names.emplace_back("samples.png");
   if (std::min(figure_split(data).count, kLatentImages) < 2) return names;
   const std::int64_t k = model.code.shape()[1];
   if (k == 2) {
-    if (model.has_prior) names.emplace_back("manifold.png");
+    if (images && model.has_prior) names.emplace_back("manifold.png");
     names.emplace_back("latent.png");
   } else if (k > 2) {
     names.emplace_back("latent_pca.png");

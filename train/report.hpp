@@ -41,8 +41,8 @@ class MetricsLog {
   std::vector<EpochReport> rows_;
 };
 
-// Legend names for a data set's labels: Fashion-MNIST's ten classes, MNIST's digits, else none
-// (the plots then show the numbers).
+// Legend names for a data set's labels: the ones its files give (image folders, CIFAR-10, CSV
+// label text), Fashion-MNIST's ten classes, MNIST's digits, else none (the plots show numbers).
 std::vector<std::string> class_names(const Dataset& data);
 
 // Train and test loss per epoch.
@@ -62,7 +62,7 @@ Image manifold_figure(Inference& inference, const Split& shape, int side);
 // Codes [n, k] scattered by label: the two coordinates when k == 2, else the first two
 // principal components (the title says which).
 Image latent_figure(std::span<const float> codes, std::int64_t n, std::int64_t k,
-                    const std::vector<std::uint8_t>& labels, const std::vector<std::string>& names,
+                    const std::vector<std::int64_t>& labels, const std::vector<std::string>& names,
                     const std::string& title);
 // `pairs` rows: image a, `steps` decodes along the line from code(a) to code(b), image b; the
 // pairs are consecutive images of `data` with different labels where possible. A conditional

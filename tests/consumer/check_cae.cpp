@@ -27,7 +27,7 @@ namespace {
 // rows x cols images of one or two bright bars, horizontal or vertical, over faint noise.
 Split bars(std::int64_t count, std::int64_t side, std::uint32_t seed) {
   Split s{count, side, side, {}, {}};
-  s.pixels.resize(static_cast<std::size_t>(count * side * side));
+  s.bytes.resize(static_cast<std::size_t>(count * side * side));
   s.labels.resize(static_cast<std::size_t>(count));
   std::mt19937 rng(seed);
   for (std::int64_t n = 0; n < count; ++n) {
@@ -37,7 +37,7 @@ Split bars(std::int64_t count, std::int64_t side, std::uint32_t seed) {
     for (std::int64_t r = 0; r < side; ++r)
       for (std::int64_t c = 0; c < side; ++c) {
         std::int64_t line = vertical ? c : r;
-        s.pixels[(n * side + r) * side + c] = line == a || line == b ? 255 : rng() % 32;
+        s.bytes[(n * side + r) * side + c] = line == a || line == b ? 255 : rng() % 32;
       }
   }
   return s;
@@ -124,9 +124,10 @@ bool check_training(const Split& train, const Split& test) {
 }
 
 void write_split(const std::filesystem::path& dir, const std::string& prefix, const Split& s) {
-  std::vector<std::int64_t> image_dims{s.count, s.rows, s.cols}, label_dims{s.count};
-  write_idx(dir / (prefix + "-images-idx3-ubyte"), image_dims, s.pixels, false);
-  write_idx(dir / (prefix + "-labels-idx1-ubyte"), label_dims, s.labels, false);
+  std::vector<std::int64_t> image_dims{s.count, s.shape[1], s.shape[2]}, label_dims{s.count};
+  write_idx(dir / (prefix + "-images-idx3-ubyte"), image_dims, s.bytes, false);
+  std::vector<std::uint8_t> label_bytes(s.labels.begin(), s.labels.end());
+  write_idx(dir / (prefix + "-labels-idx1-ubyte"), label_dims, label_bytes, false);
 }
 
 }  // namespace

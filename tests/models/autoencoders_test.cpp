@@ -94,15 +94,14 @@ TEST_CASE("variants pass the gradient check too", "[models][gradcheck]") {
 Split synthetic_split(std::int64_t count) {
   Split s;
   s.count = count;
-  s.rows = 3;
-  s.cols = 4;
-  s.pixels.resize(static_cast<std::size_t>(count * 12));
+  s.shape = {1, 3, 4};
+  s.bytes.resize(static_cast<std::size_t>(count * 12));
   // Two prototypes with noise: easy to learn, so the loss must fall quickly.
   for (std::int64_t i = 0; i < count; ++i)
     for (std::int64_t j = 0; j < 12; ++j) {
       bool on = (i % 2 == 0) ? j < 6 : j >= 6;
       double noise = random_uniform({9, 0, 0}, static_cast<std::uint64_t>(i * 12 + j)) * 40;
-      s.pixels[static_cast<std::size_t>(i * 12 + j)] = static_cast<std::uint8_t>(on ? 215 + noise : noise);
+      s.bytes[static_cast<std::size_t>(i * 12 + j)] = static_cast<std::uint8_t>(on ? 215 + noise : noise);
     }
   return s;
 }

@@ -27,6 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr std::int64_t kFeatures = 28 * 28;
+const SampleShape kImage{1, 28, 28};  // Fashion-MNIST's images, as the data sets give them
 
 fs::path shipped(const std::string& name) { return fs::path(GRAPHRUN_SOURCE_DIR) / "models" / name; }
 
@@ -59,15 +60,15 @@ std::int64_t parameter_count(const Model& m) {
 Split synthetic_images(std::int64_t count) {
   Split s;
   s.count = count;
-  s.rows = s.cols = 28;
-  s.pixels.resize(static_cast<std::size_t>(count * kFeatures));
+  s.shape = {1, 28, 28};
+  s.bytes.resize(static_cast<std::size_t>(count * kFeatures));
   for (std::int64_t i = 0; i < count; ++i)
     for (std::int64_t r = 0; r < 28; ++r)
       for (std::int64_t c = 0; c < 28; ++c) {
         std::int64_t j = r * 28 + c;
         bool on = i % 2 == 0 ? r < 14 : c < 14;
         double noise = random_uniform({11, 0, 0}, static_cast<std::uint64_t>(i * kFeatures + j)) * 40;
-        s.pixels[static_cast<std::size_t>(i * kFeatures + j)] = static_cast<std::uint8_t>(on ? 215 + noise : noise);
+        s.bytes[static_cast<std::size_t>(i * kFeatures + j)] = static_cast<std::uint8_t>(on ? 215 + noise : noise);
       }
   return s;
 }
@@ -75,7 +76,7 @@ Split synthetic_images(std::int64_t count) {
 TEST_CASE("the conv graph files build with their stated parameter counts", "[models][conv]") {
   for (const auto& c : cases()) {
     DYNAMIC_SECTION(c.file) {
-      Model m = load_graph_model(shipped(c.file), {}, 8, kFeatures);
+      Model m = load_graph_model(shipped(c.file), {}, 8, kImage);
       CHECK(parameter_count(m) == c.parameters);
       CHECK(m.reconstruction.shape() == Shape{8, kFeatures});
       CHECK(m.decoded.shape() == Shape{8, kFeatures});
@@ -84,7 +85,7 @@ TEST_CASE("the conv graph files build with their stated parameter counts", "[mod
     }
   }
   // A 2-D code, as the latent scatter and the manifold want.
-  Model two = load_graph_model(shipped("conv_vae.graph"), {{"latent", "2"}}, 8, kFeatures);
+  Model two = load_graph_model(shipped("conv_vae.graph"), {{"latent", "2"}}, 8, kImage);
   CHECK(two.code.shape() == Shape{8, 2});
   CHECK(two.z.shape() == Shape{8, 2});
 }
@@ -126,14 +127,14 @@ GradCheckReport check(Model& m, const std::vector<std::string>& wrt) {
 TEST_CASE("the conv graph files pass a float64 gradient check", "[models][conv][gradcheck]") {
   for (const auto& c : cases()) {
     DYNAMIC_SECTION(c.file << " as shipped, on the output layer") {
-      Model m = load_graph_model(shipped(c.file), {}, 2, kFeatures);
+      Model m = load_graph_model(shipped(c.file), {}, 2, kImage);
       auto report = check(m, {"dec4.w", "dec4.b"});
       INFO(report.to_string());
       CHECK(report.ok());
       CHECK(report.tensors.size() == 2);
     }
     DYNAMIC_SECTION(c.file << " with softplus for relu") {
-      Model m = build_graph_model(parse_graph_text(smooth_text(c.file), c.file), {}, 2, kFeatures);
+      Model m = build_graph_model(parse_graph_text(smooth_text(c.file), c.file), {}, 2, kImage);
       CHECK(parameter_count(m) == c.parameters);
       auto report = check(m, c.checked);
       INFO(report.to_string());
@@ -147,7 +148,7 @@ TEST_CASE("the conv graph files' losses fall in a few steps", "[models][conv][tr
   Split data = synthetic_images(32);
   for (const auto& c : cases()) {
     DYNAMIC_SECTION(c.file) {
-      Model m = load_graph_model(shipped(c.file), {}, 16, kFeatures);
+      Model m = load_graph_model(shipped(c.file), {}, 16, kImage);
       TrainConfig cfg;
       cfg.batch = 16;
       cfg.optimizer.lr = 1e-2;
@@ -167,7 +168,7 @@ TEST_CASE("a denoising model's corruption is its training noise, drawn the same 
     DYNAMIC_SECTION(file) {
       ModelOptions options;
       if (file == "dae.graph") options = {{"hidden", "12"}, {"code", "3"}};
-      Model m = load_graph_model(shipped(file), options, 16, kFeatures);
+      Model m = load_graph_model(shipped(file), options, 16, kImage);
       ParameterStore params = init_parameters(*m.graph, 1);
       Inference inference(m, params, 16, 7);
       REQUIRE(inference.denoising());
@@ -189,7 +190,7 @@ TEST_CASE("a denoising model's corruption is its training noise, drawn the same 
       // 2 px gap) taller than the clean and reconstructed rows of a plain autoencoder.
       Split four = synthetic_images(4);
       Image three = reconstruction_figure(inference, four, 4);
-      Model plain = load_graph_model(shipped("conv_ae.graph"), {}, 16, kFeatures);
+      Model plain = load_graph_model(shipped("conv_ae.graph"), {}, 16, kImage);
       ParameterStore plain_params = init_parameters(*plain.graph, 1);
       Inference plain_inference(plain, plain_params, 16, 7);
       REQUIRE_FALSE(plain_inference.denoising());

@@ -20,10 +20,10 @@ fs::path shipped(const std::string& name) { return fs::path(GRAPHRUN_SOURCE_DIR)
 Split noise(std::int64_t count, std::int64_t side, std::uint32_t stream) {
   Split s;
   s.count = count;
-  s.rows = s.cols = side;
-  s.pixels.resize(static_cast<std::size_t>(count * side * side));
-  for (std::size_t i = 0; i < s.pixels.size(); ++i)
-    s.pixels[i] = static_cast<std::uint8_t>(255 * random_uniform({9, 0, stream}, i));
+  s.shape = {1, side, side};
+  s.bytes.resize(static_cast<std::size_t>(count * side * side));
+  for (std::size_t i = 0; i < s.bytes.size(); ++i)
+    s.bytes[i] = static_cast<std::uint8_t>(255 * random_uniform({9, 0, stream}, i));
   return s;
 }
 

@@ -1,7 +1,10 @@
 #include <stdlib.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <graphrun/train/dataset.hpp>
 #include <graphrun/train/idx.hpp>
 #include <optional>
@@ -66,14 +69,14 @@ TEST_CASE("a data set loads from a folder, with and without labels", "[dataset]"
   Dataset ds = load_dataset(dir.path().string());
   CHECK(ds.dir == dir.path());
   CHECK(ds.train.count == 10);
-  CHECK(ds.train.rows == 4);
-  CHECK(ds.train.cols == 3);
+  CHECK(ds.train.height() == 4);
+  CHECK(ds.train.width() == 3);
   CHECK(ds.train.features() == 12);
   CHECK(ds.test.count == 4);
-  REQUIRE(ds.train.pixels.size() == 120);
-  CHECK(ds.train.pixels[13] == pixel(1, 1));
+  REQUIRE(ds.train.bytes.size() == 120);
+  CHECK(ds.train.bytes[13] == pixel(1, 1));
   if (labels) {
-    CHECK(ds.train.labels == std::vector<std::uint8_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+    CHECK(ds.train.labels == std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
     CHECK(ds.test.labels.size() == 4);
   } else {
     CHECK(ds.train.labels.empty());
@@ -87,9 +90,9 @@ TEST_CASE("data set limits keep the first images", "[dataset]") {
   write_tiny_split(dir.path(), "t10k", 4, true, true);
   Dataset ds = load_dataset(dir.path().string(), 3, 100);
   CHECK(ds.train.count == 3);
-  CHECK(ds.train.pixels.size() == 36);
-  CHECK(ds.train.labels == std::vector<std::uint8_t>{0, 1, 2});
-  CHECK(ds.train.pixels[35] == pixel(2, 11));
+  CHECK(ds.train.bytes.size() == 36);
+  CHECK(ds.train.labels == std::vector<std::int64_t>{0, 1, 2});
+  CHECK(ds.train.bytes[35] == pixel(2, 11));
   CHECK(ds.test.count == 4);  // a limit over the count keeps them all
   CHECK(load_dataset(dir.path().string(), 0, 1).train.count == 0);
   CHECK_THROWS_AS(load_dataset(dir.path().string(), -2), std::invalid_argument);
@@ -98,9 +101,8 @@ TEST_CASE("data set limits keep the first images", "[dataset]") {
 TEST_CASE("fill_batch scales bytes to [0, 1] in batch order", "[dataset]") {
   Split s;
   s.count = 3;
-  s.rows = 1;
-  s.cols = 2;
-  s.pixels = {0, 255, 51, 102, 1, 128};
+  s.shape = {1, 1, 2};
+  s.bytes = {0, 255, 51, 102, 1, 128};
   std::vector<std::int64_t> idx = {2, 0, 1, 2};
   std::vector<float> f(8, -1.0f);
   s.fill_batch<float>(idx, f.data());
@@ -125,9 +127,8 @@ TEST_CASE("fill_batch scales bytes to [0, 1] in batch order", "[dataset]") {
 TEST_CASE("fill_batch gives every byte value as its correctly rounded fraction of 255", "[dataset]") {
   Split s;
   s.count = 1;
-  s.rows = 16;
-  s.cols = 16;
-  for (int b = 0; b < 256; ++b) s.pixels.push_back(static_cast<std::uint8_t>(b));
+  s.shape = {1, 16, 16};
+  for (int b = 0; b < 256; ++b) s.bytes.push_back(static_cast<std::uint8_t>(b));
   std::vector<std::int64_t> idx = {0};
   std::vector<float> f(256);
   std::vector<double> d(256);
@@ -143,17 +144,16 @@ TEST_CASE("fill_batch gives every byte value as its correctly rounded fraction o
 TEST_CASE("fill_batch over many rows matches a serial loop", "[dataset]") {
   Split s;
   s.count = 500;
-  s.rows = 28;
-  s.cols = 28;
-  s.pixels.resize(500 * 784);
-  for (std::size_t i = 0; i < s.pixels.size(); ++i) s.pixels[i] = static_cast<std::uint8_t>(i * 31);
+  s.shape = {1, 28, 28};
+  s.bytes.resize(500 * 784);
+  for (std::size_t i = 0; i < s.bytes.size(); ++i) s.bytes[i] = static_cast<std::uint8_t>(i * 31);
   std::vector<std::int64_t> idx(300);
   for (std::size_t r = 0; r < idx.size(); ++r) idx[r] = static_cast<std::int64_t>((r * 7) % 500);
   std::vector<float> out(300 * 784);
   s.fill_batch<float>(idx, out.data());
   for (std::size_t r = 0; r < idx.size(); r += 37)
     for (std::size_t j = 0; j < 784; j += 101)
-      CHECK(out[r * 784 + j] == static_cast<float>(s.pixels[idx[r] * 784 + j]) / 255.0f);
+      CHECK(out[r * 784 + j] == static_cast<float>(s.bytes[idx[r] * 784 + j]) / 255.0f);
 }
 
 TEST_CASE("data sets that disagree are rejected with the file's name", "[dataset]") {
@@ -212,9 +212,9 @@ TEST_CASE("the installed Fashion-MNIST loads, when present", "[dataset]") {
   Dataset ds = load_dataset("fashion-mnist");
   CHECK(ds.dir == dir);
   CHECK(ds.train.count == 60000);
-  CHECK(ds.train.rows == 28);
-  CHECK(ds.train.cols == 28);
-  CHECK(ds.train.pixels.size() == 60000u * 784u);
+  CHECK(ds.train.height() == 28);
+  CHECK(ds.train.width() == 28);
+  CHECK(ds.train.bytes.size() == 60000u * 784u);
   CHECK(ds.test.count == 10000);
   REQUIRE(ds.train.labels.size() == 60000);
   REQUIRE(ds.test.labels.size() == 10000);
@@ -226,7 +226,130 @@ TEST_CASE("the installed Fashion-MNIST loads, when present", "[dataset]") {
   CHECK(per_class == std::vector<int>(10, 6000));  // Fashion-MNIST is balanced
   Dataset small = load_dataset("fashion-mnist", 100, 10);
   CHECK(small.train.count == 100);
-  CHECK(small.train.pixels.size() == 78400);
+  CHECK(small.train.bytes.size() == 78400);
   CHECK(small.train.labels ==
-        std::vector<std::uint8_t>(ds.train.labels.begin(), ds.train.labels.begin() + 100));
+        std::vector<std::int64_t>(ds.train.labels.begin(), ds.train.labels.begin() + 100));
+}
+
+namespace {
+
+// A table of `n` rows of `d` float features, row i feature j = 10 j + i, as an .npy file.
+void write_float_npy(const std::filesystem::path& path, std::int64_t n, std::int64_t d) {
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::to_string(n) + ", " +
+                       std::to_string(d) + "), }";
+  while ((10 + header.size() + 1) % 64) header += ' ';
+  header += '\n';
+  std::ofstream out(path, std::ios::binary);
+  out.write("\x93NUMPY\x01\x00", 8);
+  out.put(static_cast<char>(header.size() & 0xff)).put(static_cast<char>(header.size() >> 8));
+  out << header;
+  for (std::int64_t i = 0; i < n; ++i)
+    for (std::int64_t j = 0; j < d; ++j) {
+      float v = static_cast<float>(10 * j + i);
+      out.write(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("test_fraction holds out a seeded part of the training samples", "[dataset][data]") {
+  TempDir dir;
+  write_float_npy(dir / "x.npy", 40, 3);
+  DataSpec spec;
+  spec.train = (dir / "x.npy").string();
+  spec.test_fraction = 0.25;
+  Dataset a = load_dataset(spec), b = load_dataset(spec);
+  CHECK(a.train.count == 30);
+  CHECK(a.test.count == 10);
+  CHECK(a.train.floats == b.train.floats);  // the same seed holds out the same samples
+  CHECK(a.test.floats == b.test.floats);
+  spec.seed = 2;
+  Dataset c = load_dataset(spec);
+  CHECK(c.test.floats != a.test.floats);
+  // Every sample lands in exactly one split, each split in file order (column 0 is the row).
+  std::vector<float> rows;
+  for (const Split* s : {&a.train, &a.test}) {
+    for (std::int64_t i = 0; i < s->count; ++i) rows.push_back(s->floats[static_cast<std::size_t>(3 * i)]);
+    CHECK(std::is_sorted(rows.end() - s->count, rows.end()));
+  }
+  std::sort(rows.begin(), rows.end());
+  for (std::size_t i = 0; i < rows.size(); ++i) CHECK(rows[i] == static_cast<float>(i));
+  spec.test_fraction = 1.5;
+  CHECK_THROWS_AS(load_dataset(spec), std::invalid_argument);
+}
+
+TEST_CASE("classes keeps those classes in training and every class in the test set", "[dataset][data]") {
+  TempDir dir;
+  write_tiny_split(dir.path(), "train", 30, true, false);
+  write_tiny_split(dir.path(), "t10k", 20, true, false);
+  DataSpec spec;
+  spec.dataset = dir.path().string();
+  spec.classes = {3, 5};
+  Dataset ds = load_dataset(spec);
+  CHECK(ds.train.count == 6);  // labels i % 10: three 3s and three 5s
+  for (auto l : ds.train.labels) CHECK((l == 3 || l == 5));
+  CHECK(ds.test.count == 20);
+  spec.classes = {11};
+  CHECK_THAT(thrown_message<DataError>([&] { load_dataset(spec); }),
+             Catch::Contains("class 11") && Catch::Contains("labels run 0 to 9"));
+  write_tiny_split(dir.path(), "train", 30, false, false);
+  std::filesystem::remove(dir / "train-labels-idx1-ubyte");
+  spec.classes = {1};
+  CHECK_THAT(thrown_message<DataError>([&] { load_dataset(spec); }), Catch::Contains("needs labels"));
+}
+
+TEST_CASE("normalize fits on the training split and undoes itself for display", "[dataset][data]") {
+  TempDir dir;
+  write_float_npy(dir / "x.npy", 5, 2);  // feature 0: 0..4, feature 1: 10..14
+  DataSpec spec;
+  spec.train = (dir / "x.npy").string();
+  SECTION("auto keeps floats as they are") {
+    Dataset ds = load_dataset(spec);
+    CHECK(ds.train.normalization.mode == Normalize::none);
+    std::vector<float> out(2);
+    std::vector<std::int64_t> idx{4};
+    ds.train.fill_batch<float>(idx, out.data());
+    CHECK(out == std::vector<float>{4, 14});
+  }
+  SECTION("standardize: mean 0, deviation 1 per feature, and back") {
+    spec.normalize = Normalize::standardize;
+    Dataset ds = load_dataset(spec);
+    CHECK(ds.train.normalization.offset == std::vector<float>{2, 12});
+    CHECK(ds.train.normalization.scale[0] == Approx(std::sqrt(2.0)));
+    std::vector<float> out(10);
+    std::vector<std::int64_t> idx{0, 1, 2, 3, 4};
+    ds.train.fill_batch<float>(idx, out.data());
+    CHECK(out[0] == Approx(-2 / std::sqrt(2.0)));
+    CHECK(out[0] + out[2] + out[4] + out[6] + out[8] == Approx(0).margin(1e-6));
+    ds.train.to_data_units(out);
+    CHECK(out[8] == Approx(4));
+    CHECK(out[9] == Approx(14));
+    // The checkpoint's text restores the same map.
+    auto text = ds.train.normalization.to_json();
+    CHECK(Normalization::from_json(text, 2) == ds.train.normalization);
+    CHECK_THROWS_AS(Normalization::from_json(text, 3), std::invalid_argument);
+    CHECK_THROWS_AS(Normalization::from_json("{", 2), std::invalid_argument);
+  }
+  SECTION("scale maps each feature's training range to [0, 1]") {
+    spec.normalize = Normalize::scale;
+    Dataset ds = load_dataset(spec);
+    std::vector<float> out(4);
+    std::vector<std::int64_t> idx{0, 4};
+    ds.train.fill_batch<float>(idx, out.data());
+    CHECK(out == std::vector<float>{0, 0, 1, 1});
+  }
+  CHECK_THROWS_AS(parse_normalize("zscore"), std::invalid_argument);
+}
+
+TEST_CASE("a file graphrun does not read, or a folder without data, names what it looked for", "[dataset][data]") {
+  TempDir dir;
+  std::ofstream(dir / "x.txt") << "1 2 3\n";
+  DataSpec spec;
+  spec.train = (dir / "x.txt").string();
+  CHECK_THAT(thrown_message<DataError>([&] { load_dataset(spec); }),
+             Catch::Contains("x.txt") && Catch::Contains(".npy, .npz, .csv"));
+  std::filesystem::create_directories(dir / "empty");
+  spec.train = (dir / "empty").string();
+  CHECK_THAT(thrown_message<DataError>([&] { load_dataset(spec); }),
+             Catch::Contains("IDX") && Catch::Contains("CIFAR-10") && Catch::Contains("images"));
 }

@@ -23,11 +23,10 @@ namespace fs = std::filesystem;
 Split noisy_split(std::int64_t count, std::uint32_t stream) {
   Split s;
   s.count = count;
-  s.rows = 4;
-  s.cols = 4;
-  s.pixels.resize(static_cast<std::size_t>(count * 16));
-  for (std::size_t i = 0; i < s.pixels.size(); ++i)
-    s.pixels[i] = static_cast<std::uint8_t>(255 * random_uniform({3, 0, stream}, i));
+  s.shape = {1, 4, 4};
+  s.bytes.resize(static_cast<std::size_t>(count * 16));
+  for (std::size_t i = 0; i < s.bytes.size(); ++i)
+    s.bytes[i] = static_cast<std::uint8_t>(255 * random_uniform({3, 0, stream}, i));
   return s;
 }
 
