@@ -19,7 +19,8 @@ class Graph;
 struct OpDef;
 
 // How a parameter is filled before training. Fans are read from a [fan_in, fan_out] shape
-// (the layout of a matmul weight); a 1-D shape uses its size for both.
+// (the layout of a matmul weight); a 1-D shape uses its size for both; a convolution weight
+// [F, C, kh, kw] has fan_in C * kh * kw and fan_out F * kh * kw (PyTorch's and Keras' count).
 struct Init {
   enum class Kind { zeros, constant, normal, uniform, xavier_uniform, xavier_normal, he_uniform,
                     he_normal };

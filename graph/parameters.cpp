@@ -13,9 +13,18 @@ std::uint32_t name_hash(std::string_view name) {
   return h;
 }
 
+// Dense weights are [in, out] (x @ w). Convolution weights are [F, C, kh, kw] (or [C, F, kh, kw]
+// transposed): each output sums C * kh * kw inputs, so the kernel area counts in both fans, as
+// PyTorch and Keras count it; taking shape[0] alone made He bounds of conv layers 3x too wide.
 double draw(const Init& init, const Shape& shape, const RandomKey& key, std::uint64_t i) {
   double fan_in = shape.empty() ? 1.0 : static_cast<double>(shape.front());
   double fan_out = shape.size() < 2 ? fan_in : static_cast<double>(shape[1]);
+  if (shape.size() > 2) {
+    double area = 1.0;
+    for (std::size_t d = 2; d < shape.size(); ++d) area *= static_cast<double>(shape[d]);
+    fan_in = static_cast<double>(shape[1]) * area;
+    fan_out = static_cast<double>(shape[0]) * area;
+  }
   auto uniform = [&](double a) { return (2.0 * random_uniform(key, i) - 1.0) * a; };
   switch (init.kind) {
     case Init::Kind::zeros: return 0.0;

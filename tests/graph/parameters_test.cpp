@@ -93,5 +93,21 @@ TEST_CASE("a parameter's values do not change when another is added", "[graph][p
   CHECK(after.size() == 3);
 }
 
+TEST_CASE("a convolution weight's fans count its kernel area", "[graph][parameters]") {
+  Graph g;
+  g.parameter("conv", {64, 32, 3, 3}, Init::he_uniform());  // fan_in 32 * 9 = 288
+  g.parameter("xav", {16, 8, 5, 5}, Init::xavier_uniform());  // (8 + 16) * 25 = 600
+  auto p = init_parameters(g, 2, DType::f64);
+  auto extreme = [](const Tensor& t) {
+    double m = 0;
+    for (double v : t.values<double>()) m = std::max(m, std::abs(v));
+    return m;
+  };
+  CHECK(extreme(p.at("conv")) <= std::sqrt(6.0 / 288));
+  CHECK(extreme(p.at("conv")) > 0.99 * std::sqrt(6.0 / 288));
+  CHECK(extreme(p.at("xav")) <= std::sqrt(6.0 / 600));
+  CHECK(extreme(p.at("xav")) > 0.98 * std::sqrt(6.0 / 600));
+}
+
 }  // namespace
 }  // namespace graphrun
