@@ -136,9 +136,7 @@ ModelBuilder graph_model_builder(std::shared_ptr<const GraphSyntax> syntax) {
   b.build = [syntax](const ModelOptions& o, std::int64_t batch, std::int64_t features) {
     return build_graph_model(syntax, o, batch, {features});
   };
-  b.build_shaped = [syntax](const ModelOptions& o, std::int64_t batch, const SampleShape& sample) {
-    return build_graph_model(syntax, o, batch, sample);
-  };
+
   return b;
 }
 

@@ -64,7 +64,8 @@ struct ModelKey {
 };
 
 // One sample's shape as the data give it: {C, H, W} for images, {D} for tables. The batch is
-// always handed over as rows [B, product]; a model may view them as images.
+// always handed over as rows [B, product]; a graph file may view them as images
+// (build_graph_model), a builder sees the product.
 using SampleShape = std::vector<std::int64_t>;
 
 struct ModelBuilder {
@@ -73,10 +74,6 @@ struct ModelBuilder {
   std::vector<ModelKey> keys;
   // Builds for inputs of [batch, features]; options hold every key (defaults filled in).
   std::function<Model(const ModelOptions& options, std::int64_t batch, std::int64_t features)> build;
-  // Optional: builds for samples of a given shape (a graph file's `input x [B, C, H, W]`); when
-  // unset, build() gets the product of the shape.
-  std::function<Model(const ModelOptions& options, std::int64_t batch, const SampleShape& sample)>
-      build_shaped;
 };
 
 // The model registry. Built-in builders are registered when the library loads; research code
@@ -91,8 +88,6 @@ Model build_model(const std::string& name, const ModelOptions& options, std::int
 // The same with a builder in hand (a graph file's, which is not in the registry).
 Model build_model(const ModelBuilder& builder, const ModelOptions& options, std::int64_t batch,
                   std::int64_t features);
-Model build_model(const ModelBuilder& builder, const ModelOptions& options, std::int64_t batch,
-                  const SampleShape& sample);
 
 // Typed reads of option text, throwing ModelOptionError naming the key.
 std::int64_t option_int(const ModelOptions& o, const std::string& key);

@@ -146,11 +146,6 @@ Model build_model(const std::string& name, const ModelOptions& options, std::int
 
 Model build_model(const ModelBuilder& b, const ModelOptions& options, std::int64_t batch,
                   std::int64_t features) {
-  return build_model(b, options, batch, SampleShape{features});
-}
-
-Model build_model(const ModelBuilder& b, const ModelOptions& options, std::int64_t batch,
-                  const SampleShape& sample) {
   const std::string& name = b.name;
   ModelOptions full;
   for (const auto& key : b.keys) full[key.name] = key.default_value;
@@ -163,9 +158,6 @@ Model build_model(const ModelBuilder& b, const ModelOptions& options, std::int64
     }
     full[k] = v;
   }
-  if (b.build_shaped) return b.build_shaped(full, batch, sample);
-  std::int64_t features = 1;
-  for (auto d : sample) features *= d;
   return b.build(full, batch, features);
 }
 

@@ -1,4 +1,5 @@
 #include <graphrun/graph/parallel.hpp>
+#include <graphrun/models/graph_model.hpp>
 #include <graphrun/tools/session.hpp>
 #include <graphrun/train/idx.hpp>
 #include <graphrun/train/safetensors.hpp>
@@ -71,7 +72,11 @@ SampleShape sample_shape(const Settings& s) {
 std::unique_ptr<Model> build(const Settings& s, const ModelOptions& options, std::int64_t batch,
                              const SampleShape& sample) {
   try {
-    return std::make_unique<Model>(build_model(*s.builder, options, batch, sample));
+    // A graph file may view the samples as images; a builder takes rows of their size.
+    if (s.graph) return std::make_unique<Model>(build_graph_model(s.graph, options, batch, sample));
+    std::int64_t features = 1;
+    for (auto d : sample) features *= d;
+    return std::make_unique<Model>(build_model(*s.builder, options, batch, features));
   } catch (const std::invalid_argument& e) {
     Settings with = s;
     with.model_options = options;

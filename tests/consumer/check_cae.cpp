@@ -26,7 +26,9 @@ namespace {
 
 // rows x cols images of one or two bright bars, horizontal or vertical, over faint noise.
 Split bars(std::int64_t count, std::int64_t side, std::uint32_t seed) {
-  Split s{count, side, side, {}, {}};
+  Split s;
+  s.count = count;
+  s.shape = {1, side, side};
   s.bytes.resize(static_cast<std::size_t>(count * side * side));
   s.labels.resize(static_cast<std::size_t>(count));
   std::mt19937 rng(seed);
