@@ -158,7 +158,8 @@ void print_header(const Run& run, const Dataset& data, Trainer& trainer) {
              fmt::join(data.train.shape, "x"),
              data.train.normalization.mode == Normalize::none
                  ? ""
-                 : fmt::format(", {}d", to_string(data.train.normalization.mode)),
+                 : data.train.normalization.mode == Normalize::standardize ? ", standardized"
+                                                                           : ", scaled to [0, 1]",
              thousands(parameter_count(trainer)));
   fmt::print("  {} epochs of {} batches of {}, {} lr {}, seed {}; run folder {}\n", s.train.epochs,
              batches, s.train.batch, s.train.optimizer.kind, s.train.optimizer.lr, s.train.seed,
