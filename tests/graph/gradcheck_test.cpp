@@ -7,6 +7,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <limits>
+
 namespace graphrun {
 namespace {
 
@@ -40,6 +42,30 @@ TEST_CASE("the gradient checker accepts a right rule and catches one off by a fa
   CHECK_FALSE(bad.ok());
   CHECK(bad.worst() == Approx(0.3 / 3.3).epsilon(1e-4));  // |3.3 - 3| / 3.3
   CHECK_THAT(bad.to_string(), Catch::Contains("FAIL"));
+}
+
+// loss = 1000 + 1e-6 sum(cube(x)): gradients of ~1e-6 under a loss whose float64 rounding
+// leaves the central differences uncertain by ~1e-7 (DBL_EPSILON 1000 / eps).
+GradCheckReport check_small_cube(const OpDef& op) {
+  Graph g;
+  Value x = g.parameter("x", {4}, Init::zeros());
+  Value loss = sum(g.apply(op, {x})) * 1e-6 + 1000.0;
+  return check_gradients(g, loss, {"x"}, {{"x", make_tensor({4}, {0.3, -0.7, 1.1, 0.9}, DType::f64)}});
+}
+
+TEST_CASE("the gradient checker judges errors within the loss's rounding on that rounding",
+          "[graph][gradcheck]") {
+  static const OpDef right = cube_with_factor(3.0);
+  static const OpDef wrong = cube_with_factor(6.0);  // twice the gradient
+  auto good = check_small_cube(right);
+  INFO(good.to_string());
+  CHECK(good.ok());  // relative errors of ~5e-2 against the gradient, all rounding
+  CHECK(good.tensors.at(0).checked == 4);
+  CHECK(good.tensors.at(0).resolution == Approx(1000 * std::numeric_limits<double>::epsilon() / 1e-6).epsilon(1e-3));
+  CHECK(good.tensors.at(0).worst_abs <= good.tensors.at(0).resolution);
+  auto bad = check_small_cube(wrong);
+  INFO(bad.to_string());
+  CHECK_FALSE(bad.ok());
 }
 
 TEST_CASE("the gradient checker skips kinks such as relu at 0", "[graph][gradcheck]") {
