@@ -36,25 +36,7 @@ void Trainer::run_part(const Split& data, std::span<const std::int64_t> rows_of,
     std::fill(out, out + g_floats + extras, 0.0f);
     return;
   }
-  const std::string& x_name = model_.x.node().name;
-  auto& buf = batches_[rows];
-  if (buf.empty()) buf = Tensor(DType::f32, {rows, data.features()});
-  data.fill_batch<float>(rows_of, buf.data<float>());
-  Tensor* labels = nullptr;
-  if (model_.y.valid()) {
-    labels = &labels_[rows];
-    if (labels->empty()) *labels = Tensor(DType::f32, label_shape(model_.y, rows));
-    fill_labels(data, rows_of, model_.y.shape(), labels->data<float>());
-  }
-  auto& [p, grad_refs, norms] = train_program(rows, x_name, buf.shape());
-  p.bind_parameters(params_);
-  p.bind(x_name, buf);
-  if (labels) p.bind(model_.y.node().name, *labels);
-  for (const auto& s : model_.schedules) {
-    Tensor& t = scalars_.at(s.input);
-    t.data<float>()[0] = static_cast<float>(s.value(step));
-    p.bind(s.input, t);
-  }
+  auto& [p, grad_refs, norms] = bind_batch(data, rows_of, step);
   RunOptions run{true, config_.seed, static_cast<std::uint64_t>(step)};
   run.batch_offset = offset;  // each row draws its noise as in a one-process step
   p.run(run);

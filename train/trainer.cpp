@@ -205,12 +205,8 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
   return report;
 }
 
-Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> rows_of,
-                            std::int64_t step, FunctionRef<std::string()> where,
-                            StepProfile* profile) {
-  double t0 = clock_seconds();
-  BlockTrace* blocks = profile ? block_trace_.get() : nullptr;
-  if (blocks) blocks->clear();
+Trainer::TrainProgram& Trainer::bind_batch(const Split& data, std::span<const std::int64_t> rows_of,
+                                           std::int64_t step, BlockTrace* blocks) {
   const auto rows = static_cast<std::int64_t>(rows_of.size());
   const std::string& x_name = model_.x.node().name;
   auto& buf = batches_[rows];
@@ -225,7 +221,8 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
     if (labels->empty()) *labels = Tensor(DType::f32, label_shape(model_.y, rows));
     fill_labels(data, rows_of, model_.y.shape(), labels->data<float>());
   }
-  auto& [p, grad_refs, norms] = train_program(rows, x_name, buf.shape());
+  TrainProgram& tp = train_program(rows, x_name, buf.shape());
+  Program& p = tp.program;
   p.bind_parameters(params_);
   p.bind(x_name, buf);
   if (labels) p.bind(model_.y.node().name, *labels);
@@ -234,6 +231,16 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
     t.data<float>()[0] = static_cast<float>(s.value(step));
     p.bind(s.input, t);
   }
+  return tp;
+}
+
+Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> rows_of,
+                            std::int64_t step, FunctionRef<std::string()> where,
+                            StepProfile* profile) {
+  double t0 = clock_seconds();
+  BlockTrace* blocks = profile ? block_trace_.get() : nullptr;
+  if (blocks) blocks->clear();
+  auto& [p, grad_refs, norms] = bind_batch(data, rows_of, step, blocks);
   RunOptions run{true, config_.seed, static_cast<std::uint64_t>(step)};
   if (profile) {
     kernel_spans_.resize(static_cast<std::size_t>(p.num_steps()));

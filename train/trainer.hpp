@@ -176,6 +176,11 @@ class Trainer {
     std::vector<const float*> norms;  // the norm of each gradient (scalar outputs)
   };
   TrainProgram& train_program(std::int64_t rows, const std::string& x_name, const Shape& shape);
+  // The training program for the images `rows` of `data` at step `step`, with the batch, its
+  // labels, the parameters and the scheduled scalars bound. The batch fill is traced into
+  // `blocks` when given.
+  TrainProgram& bind_batch(const Split& data, std::span<const std::int64_t> rows, std::int64_t step,
+                           BlockTrace* blocks = nullptr);
   // The loss and its terms of a step (one program's outputs, or the summed parts'), in
   // step_losses_.
   const std::vector<double>& program_losses(Program& p);
