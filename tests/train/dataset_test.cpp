@@ -353,3 +353,21 @@ TEST_CASE("a file graphrun does not read, or a folder without data, names what i
   CHECK_THAT(thrown_message<DataError>([&] { load_dataset(spec); }),
              Catch::Contains("IDX") && Catch::Contains("CIFAR-10") && Catch::Contains("images"));
 }
+
+TEST_CASE("an .npz in Keras' layout gives both splits; x and y give one", "[dataset][data]") {
+  const std::filesystem::path dir = std::filesystem::path(GRAPHRUN_SOURCE_DIR) / "tests" / "data" / "npy";
+  DataSpec spec;
+  spec.dataset = (dir / "keras_layout.npz").string();
+  Dataset ds = load_dataset(spec);
+  CHECK(ds.train.count == 6);
+  CHECK(ds.train.shape == std::vector<std::int64_t>{1, 4, 4});  // [N, H, W]: grey images
+  CHECK(ds.train.is_image());
+  CHECK(ds.train.labels == std::vector<std::int64_t>{0, 1, 2, 0, 1, 2});
+  CHECK(ds.test.count == 2);
+  CHECK(ds.test.bytes[0] == 100);
+  CHECK(ds.test.labels == std::vector<std::int64_t>{0, 1});
+  spec.dataset = (dir / "savez.npz").string();  // x, y and pixels
+  Dataset xy = load_dataset(spec);
+  CHECK(xy.train.labels == std::vector<std::int64_t>{2, 0, 1});
+  CHECK(xy.test.count == 0);
+}
