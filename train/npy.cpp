@@ -580,21 +580,23 @@ class Npz {
  public:
   explicit Npz(const std::filesystem::path& path) : name_(path.string()) {
     size_ = file_size_or_throw(path);
+    refuse_empty();
+    // libzip's error codes do not separate the file from its content (a corrupt directory can
+    // give "No such file"), so readability is settled here and every later failure is the data's.
+    if (!std::ifstream(path, std::ios::binary))
+      throw IoError(fmt::format("cannot open '{}': {}", name_, std::strerror(errno)));
     int code = 0;
     zip_t* z = zip_open(name_.c_str(), ZIP_RDONLY | ZIP_CHECKCONS, &code);
-    if (!z) {
-      if (code == ZIP_ER_OPEN || code == ZIP_ER_READ || code == ZIP_ER_NOENT ||
-          code == ZIP_ER_MEMORY)
-        throw IoError(fmt::format("cannot read '{}': {}", name_, zip_code_text(code)));
+    if (!z)
       throw DataError(fmt::format("'{}': not a readable .npz (zip) archive: {}", name_,
                                   zip_code_text(code)));
-    }
     zip_.reset(z);
     list_members();
   }
 
   Npz(std::span<const std::uint8_t> bytes, std::string_view name)
       : name_(name), size_(bytes.size()) {
+    refuse_empty();
     zip_error_t error;
     zip_error_init(&error);
     // libzip never writes to a source opened read-only; its API just takes a non-const pointer.
@@ -634,6 +636,12 @@ class Npz {
     std::uint64_t total;
     std::string name;  // "<archive>/<member>", for messages
   };
+
+  // libzip opens an empty buffer as an empty archive but refuses an empty file; neither is an
+  // archive anybody wrote, so both are refused alike.
+  void refuse_empty() const {
+    if (size_ == 0) throw DataError(fmt::format("'{}': file is empty, not an .npz archive", name_));
+  }
 
   static bool is_npy(std::string_view member) {
     return member.size() >= 4 && member.substr(member.size() - 4) == ".npy";
