@@ -95,6 +95,17 @@ Value Graph::parameter(std::string name, Shape shape, Init init, Loc where) {
   return add_named(NodeKind::parameter, std::move(name), std::move(shape), init, where);
 }
 
+Value Graph::shared_parameter(std::string name, Shape shape, Init init, Loc where) {
+  for (const auto& n : nodes_)
+    if (n.kind == NodeKind::parameter && n.name == name) {
+      if (n.shape != shape)
+        throw std::invalid_argument(fmt::format("parameter '{}' is {}, asked for again as {}", name,
+                                                to_string(n.shape), to_string(shape)));
+      return {this, n.id};
+    }
+  return parameter(std::move(name), std::move(shape), init, where);
+}
+
 Value Graph::constant(Shape shape, std::vector<double> values, Loc where) {
   check_shape(shape);
   if (static_cast<std::int64_t>(values.size()) != numel(shape))

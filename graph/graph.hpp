@@ -98,6 +98,10 @@ class Graph {
   // built; compile() may be given another (e.g. a smaller last batch).
   Value input(std::string name, Shape shape, Loc where = Loc::current());
   Value parameter(std::string name, Shape shape, Init init, Loc where = Loc::current());
+  // The parameter `name` if the graph has it (same weights wherever it is used, as a graph
+  // file's param("name", ...)), else a new one. Throws std::invalid_argument when the existing
+  // one has another shape, or the name is an input's.
+  Value shared_parameter(std::string name, Shape shape, Init init, Loc where = Loc::current());
   Value constant(Shape shape, std::vector<double> values, Loc where = Loc::current());
   Value scalar(double value, Loc where = Loc::current());
   // Applies an op: checks arity and shapes now (ShapeError names the op, shapes, attributes and

@@ -122,7 +122,10 @@ Value apply_activation(Value x, Activation a) {
 
 Value dense(Value x, std::int64_t out, const std::string& name, bool relu_next) {
   if (x.shape().size() != 2) throw ShapeError(fmt::format("dense '{}' needs [B, in], got {}", name, to_string(x.shape())));
-  return apply_layer(x, make_layer(x.graph(), x.shape()[1], out, name, relu_next));
+  Graph& g = x.graph();
+  Init init = relu_next ? Init::he_uniform() : Init::xavier_uniform();
+  return matmul(x, g.shared_parameter(name + ".w", {x.shape()[1], out}, init)) +
+         g.shared_parameter(name + ".b", {out}, Init::zeros());
 }
 
 Value reconstruction_loss(Value out, Value x, Likelihood likelihood) {

@@ -63,7 +63,8 @@ Model build_vae(const VaeConfig& config, std::int64_t batch, std::int64_t featur
 // Pieces the builders share, public so research variants can reuse them.
 Value apply_activation(Value x, Activation a);
 // x [B, in] -> x W + b [B, out], parameters "<name>.w" (Xavier or He by `relu_next`) and
-// "<name>.b" (zeros).
+// "<name>.b" (zeros). The same name is the same weights: a decoder written as a function of its
+// input serves both the code and z (Graph::shared_parameter).
 Value dense(Value x, std::int64_t out, const std::string& name, bool relu_next);
 // Per-sample reconstruction loss [B] of decoder output `out` for clean x.
 Value reconstruction_loss(Value out, Value x, Likelihood likelihood);

@@ -88,6 +88,16 @@ TEST_CASE("names of inputs and parameters are unique and can be found", "[graph]
   CHECK(g.parameters().size() == 1);
 }
 
+TEST_CASE("shared_parameter gives the same weights for the same name", "[graph]") {
+  Graph g;
+  g.input("x", {3});
+  Value a = g.shared_parameter("w", {3, 2}, Init::he_uniform());
+  CHECK(g.shared_parameter("w", {3, 2}, Init::zeros()) == a);  // the first one's init stands
+  CHECK(g.parameters().size() == 1);
+  CHECK_THROWS_WITH(g.shared_parameter("w", {2, 3}, Init::zeros()), Catch::Contains("[3, 2]"));
+  CHECK_THROWS_WITH(g.shared_parameter("x", {3}, Init::zeros()), Catch::Contains("already used"));
+}
+
 TEST_CASE("constants check their value count and shapes their rank", "[graph]") {
   Graph g;
   CHECK_THROWS_AS(g.constant({2, 2}, {1, 2, 3}), ShapeError);

@@ -245,5 +245,16 @@ TEST_CASE("build_model rejects unknown keys and bad values by name", "[models]")
   CHECK_THROWS_AS(build_model("transformer", {}, 2, 12), std::out_of_range);
 }
 
+TEST_CASE("a decoder written as a function shares its weights between its inputs", "[models]") {
+  Graph g;
+  Value code = g.input("code", {4, 3}), z = g.input("z", {4, 3});
+  auto decode = [](Value v) { return dense(relu(dense(v, 8, "dec1", true)), 5, "dec2", false); };
+  Value a = decode(code), b = decode(z);
+  CHECK(g.parameters().size() == 4);  // dec1.w, dec1.b, dec2.w, dec2.b: once
+  CHECK(a.shape() == b.shape());
+  // K copies of each code for K importance samples, one line: tile.
+  CHECK(tile(code, 5).shape() == Shape{20, 3});
+}
+
 }  // namespace
 }  // namespace graphrun
