@@ -381,7 +381,8 @@ Image image_grid(std::span<const float> images, int count, TileShape tile, int g
         count, tile.rows, tile.cols, grid_cols, pad, scale));
   }
   const int across = std::min(count, grid_cols);
-  const int down = (count + grid_cols - 1) / grid_cols;
+  // In 64 bits: count + grid_cols overflows an int for the largest ints (UBSan in CI).
+  const long long down = (static_cast<long long>(count) + grid_cols - 1) / grid_cols;
   const long long tile_w = static_cast<long long>(tile.cols) * scale;
   const long long tile_h = static_cast<long long>(tile.rows) * scale;
   // Checking one padded tile first keeps the products below far from overflow, and bounds count
