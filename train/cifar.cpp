@@ -7,6 +7,7 @@
 #include <fstream>
 #include <graphrun/train/atomic_file.hpp>
 #include <graphrun/train/cifar.hpp>
+#include <graphrun/train/read_file.hpp>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -66,24 +67,6 @@ void append_records(std::span<const std::uint8_t> bytes, std::string_view name, 
                kCifarSide};
 }
 
-std::vector<std::uint8_t> read_file(const fs::path& path) {
-  std::error_code ec;
-  auto size = fs::file_size(path, ec);
-  if (ec) throw IoError(fmt::format("cannot read '{}': {}", path.string(), ec.message()));
-  if (size > kCifarMaxFileBytes)
-    throw DataError(fmt::format("'{}': file is {} bytes, more than the {} a CIFAR-10 batch may "
-                                "hold",
-                                path.string(), size, kCifarMaxFileBytes));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
-  std::vector<std::uint8_t> bytes(size);
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
-  if (static_cast<std::uint64_t>(in.gcount()) != size)
-    throw IoError(
-        fmt::format("cannot read '{}': got {} of its {} bytes", path.string(), in.gcount(), size));
-  return bytes;
-}
-
 SampleArray read_batches(const std::vector<fs::path>& files) {
   std::uint64_t total = 0;
   for (const auto& f : files) {
@@ -94,12 +77,12 @@ SampleArray read_batches(const std::vector<fs::path>& files) {
   out.bytes.reserve(static_cast<std::size_t>(
       std::min<std::uint64_t>(total / kCifarRecordBytes * kCifarPixelBytes,
                               kMaxTrainBatches * kCifarMaxFileBytes)));
-  for (const auto& f : files) append_records(read_file(f), f.string(), out);
+  for (const auto& f : files) append_records(read_file_bytes(f, kCifarMaxFileBytes, "a CIFAR-10 batch"), f.string(), out);
   return out;
 }
 
 std::vector<std::string> read_meta(const fs::path& path) {
-  auto bytes = read_file(path);
+  auto bytes = read_file_bytes(path, kCifarMaxFileBytes, "a CIFAR-10 batch");
   std::string text(bytes.begin(), bytes.end());
   std::vector<std::string> names;
   std::size_t start = 0;

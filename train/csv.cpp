@@ -9,6 +9,7 @@
 #include <fstream>
 #include <graphrun/train/atomic_file.hpp>
 #include <graphrun/train/csv.hpp>
+#include <graphrun/train/read_file.hpp>
 #include <graphrun/train/idx.hpp>
 #include <limits>
 #include <optional>
@@ -428,20 +429,9 @@ SampleArray parse_csv(std::string_view text, std::string_view name, const CsvOpt
 }
 
 SampleArray read_csv(const std::filesystem::path& path, const CsvOptions& options) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(path, ec);
-  if (ec) throw IoError(fmt::format("cannot read '{}': {}", path.string(), ec.message()));
-  if (size > kCsvMaxFileBytes)
-    throw DataError(fmt::format("{}: file is {} bytes, more than the {} graphrun reads as a table",
-                                path.string(), size, kCsvMaxFileBytes));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
-  std::string text(size, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(size));
-  if (static_cast<std::uint64_t>(in.gcount()) != size)
-    throw IoError(
-        fmt::format("cannot read '{}': got {} of its {} bytes", path.string(), in.gcount(), size));
-  return parse_csv(text, path.string(), options);
+  const auto bytes = read_file_bytes(path, kCsvMaxFileBytes, "a table");
+  return parse_csv(std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                   path.string(), options);
 }
 
 }  // namespace graphrun

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <graphrun/train/atomic_file.hpp>
 #include <graphrun/train/idx.hpp>
+#include <graphrun/train/read_file.hpp>
 #include <limits>
 #include <string>
 
@@ -124,24 +125,6 @@ IdxArray parse_idx_owned(std::vector<std::uint8_t>&& bytes, std::string_view nam
   return out;
 }
 
-std::vector<std::uint8_t> read_file_bytes(const std::filesystem::path& path,
-                                          std::uint64_t max_bytes) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(path, ec);
-  if (ec) throw IoError(fmt::format("cannot read '{}': {}", path.string(), ec.message()));
-  if (size > max_bytes)
-    throw DataError(fmt::format("'{}': file is {} bytes, more than the {} an IDX file may hold",
-                                path.string(), size, max_bytes));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
-  std::vector<std::uint8_t> bytes(size);
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
-  if (static_cast<std::uint64_t>(in.gcount()) != size)
-    throw IoError(
-        fmt::format("cannot read '{}': got {} of its {} bytes", path.string(), in.gcount(), size));
-  return bytes;
-}
-
 // Streaming gunzip of an in-memory buffer, read in caller-chosen pieces so the caller can stop
 // as soon as it has seen enough (the defence against gzip bombs).
 class Gunzip {
@@ -245,7 +228,7 @@ IdxArray parse_idx(std::span<const std::uint8_t> bytes, std::string_view name) {
 
 IdxArray read_idx(const std::filesystem::path& path) {
   std::string name = path.string();
-  auto bytes = read_file_bytes(path, kIdxMaxBytes + kMaxHeaderBytes);
+  auto bytes = read_file_bytes(path, kIdxMaxBytes + kMaxHeaderBytes, "an IDX file");
   if (bytes.size() >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b) return read_gzip_idx(bytes, name);
   return parse_idx_owned(std::move(bytes), name);
 }

@@ -8,6 +8,7 @@
 #include <graphrun/train/atomic_file.hpp>
 #include <graphrun/train/idx.hpp>
 #include <graphrun/train/image_folder.hpp>
+#include <graphrun/train/read_file.hpp>
 #include <limits>
 #include <string>
 #include <system_error>
@@ -80,23 +81,6 @@ std::vector<fs::path> subfolders(const fs::path& dir) {
   });
 }
 
-std::vector<unsigned char> read_bytes(const fs::path& path) {
-  std::error_code ec;
-  auto size = fs::file_size(path, ec);
-  if (ec) throw IoError(fmt::format("cannot read '{}': {}", path.string(), ec.message()));
-  if (size > kMaxImageFileBytes)
-    throw DataError(fmt::format("{}: file is {} bytes, more than the {} graphrun reads as an image",
-                                path.string(), size, kMaxImageFileBytes));
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(fmt::format("cannot open '{}': {}", path.string(), std::strerror(errno)));
-  std::vector<unsigned char> bytes(size);
-  in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size));
-  if (static_cast<std::uintmax_t>(in.gcount()) != size)
-    throw IoError(
-        fmt::format("cannot read '{}': got {} of its {} bytes", path.string(), in.gcount(), size));
-  return bytes;
-}
-
 std::string reason() {
   const char* why = stbi_failure_reason();
   return why ? why : "unknown error";
@@ -152,7 +136,7 @@ SampleArray read_image_folder(const fs::path& root) {
   bool colour = false;
   for (std::size_t i = 0; i < files.size(); ++i) {
     const fs::path& path = files[i].path;
-    auto bytes = read_bytes(path);
+    auto bytes = read_file_bytes(path, kMaxImageFileBytes, "an image");
     ImageSize s;
     int components = 0;
     if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &s.width, &s.height,
@@ -186,7 +170,7 @@ SampleArray read_image_folder(const fs::path& root) {
 
   for (std::size_t i = 0; i < files.size(); ++i) {
     const fs::path& path = files[i].path;
-    auto bytes = read_bytes(path);  // again: holding every file between the passes could be GBs
+    auto bytes = read_file_bytes(path, kMaxImageFileBytes, "an image");  // again: holding every file between the passes could be GBs
     ImageSize s;
     int components = 0;
     // stb converts to `channels`: it repeats grey into RGB, drops alpha, and reduces 16 bits to 8.
