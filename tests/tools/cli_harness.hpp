@@ -41,6 +41,19 @@ struct ChildLimits {
   std::optional<std::uint64_t> file_size;
 };
 
+// `mine` (NAME=value entries), then every variable of this process that `mine` does not set:
+// the environment a spawned child gets.
+inline std::vector<std::string> child_environment(const std::vector<std::string>& mine) {
+  std::vector<std::string> envs = mine;
+  for (char** e = environ; *e; ++e) {
+    std::string var = *e;
+    bool replaced = false;
+    for (const auto& m : mine) replaced |= var.substr(0, var.find('=')) == m.substr(0, m.find('='));
+    if (!replaced) envs.push_back(var);
+  }
+  return envs;
+}
+
 // A graphrun process started in `cwd` with stdout and stderr going to files there.
 class CliProcess {
  public:
@@ -61,13 +74,7 @@ class CliProcess {
     std::vector<char*> cargv;
     for (auto& a : argv) cargv.push_back(a.data());
     cargv.push_back(nullptr);
-    std::vector<std::string> envs = env;
-    for (char** e = environ; *e; ++e) {
-      std::string var = *e;
-      bool replaced = false;
-      for (const auto& mine : env) replaced |= var.substr(0, var.find('=')) == mine.substr(0, mine.find('='));
-      if (!replaced) envs.push_back(var);
-    }
+    std::vector<std::string> envs = child_environment(env);
     std::vector<char*> cenv;
     for (auto& e : envs) cenv.push_back(e.data());
     cenv.push_back(nullptr);

@@ -46,15 +46,10 @@ class MpiProcess {
     cargv.push_back(nullptr);
     // Shared memory without CMA (containers often forbid process_vm_readv); each rank one thread
     // unless the test says otherwise, as the ranks share this machine's cores.
-    std::vector<std::string> envs = {"OMPI_MCA_btl_vader_single_copy_mechanism=none",
+    std::vector<std::string> mine = {"OMPI_MCA_btl_vader_single_copy_mechanism=none",
                                      "OMPI_MCA_rmaps_base_oversubscribe=1"};
-    envs.insert(envs.end(), env.begin(), env.end());
-    for (char** e = environ; *e; ++e) {
-      std::string var = *e;
-      bool replaced = false;
-      for (const auto& mine : envs) replaced |= var.substr(0, var.find('=')) == mine.substr(0, mine.find('='));
-      if (!replaced) envs.push_back(var);
-    }
+    mine.insert(mine.end(), env.begin(), env.end());
+    std::vector<std::string> envs = child_environment(mine);
     std::vector<char*> cenv;
     for (auto& e : envs) cenv.push_back(e.data());
     cenv.push_back(nullptr);
