@@ -267,19 +267,34 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
   // the project's virtual machines that was most of compiling a VAE (the memset and its page
   // faults, 1.7 to 11 ms of it, against 0.2 ms of graph work); now the first run pays it, once, as
   // it writes. Checking builds fill it with NaN bytes instead, so a read before a write would show.
-  p.arena_ = aligned_alloc_uninitialized(planner.size());
+  if (options.arena) {
+    options.arena->reserve(planner.size());
+    p.shared_arena_ = options.arena;
+  } else {
+    p.arena_ = aligned_alloc_uninitialized(planner.size());
 #ifdef GRAPHRUN_POISON_ARENA
-  std::memset(p.arena_.get(), 0xff, planner.size());
+    std::memset(p.arena_.get(), 0xff, planner.size());
 #endif
-  for (auto& slot : p.slots_)
-    if (slot.kind == Program::Slot::Kind::arena)
-      slot.ptr = static_cast<char*>(p.arena_.get()) + slot.offset;
+  }
+  p.follow_shared_arena();
   p.plan_dependencies();
   return p;
 }
 
 ProgramCache::ProgramCache(const Graph& graph, std::vector<Value> outputs, CompileOptions options)
-    : graph_(&graph), outputs_(std::move(outputs)), options_(options) {}
+    : graph_(&graph), outputs_(std::move(outputs)), options_(std::move(options)) {
+  if (!options_.arena) options_.arena = std::make_shared<SharedArena>();
+}
+
+void SharedArena::reserve(std::size_t bytes) {
+  if (memory_ && bytes <= bytes_) return;
+  memory_.reset();  // before the new one: the peak is the larger arena, not both
+  memory_ = aligned_alloc_uninitialized(std::max<std::size_t>(bytes, 1));
+  bytes_ = bytes;
+#ifdef GRAPHRUN_POISON_ARENA
+  std::memset(memory_.get(), 0xff, bytes);
+#endif
+}
 
 Program& ProgramCache::get(const ShapeMap& input_shapes) {
   // Keyed by the shape every input will have, so a shape given explicitly and the same shape

@@ -37,6 +37,17 @@ void Program::bind_parameters(ParameterStore& params) {
   }
 }
 
+// Points the arena's slots at where the arena is now: once when compiled, and again after a
+// shared arena grew for another program.
+void Program::follow_shared_arena() {
+  const void* base = arena_memory();
+  if (base == arena_based_) return;
+  for (auto& slot : slots_)
+    if (slot.kind == Slot::Kind::arena) slot.ptr = static_cast<char*>(const_cast<void*>(base)) + slot.offset;
+  arena_based_ = base;
+  resolved_ = false;
+}
+
 void Program::resolve() {
   for (const auto& slot : slots_)
     if (!slot.ptr && slot.kind != Slot::Kind::fused)
@@ -142,6 +153,7 @@ void Program::plan_dependencies() {
 }
 
 void Program::run(const RunOptions& options) {
+  follow_shared_arena();
   if (!resolved_) resolve();
   FlushDenormals flush(options.flush_denormals);
   auto run_all = [&]<class T>() {
@@ -169,6 +181,8 @@ void Program::run(const RunOptions& options) {
 
 Tensor Program::output(std::size_t i) const {
   const auto& slot = slots_.at(static_cast<std::size_t>(outputs_.at(i)));
+  if (slot.kind == Slot::Kind::arena)  // where the arena is now, should it have moved since
+    return Tensor::view(dtype_, slot.shape, static_cast<char*>(const_cast<void*>(arena_memory())) + slot.offset);
   return Tensor::view(dtype_, slot.shape, slot.ptr);
 }
 

@@ -22,6 +22,24 @@ namespace graphrun {
 using ShapeMap = std::map<std::string, Shape, std::less<>>;
 using ParameterStore = std::map<std::string, Tensor, std::less<>>;
 
+// Memory that several programs run in, one at a time: each takes its buffers from here instead of
+// an arena of its own, so programs for several batch sizes, or a trainer's training and
+// evaluation programs, hold the memory of the largest alone. The price: an output of one of them
+// is valid only until any program sharing the arena runs or is compiled, and no two of them may
+// run at the same time. Grows when a larger program is compiled; the others move to the new
+// memory on their next run.
+class SharedArena {
+ public:
+  std::size_t bytes() const { return bytes_; }
+  const void* memory() const { return memory_.get(); }
+  // At least `bytes` of memory, which is new when it grew (the old contents are not kept).
+  void reserve(std::size_t bytes);
+
+ private:
+  std::shared_ptr<void> memory_;
+  std::size_t bytes_ = 0;
+};
+
 struct CompileOptions {
   DType dtype = DType::f32;
   // After every kernel, scan its output and stop at the first NaN or Inf (NumericsError). Turns
@@ -30,6 +48,9 @@ struct CompileOptions {
   // Runs neighbouring elementwise ops as one loop over cache-sized chunks (graph/fuse.cpp). The
   // results are the same bits either way.
   bool fuse = true;
+  // Null: the program has an arena of its own. Else its buffers live in this one (SharedArena
+  // says what that asks of the caller).
+  std::shared_ptr<SharedArena> arena = nullptr;
 };
 
 struct RunOptions {
@@ -85,8 +106,11 @@ class Program {
   void bind_parameters(ParameterStore& params);
   void run(const RunOptions& options = {});
 
-  // Output i of the compile() call: a view into program memory, valid until the next run.
+  // Output i of the compile() call: a view into program memory, valid until the next run (of any
+  // program sharing its arena).
   Tensor output(std::size_t i) const;
+  // Where the arena is now: it moves when a shared arena grows, and with it every output.
+  const void* arena_memory() const { return shared_arena_ ? shared_arena_->memory() : arena_.get(); }
   std::size_t num_outputs() const { return outputs_.size(); }
   const Shape& output_shape(std::size_t i) const;
 
@@ -147,6 +171,7 @@ class Program {
   void run_fused(const Step& step);
   void fuse_elementwise();
   void resolve();
+  void follow_shared_arena();
   void plan_dependencies();
   void check_step(const Step& step) const;
 
@@ -156,7 +181,10 @@ class Program {
   std::vector<Slot> slots_;
   std::vector<Step> steps_;
   std::vector<int> outputs_;  // slot per output
-  std::shared_ptr<void> arena_;
+  std::shared_ptr<void> arena_;  // or, when shared, shared_arena_ (arena_based_ is where the
+                                 // slots point now)
+  std::shared_ptr<SharedArena> shared_arena_;
+  const void* arena_based_ = nullptr;
   std::vector<Tensor> constants_;
   std::map<std::string, Shape, std::less<>> binding_shapes_;
   MemoryPlan plan_;
@@ -175,7 +203,8 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
                         const ShapeMap& input_shapes = {}, const CompileOptions& options = {});
 
 // Programs specialised per input shapes and cached, so a smaller last batch compiles once more
-// and then reuses its program.
+// and then reuses its program. They share one arena (the options' or one of the cache's own), so
+// they must run one at a time.
 class ProgramCache {
  public:
   ProgramCache(const Graph& graph, std::vector<Value> outputs, CompileOptions options = {});

@@ -188,7 +188,7 @@ int stopped(const Run& run, const StopSignals& signals, const Trainer& trainer,
 
 int finish(const Run& run, const Dataset& data, Trainer& trainer, const MetricsLog& metrics,
            double seconds) {
-  Inference inference(trainer.model(), trainer.parameters(), 256, run.settings.train.seed);
+  Inference inference(trainer.model(), trainer.parameters(), 256, run.settings.train.seed, trainer.arena());
   std::vector<fs::path> figures;
   try {
     figures = write_training_figures(run.dir, inference, data, metrics.rows(), trainer.model(),

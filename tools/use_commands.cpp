@@ -71,7 +71,7 @@ std::string trained_at(const Trained& t) {
 }
 
 Inference make_inference(const Run& run, Trained& t) {
-  return Inference(*t.model, t.trainer->parameters(), 256, run.settings.train.seed);
+  return Inference(*t.model, t.trainer->parameters(), 256, run.settings.train.seed, t.trainer->arena());
 }
 
 // Rows of samples in the data's own units, for tables, which have no pictures: a header of

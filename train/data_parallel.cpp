@@ -36,7 +36,7 @@ void Trainer::run_part(const Split& data, std::span<const std::int64_t> rows_of,
     std::fill(out, out + g_floats + extras, 0.0f);
     return;
   }
-  auto& [p, grad_refs, norms] = bind_batch(data, rows_of, step);
+  auto& [p, grad_refs, norms, arena] = bind_batch(data, rows_of, step);
   RunOptions run{true, config_.seed, static_cast<std::uint64_t>(step)};
   run.batch_offset = offset;  // each row draws its noise as in a one-process step
   p.run(run);

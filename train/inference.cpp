@@ -10,14 +10,18 @@
 
 namespace graphrun {
 
-Inference::Inference(Model& model, ParameterStore& params, std::int64_t batch, std::uint64_t seed)
+Inference::Inference(Model& model, ParameterStore& params, std::int64_t batch, std::uint64_t seed,
+                     std::shared_ptr<SharedArena> arena)
     : model_(model), params_(params), batch_(batch), seed_(seed) {
   const Graph& g = *model_.graph;
-  encode_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.code});
-  decode_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.decoded});
-  reconstruct_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.reconstruction});
-  score_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.per_sample_loss});
-  if (denoising()) corrupt_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.corrupted});
+  // map_rows copies each batch's output before the next program runs, so one arena serves all.
+  CompileOptions options;
+  options.arena = arena ? std::move(arena) : std::make_shared<SharedArena>();
+  encode_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.code}, options);
+  decode_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.decoded}, options);
+  reconstruct_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.reconstruction}, options);
+  score_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.per_sample_loss}, options);
+  if (denoising()) corrupt_ = std::make_unique<ProgramCache>(g, std::vector<Value>{model_.corrupted}, options);
   // Scheduled scalars (e.g. a warmed-up KL weight) take their final value for scoring.
   for (const auto& s : model_.schedules) {
     Tensor t(DType::f32, {});

@@ -16,8 +16,10 @@ namespace graphrun {
 
 class Inference {
  public:
-  // `params` must outlive this object. `batch` bounds memory per run.
-  Inference(Model& model, ParameterStore& params, std::int64_t batch = 256, std::uint64_t seed = 1);
+  // `params` must outlive this object. `batch` bounds memory per run. Its programs run in
+  // `arena` when given (e.g. a Trainer's, between its steps), else in one of their own.
+  Inference(Model& model, ParameterStore& params, std::int64_t batch = 256, std::uint64_t seed = 1,
+            std::shared_ptr<SharedArena> arena = {});
 
   std::int64_t features() const;
   std::int64_t code_size() const;

@@ -125,7 +125,9 @@ Trainer::Trainer(Model& model, TrainConfig config, Communicator& comm)
   // in cache, and alongside the rest of the backward pass) instead of in a separate pass over
   // all of them before the update.
   for (const auto& gr : grads_) train_outs.push_back(norm2(gr));
-  CompileOptions opts{DType::f32, config_.check_numerics};
+  // Training and evaluation never run at once: one arena serves both, and each batch size.
+  arena_ = std::make_shared<SharedArena>();
+  CompileOptions opts{DType::f32, config_.check_numerics, true, arena_};
   train_programs_ = std::make_unique<ProgramCache>(g, train_outs, opts);
   eval_programs_ = std::make_unique<ProgramCache>(g, eval_outputs(model_), opts);
   for (const auto& s : model_.schedules) scalars_.emplace(s.input, Tensor(DType::f32, {}));
@@ -240,7 +242,7 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
   double t0 = clock_seconds();
   BlockTrace* blocks = profile ? block_trace_.get() : nullptr;
   if (blocks) blocks->clear();
-  auto& [p, grad_refs, norms] = bind_batch(data, rows_of, step, blocks);
+  auto& [p, grad_refs, norms, arena] = bind_batch(data, rows_of, step, blocks);
   RunOptions run{true, config_.seed, static_cast<std::uint64_t>(step)};
   if (profile) {
     kernel_spans_.resize(static_cast<std::size_t>(p.num_steps()));
@@ -328,11 +330,14 @@ Trainer::TrainProgram& Trainer::train_program(std::int64_t rows, const std::stri
   // key and Program::output a Tensor, both of which allocate, and a training step allocates
   // nothing after its first.
   auto known = train_by_rows_.find(rows);
-  if (known != train_by_rows_.end()) return known->second;
+  if (known != train_by_rows_.end()) {
+    if (known->second.arena == known->second.program.arena_memory()) return known->second;
+    train_by_rows_.erase(known);  // the shared arena grew for a larger program since
+  }
   ShapeMap shapes{{x_name, shape}};
   if (model_.y.valid()) shapes.emplace(model_.y.node().name, label_shape(model_.y, rows));
   Program& p = train_programs_->get(shapes);
-  TrainProgram entry{p, {}, {}};
+  TrainProgram entry{p, {}, {}, p.arena_memory()};
   const std::size_t first_grad = 1 + model_.terms.size();
   for (std::size_t i = 0; i < grads_.size(); ++i) {
     entry.grads.push_back({grad_names_[i], p.output(first_grad + i).data<float>()});

@@ -143,6 +143,9 @@ class Trainer {
   StepProfile profile(const Split& train, std::int64_t steps, std::int64_t warmup = 5);
 
   ParameterStore& parameters() { return params_; }
+  // The memory the training and evaluation programs run in, to share with other programs that
+  // run between steps (Inference's), never during one.
+  const std::shared_ptr<SharedArena>& arena() const { return arena_; }
   Model& model() { return model_; }
   const TrainConfig& config() const { return config_; }
   std::int64_t epoch() const { return epoch_; }  // completed epochs
@@ -174,6 +177,7 @@ class Trainer {
     Program& program;
     std::vector<GradRef> grads;  // its gradient outputs, by parameter name
     std::vector<const float*> norms;  // the norm of each gradient (scalar outputs)
+    const void* arena = nullptr;      // where the pointers above were taken
   };
   TrainProgram& train_program(std::int64_t rows, const std::string& x_name, const Shape& shape);
   // The training program for the images `rows` of `data` at step `step`, with the batch, its
@@ -204,6 +208,7 @@ class Trainer {
   std::vector<std::string> grad_names_;
   std::unique_ptr<ProgramCache> train_programs_;
   std::unique_ptr<ProgramCache> eval_programs_;
+  std::shared_ptr<SharedArena> arena_;  // both caches' programs run in it
   std::map<std::int64_t, TrainProgram> train_by_rows_;  // into train_programs_, by batch size
   std::map<std::int64_t, Tensor> batches_;  // one input buffer per batch size
   std::map<std::int64_t, Tensor> labels_;   // and one for the labels, when the model takes them

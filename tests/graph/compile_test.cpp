@@ -362,6 +362,47 @@ TEST_CASE("ProgramCache compiles once per distinct set of input shapes", "[graph
   CHECK(std::isfinite(last.output(0).item()));
 }
 
+TEST_CASE("a cache's programs share one arena, which grows and moves them along", "[graph][compile]") {
+  Mlp m;
+  ParameterStore params = init_parameters(m.g, 3);
+  auto run = [&](Program& p, std::int64_t rows) {
+    Tensor x = filled({rows, 784}, 0.5, 0.5, DType::f32);
+    Tensor y = filled({rows, 10}, 0.5, 0.5, DType::f32);
+    p.bind_parameters(params);
+    p.bind("x", x);
+    p.bind("y", y);
+    p.run();
+    return to_vector(p.output(2));  // a weight gradient: every row of the batch goes into it
+  };
+  auto direct = [&](std::int64_t rows) {
+    Program p = compile_program(m.g, m.outputs(), {{"x", {rows, 784}}, {"y", {rows, 10}}});
+    return run(p, rows);
+  };
+  ProgramCache cache(m.g, m.outputs());
+  // The small batch first, so the large one makes the arena grow and move.
+  Program& small = cache.get({{"x", {5, 784}}, {"y", {5, 10}}});
+  CHECK(run(small, 5) == direct(5));
+  const void* before = small.arena_memory();
+  Program& large = cache.get({{"x", {64, 784}}, {"y", {64, 10}}});
+  CHECK(small.arena_memory() == large.arena_memory());
+  CHECK(large.arena_memory() != before);
+  CHECK(run(large, 64) == direct(64));
+  // The small program follows the arena to its new place.
+  CHECK(run(small, 5) == direct(5));
+
+  // Given in the options, one arena serves several caches (a trainer's training and evaluation).
+  auto shared = std::make_shared<SharedArena>();
+  CompileOptions options;
+  options.arena = shared;
+  ProgramCache a(m.g, m.outputs(), options), b(m.g, {m.outputs()[0]}, options);
+  Program& pa = a.get({{"x", {64, 784}}, {"y", {64, 10}}});
+  Program& pb = b.get({{"x", {64, 784}}, {"y", {64, 10}}});
+  CHECK(pa.arena_memory() == shared->memory());
+  CHECK(pb.arena_memory() == shared->memory());
+  CHECK(shared->bytes() == std::max(pa.memory_plan().arena_bytes, pb.memory_plan().arena_bytes));
+  CHECK(run(pa, 64) == direct(64));
+}
+
 TEST_CASE("outputs may be inputs, parameters or constants", "[graph][compile]") {
   Graph g;
   Value x = g.input("x", {2});
