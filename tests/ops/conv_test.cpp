@@ -7,6 +7,7 @@
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/parallel.hpp>
 #include <graphrun/ops/conv.hpp>
+#include <graphrun/ops/conv_kernels.hpp>
 #include <graphrun/ops/ops.hpp>
 
 #include <catch2/catch.hpp>
@@ -117,6 +118,7 @@ std::vector<Config> configs() {
       {{17, 4, 6, 5}, {3, 4, 1, 1}, {2, 3}, {0, 0}, {1, 1}},    // 1x1 kernel, uneven strides
       {{9, 2, 8, 8}, {3, 2, 3, 3}, {1, 1}, {2, 2}, {2, 2}},
       {{4, 2, 7, 12}, {2, 2, 5, 3}, {3, 2}, {2, 1}, {1, 3}},
+      {{6, 2, 11, 10}, {3, 2, 3, 3}, {2, 2}, {1, 2}, {2, 3}},  // strided and dilated on both axes
   };
 }
 
@@ -264,6 +266,54 @@ struct ConvStep {
               {"w2", random({8, 2, 3, 3}, 10)}};
   }
 };
+
+// Exact, not close: im2col is a gather, and col2im must give each pixel its taps in tap order,
+// the bits of a plain scatter-add (what keeps the input gradient independent of how it is
+// blocked). Checked bit for bit so a faster rewrite cannot change the order unnoticed.
+TEST_CASE("im2col and col2im give the bits of a gather and of a scatter-add in tap order", "[ops][conv]") {
+  for (const Config& c : configs()) {
+    DYNAMIC_SECTION("x " << to_string(c.x) << " w " << to_string(c.w) << " " << attrs_of(c).to_string()) {
+      ops::ConvGeometry g = ops::conv_geometry(c.x, c.w, attrs_of(c));
+      const std::int64_t count = 3, ld = count * g.p();
+      Tensor colv = testing::random_tensor({g.k(), ld}, {-1.0, 1.0}, 4, 21).to(DType::f32);
+      const float* col = colv.data<float>();
+      std::vector<float> want(static_cast<std::size_t>(count * g.image())), got(want.size(), 7.0f);
+      for (std::int64_t m = 0; m < count; ++m)
+        for (std::int64_t ch = 0; ch < g.c; ++ch)
+          for (std::int64_t a = 0; a < g.kh; ++a)
+            for (std::int64_t b = 0; b < g.kw; ++b)
+              for (std::int64_t i = 0; i < g.oh; ++i)
+                for (std::int64_t j = 0; j < g.ow; ++j) {
+                  std::int64_t r = i * g.stride[0] - g.padding[0] + a * g.dilation[0];
+                  std::int64_t q = j * g.stride[1] - g.padding[1] + b * g.dilation[1];
+                  if (r < 0 || r >= g.h || q < 0 || q >= g.w) continue;
+                  want[static_cast<std::size_t>(((m * g.c + ch) * g.h + r) * g.w + q)] +=
+                      col[((ch * g.kh + a) * g.kw + b) * ld + m * g.p() + i * g.ow + j];
+                }
+      ops::col2im(g, col, count, got.data());
+      CHECK(got == want);
+
+      // im2col of channels [1, c) of the images just made, against the same loops gathering.
+      const std::int64_t c0 = std::min<std::int64_t>(1, g.c - 1);
+      std::vector<float> gathered(static_cast<std::size_t>((g.c - c0) * g.kh * g.kw * ld), 5.0f),
+          expected(gathered.size(), 0.0f);
+      for (std::int64_t m = 0; m < count; ++m)
+        for (std::int64_t ch = c0; ch < g.c; ++ch)
+          for (std::int64_t a = 0; a < g.kh; ++a)
+            for (std::int64_t b = 0; b < g.kw; ++b)
+              for (std::int64_t i = 0; i < g.oh; ++i)
+                for (std::int64_t j = 0; j < g.ow; ++j) {
+                  std::int64_t r = i * g.stride[0] - g.padding[0] + a * g.dilation[0];
+                  std::int64_t q = j * g.stride[1] - g.padding[1] + b * g.dilation[1];
+                  if (r < 0 || r >= g.h || q < 0 || q >= g.w) continue;
+                  expected[static_cast<std::size_t>((((ch - c0) * g.kh + a) * g.kw + b) * ld + m * g.p() + i * g.ow + j)] =
+                      want[static_cast<std::size_t>(((m * g.c + ch) * g.h + r) * g.w + q)];
+                }
+      ops::im2col(g, want.data(), count, c0, g.c, gathered.data());
+      CHECK(gathered == expected);
+    }
+  }
+}
 
 TEST_CASE("conv ops give the same bits at 1 and 2 threads", "[ops][conv]") {
   ThreadGuard guard;
