@@ -192,6 +192,9 @@ PY
 
 if [[ ${2:-} == --native ]]; then
   table native "native (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset)" | tee "$out/compare-native.txt"
+elif [[ -z ${OPENBLAS_CORETYPE:-} && -z ${OPENBLAS_L2_SIZE:-} ]]; then
+  # Nothing to unset: the second table would measure the same setting again.
+  table asis "as-is = native (OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset)" | tee "$out/compare-asis.txt"
 else
   table asis "as-is (OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset})" | tee "$out/compare-asis.txt"
   env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE bash "$0" "$repeats" --native
