@@ -27,8 +27,12 @@ constexpr std::int64_t kBlockElements = 1 << 19;
 // Images are cut into at least this many blocks when there are enough, so two threads share the
 // work and the last block does not leave one idle for long.
 constexpr std::int64_t kMinBlocks = 8;
-// The weight gradient's tasks: channel groups times filter groups, at most this many.
-constexpr std::int64_t kWeightTasks = 8;
+// The weight gradient's tasks: channel groups times filter groups, at most this many. Each task
+// packs dy once per channel group and runs an im2col once per filter group, and its product
+// shrinks with the split: 2 tasks ran the conv VAE's weight gradients 1.2x to 1.5x faster than 8
+// at 1 thread and 1.1x to 1.4x at 2 (bench/RESULTS.md, 2026-12-02). Fixed, never the thread
+// count, so the bits do not depend on it.
+constexpr std::int64_t kWeightTasks = 2;
 
 // Every thread grows to the largest size any thread has asked for, not only to its own: which
 // thread runs which block changes from step to step, and a thread that first meets a layer's
