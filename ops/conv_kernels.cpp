@@ -21,9 +21,11 @@
 namespace graphrun::ops {
 namespace {
 
-// Elements of scratch a block aims at (2 MiB of floats): wider products than at a quarter of it,
-// which made the conv VAE's layers 5 to 10% faster here (bench/conv_time) though it leaves L2.
-constexpr std::int64_t kBlockElements = 1 << 19;
+// Elements of scratch a block aims at (512 KiB of floats, Zen 3's L2). 2 MiB had made the conv
+// VAE's layers 5 to 10% faster than 512 KiB on Zen 5 (1 MiB of L2); on Zen 3 it is the other way
+// round, by 4 to 6% at 1 and 2 threads (bench/RESULTS.md, 2026-12-02). The best size follows the
+// L2; this one is the smaller machines'.
+constexpr std::int64_t kBlockElements = 1 << 17;
 // Images are cut into at least this many blocks when there are enough, so two threads share the
 // work and the last block does not leave one idle for long.
 constexpr std::int64_t kMinBlocks = 8;
