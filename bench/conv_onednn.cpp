@@ -12,6 +12,8 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
 
+#include "args.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -147,24 +149,9 @@ void run(dnnl_engine_t eng, dnnl_stream_t stream, const std::vector<Layer>& laye
 }  // namespace
 
 int main(int argc, char** argv) {
-  int reps = 21;
-  std::vector<int> threads{1, 2};
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string key = argv[i];
-    if (key == "--reps") {
-      reps = std::max(1, std::atoi(argv[i + 1]));
-    } else if (key == "--threads") {
-      threads.clear();
-      for (const char* p = argv[i + 1]; *p;) {
-        threads.push_back(std::atoi(p));
-        while (*p && *p != ',') ++p;
-        if (*p == ',') ++p;
-      }
-    } else {
-      fmt::print(stderr, "usage: conv_onednn [--reps N] [--threads 1,2]\n");
-      return 2;
-    }
-  }
+  const BenchArgs args = parse_bench_args(argc, argv, "conv_onednn");
+  const int reps = args.reps;
+  const std::vector<int>& threads = args.threads;
   const dnnl_version_t* v = dnnl_version();
   fmt::print("oneDNN {}.{}.{}, CPU ISA {}\n\n", v->major, v->minor, v->patch, static_cast<int>(dnnl_get_effective_cpu_isa()));
   // The layers as bench/conv_time names them.

@@ -17,6 +17,7 @@
 
 #include <cblas.h>
 
+#include "args.hpp"
 #include "fma_rate.hpp"
 
 #include <fmt/format.h>
@@ -191,24 +192,9 @@ void run(const std::vector<Layer>& layers, int threads, int reps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int reps = 21;
-  std::vector<int> threads{1, 2};
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string key = argv[i];
-    if (key == "--reps") {
-      reps = std::max(1, std::atoi(argv[i + 1]));
-    } else if (key == "--threads") {
-      threads.clear();
-      for (const char* p = argv[i + 1]; *p;) {
-        threads.push_back(std::atoi(p));
-        while (*p && *p != ',') ++p;
-        if (*p == ',') ++p;
-      }
-    } else {
-      fmt::print(stderr, "usage: conv_time [--reps N] [--threads 1,2]\n");
-      return 2;
-    }
-  }
+  const BenchArgs args = parse_bench_args(argc, argv, "conv_time");
+  const int reps = args.reps;
+  const std::vector<int>& threads = args.threads;
   // How much of a core this run gets: a plain 512^3 product on one thread, the rate the
   // convolutions' products could at best approach (the machine may be shared).
   graphrun::set_num_threads(1);

@@ -267,6 +267,26 @@ struct ConvStep {
   }
 };
 
+// Calls f(pixel, column) for each (image m < count, channel in [c0, c), tap, output) whose input
+// pixel lies inside the image, in tap order: pixel indexes `count` images, column the column
+// matrix of channels [c0, c) (ops/conv_kernels.hpp).
+template <class F>
+void each_tap(const ops::ConvGeometry& g, std::int64_t count, std::int64_t c0, F f) {
+  const std::int64_t ld = count * g.p();
+  for (std::int64_t m = 0; m < count; ++m)
+    for (std::int64_t ch = c0; ch < g.c; ++ch)
+      for (std::int64_t a = 0; a < g.kh; ++a)
+        for (std::int64_t b = 0; b < g.kw; ++b)
+          for (std::int64_t i = 0; i < g.oh; ++i)
+            for (std::int64_t j = 0; j < g.ow; ++j) {
+              std::int64_t r = i * g.stride[0] - g.padding[0] + a * g.dilation[0];
+              std::int64_t q = j * g.stride[1] - g.padding[1] + b * g.dilation[1];
+              if (r < 0 || r >= g.h || q < 0 || q >= g.w) continue;
+              f(static_cast<std::size_t>(((m * g.c + ch) * g.h + r) * g.w + q),
+                static_cast<std::size_t>((((ch - c0) * g.kh + a) * g.kw + b) * ld + m * g.p() + i * g.ow + j));
+            }
+}
+
 // Exact, not close: im2col is a gather, and col2im must give each pixel its taps in tap order,
 // the bits of a plain scatter-add (what keeps the input gradient independent of how it is
 // blocked). Checked bit for bit so a faster rewrite cannot change the order unnoticed.
@@ -278,18 +298,7 @@ TEST_CASE("im2col and col2im give the bits of a gather and of a scatter-add in t
       Tensor colv = testing::random_tensor({g.k(), ld}, {-1.0, 1.0}, 4, 21).to(DType::f32);
       const float* col = colv.data<float>();
       std::vector<float> want(static_cast<std::size_t>(count * g.image())), got(want.size(), 7.0f);
-      for (std::int64_t m = 0; m < count; ++m)
-        for (std::int64_t ch = 0; ch < g.c; ++ch)
-          for (std::int64_t a = 0; a < g.kh; ++a)
-            for (std::int64_t b = 0; b < g.kw; ++b)
-              for (std::int64_t i = 0; i < g.oh; ++i)
-                for (std::int64_t j = 0; j < g.ow; ++j) {
-                  std::int64_t r = i * g.stride[0] - g.padding[0] + a * g.dilation[0];
-                  std::int64_t q = j * g.stride[1] - g.padding[1] + b * g.dilation[1];
-                  if (r < 0 || r >= g.h || q < 0 || q >= g.w) continue;
-                  want[static_cast<std::size_t>(((m * g.c + ch) * g.h + r) * g.w + q)] +=
-                      col[((ch * g.kh + a) * g.kw + b) * ld + m * g.p() + i * g.ow + j];
-                }
+      each_tap(g, count, 0, [&](std::size_t pixel, std::size_t column) { want[pixel] += col[column]; });
       ops::col2im(g, col, count, got.data());
       CHECK(got == want);
 
@@ -297,18 +306,7 @@ TEST_CASE("im2col and col2im give the bits of a gather and of a scatter-add in t
       const std::int64_t c0 = std::min<std::int64_t>(1, g.c - 1);
       std::vector<float> gathered(static_cast<std::size_t>((g.c - c0) * g.kh * g.kw * ld), 5.0f),
           expected(gathered.size(), 0.0f);
-      for (std::int64_t m = 0; m < count; ++m)
-        for (std::int64_t ch = c0; ch < g.c; ++ch)
-          for (std::int64_t a = 0; a < g.kh; ++a)
-            for (std::int64_t b = 0; b < g.kw; ++b)
-              for (std::int64_t i = 0; i < g.oh; ++i)
-                for (std::int64_t j = 0; j < g.ow; ++j) {
-                  std::int64_t r = i * g.stride[0] - g.padding[0] + a * g.dilation[0];
-                  std::int64_t q = j * g.stride[1] - g.padding[1] + b * g.dilation[1];
-                  if (r < 0 || r >= g.h || q < 0 || q >= g.w) continue;
-                  expected[static_cast<std::size_t>((((ch - c0) * g.kh + a) * g.kw + b) * ld + m * g.p() + i * g.ow + j)] =
-                      want[static_cast<std::size_t>(((m * g.c + ch) * g.h + r) * g.w + q)];
-                }
+      each_tap(g, count, c0, [&](std::size_t pixel, std::size_t column) { expected[column] = want[pixel]; });
       ops::im2col(g, want.data(), count, c0, g.c, gathered.data());
       CHECK(gathered == expected);
     }
