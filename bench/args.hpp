@@ -1,12 +1,34 @@
-// The command line the per-kernel benchmarks share: [--reps N] [--threads 1,2].
+// What the per-kernel benchmarks share: their command line, [--reps N] [--threads 1,2], and
+// their timer.
 #pragma once
 
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <vector>
+
+struct Times {
+  double median, best;  // ms
+};
+
+// Runs f once to warm up, then `reps` times.
+inline Times times_ms(int reps, const std::function<void()>& f) {
+  f();
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    auto start = std::chrono::steady_clock::now();
+    f();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(t.begin(), t.end());
+  return {t[static_cast<std::size_t>(reps / 2)], t.front()};
+}
+
+inline double median_ms(int reps, const std::function<void()>& f) { return times_ms(reps, f).median; }
 
 struct BenchArgs {
   int reps = 21;

@@ -37,18 +37,6 @@ struct Layer {
   dnnl_dim_t c, h, f, stride;  // conv2d over c x h x h images, f filters of 3x3, padding 1
 };
 
-double median_ms(int reps, const std::function<void()>& f) {
-  f();
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    auto start = std::chrono::steady_clock::now();
-    f();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[static_cast<std::size_t>(reps / 2)];
-}
-
 // One primitive with its memories, created from the descriptor the primitive chose.
 struct Bound {
   dnnl_primitive_t prim = nullptr;

@@ -61,24 +61,6 @@ std::vector<Layer> vae_layers(std::int64_t n) {
           {"tconv 32->1 28x28 s1", true, conv(n, 1, 28, 32, 1)}};
 }
 
-struct Times {
-  double median, best;  // ms
-};
-
-Times times_ms(int reps, const std::function<void()>& f) {
-  f();
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    auto start = std::chrono::steady_clock::now();
-    f();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
-  }
-  std::sort(t.begin(), t.end());
-  return {t[static_cast<std::size_t>(reps / 2)], t.front()};
-}
-
-double median_ms(int reps, const std::function<void()>& f) { return times_ms(reps, f).median; }
-
 std::vector<float> filled(std::int64_t n, float phase) {
   std::vector<float> v(static_cast<std::size_t>(n));
   for (std::size_t i = 0; i < v.size(); ++i) v[i] = std::sin(0.37f * static_cast<float>(i) + phase);
