@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Data parallel on one machine (issue 20): `mpirun -np 2 graphrun --threads 1` against one process
 # with `--threads 2`, same model (the VAE, 784-400-20), same global batch (128), Fashion-MNIST.
-# Runs the pair REPS times, interleaved, and prints each run's training rate (the last epoch's
-# samples_per_second, so compilation and first-touch are out), their ratio, and rank 0's time in
-# the gradient sum and bytes sent per step (the last lines graphrun prints under mpirun).
+# Runs each configuration REPS times, interleaved, and prints each run's training rate (the last
+# epoch's samples_per_second, so compilation and first-touch are out), their ratio, and rank 0's
+# time in the gradient sum and bytes sent per step (the last lines graphrun prints under mpirun).
+# Two more columns per rep: the same 2 ranks with the ring sum (GRAPHRUN_ALLREDUCE=ring; the
+# default on one host is shared memory), and "no sum": two independent one-thread processes of
+# half the batch side by side, the rate data parallelism would reach if summing cost nothing.
 #
 #   bash bench/mpi_scaling.sh            # BUILD_DIR=build EPOCHS=2 LIMIT=20000 REPS=3 BATCH=128
 set -euo pipefail
@@ -23,11 +26,22 @@ rate() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().
 printf '%s, %s; %s epochs of %s images, batch %s; load average %s\n' \
   "$(lscpu | sed -n 's/^Model name: *//p')" "$(nproc) cores" "$epochs" "$limit" "$batch" \
   "$(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-4s %14s %14s %7s  %s\n' rep "1x2 img/s" "2x1 img/s" ratio "rank 0's gradient sum"
+printf '%-4s %10s %10s %7s %10s %10s  %s\n' rep "1x2 img/s" "2x1 img/s" ratio "2x1 ring" "no sum" \
+  "rank 0's gradient sum (shared memory)"
+half=$((batch / 2))
 for ((r = 1; r <= reps; r++)); do
   "$graphrun" "${common[@]}" --threads 2 --out "$tmp/one" >"$tmp/one.log"
   mpirun --oversubscribe --bind-to none -np 2 "$graphrun" "${common[@]}" --threads 1 --out "$tmp/two" >"$tmp/two.log"
-  one=$(rate "$tmp/one") two=$(rate "$tmp/two")
+  GRAPHRUN_ALLREDUCE=ring mpirun --oversubscribe --bind-to none -np 2 "$graphrun" "${common[@]}" \
+    --threads 1 --out "$tmp/ring" >"$tmp/ring.log"
+  for k in a b; do
+    "$graphrun" model.vae --epochs "$epochs" --limit "$limit" --batch "$half" --threads 1 \
+      --out "$tmp/lone-$k" >"$tmp/lone-$k.log" &
+  done
+  wait
+  one=$(rate "$tmp/one") two=$(rate "$tmp/two") ring=$(rate "$tmp/ring")
+  lone=$(python3 -c "print($(rate "$tmp/lone-a") + $(rate "$tmp/lone-b"))")
   sum=$(sed -n 's/^gradient sum on rank 0: //p' "$tmp/two.log")
-  printf '%-4s %14.0f %14.0f %7.3f  %s\n' "$r" "$one" "$two" "$(python3 -c "print($two / $one)")" "$sum"
+  printf '%-4s %10.0f %10.0f %7.3f %10.0f %10.0f  %s\n' "$r" "$one" "$two" \
+    "$(python3 -c "print($two / $one)")" "$ring" "$lone" "$sum"
 done

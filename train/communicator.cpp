@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
@@ -21,6 +22,18 @@ int env_int(const char* name, int otherwise) {
 }
 
 }  // namespace
+
+void Communicator::all_reduce_sum(std::span<const float> in, std::span<float> out) {
+  if (in.size() != out.size())
+    throw std::invalid_argument(fmt::format("all_reduce_sum: {} inputs for {} outputs", in.size(), out.size()));
+  std::copy(in.begin(), in.end(), out.begin());
+  all_reduce_sum(out);
+}
+
+std::span<float> Communicator::sum_input(std::size_t n) {
+  input_.resize(n);
+  return input_;
+}
 
 void SingleProcess::abort(int code) {
   std::fflush(stdout);

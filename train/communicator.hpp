@@ -27,6 +27,12 @@ class Communicator {
   // ((x_c + x_c+1) + x_c+2) + ... around the ring. Moves 2 (size - 1) / size * data.size_bytes()
   // out of each rank.
   virtual void all_reduce_sum(std::span<float> data) = 0;
+  // The same sum (same order, same bits) of `in` into `out`, of the same length. An `in` from
+  // sum_input() is read where it lies, which spares a copy where the ranks share memory.
+  virtual void all_reduce_sum(std::span<const float> in, std::span<float> out);
+  // A buffer of n floats for the next all_reduce_sum's input; valid until the sum after that.
+  // Collective: every rank asks for the same n.
+  virtual std::span<float> sum_input(std::size_t n);
   // In place: rank r's block, data[offsets[r], offsets[r + 1]), is copied to every rank.
   // offsets has size() + 1 entries. A copy, so the result is exact.
   virtual void all_gather(std::span<float> data, std::span<const std::int64_t> offsets) = 0;
@@ -45,6 +51,9 @@ class Communicator {
 
  protected:
   std::int64_t bytes_sent_ = 0;
+
+ private:
+  std::vector<float> input_;
 };
 
 // One process: the sums are the inputs, nothing moves.

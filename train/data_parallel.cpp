@@ -4,8 +4,9 @@
 // of the mean loss times r / B, so the sum is the gradient of the whole batch's mean loss.
 //
 // Fused buffer of one part: [gradient of every parameter, in grad_names_ order | loss | terms... |
-// stop flag]. Default mode: one part per rank, summed by Communicator::all_reduce_sum (a fixed
-// ring order: the same bits for the same number of ranks). Shards mode (config.shards = K): K
+// stop flag]. Default mode: one part per rank, written to the Communicator's sum_input and
+// summed into fused_ by all_reduce_sum (a fixed ring order: the same bits for the same number of
+// ranks). Shards mode (config.shards = K): K
 // fixed parts of the batch, each rank computing a contiguous run of them; the K buffers are
 // gathered (a copy) and summed in shard order on every rank, so the bits do not depend on how
 // many ranks computed them.
@@ -94,10 +95,11 @@ const std::vector<double>& Trainer::parallel_step(const Split& data,
   agreed_stop_ = false;
   if (shards == 0) {
     auto [lo, mine] = part(rank, ranks);
-    run_part(data, mine, lo, total, step, fused_.data());
-    fused_[slot - 1] = stop ? 1.0f : 0.0f;
+    std::span<float> in = comm_->sum_input(slot);  // where the others can read it, if they can
+    run_part(data, mine, lo, total, step, in.data());
+    in[slot - 1] = stop ? 1.0f : 0.0f;
     const double t1 = clock_seconds();
-    comm_->all_reduce_sum(fused_);
+    comm_->all_reduce_sum(in, fused_);
     parallel_stats_.compute_seconds += t1 - t0;
     parallel_stats_.reduce_seconds += clock_seconds() - t1;
     sum = fused_.data();

@@ -123,8 +123,10 @@ Trainer::Trainer(Model& model, TrainConfig config, Communicator& comm)
   train_outs.insert(train_outs.end(), grads_.begin(), grads_.end());
   // The norm of each gradient, computed in the program as soon as that gradient exists (still
   // in cache, and alongside the rest of the backward pass) instead of in a separate pass over
-  // all of them before the update.
-  for (const auto& gr : grads_) train_outs.push_back(norm2(gr));
+  // all of them before the update. Data parallel steps need the norm of the summed gradient,
+  // which the optimizer computes.
+  if (!parallel())
+    for (const auto& gr : grads_) train_outs.push_back(norm2(gr));
   // Training and evaluation never run at once: one arena serves both, and each batch size.
   arena_ = std::make_shared<SharedArena>();
   CompileOptions opts{DType::f32, config_.check_numerics, true, arena_};
@@ -341,7 +343,7 @@ Trainer::TrainProgram& Trainer::train_program(std::int64_t rows, const std::stri
   const std::size_t first_grad = 1 + model_.terms.size();
   for (std::size_t i = 0; i < grads_.size(); ++i) {
     entry.grads.push_back({grad_names_[i], p.output(first_grad + i).data<float>()});
-    entry.norms.push_back(p.output(first_grad + grads_.size() + i).data<float>());
+    if (!parallel()) entry.norms.push_back(p.output(first_grad + grads_.size() + i).data<float>());
   }
   return train_by_rows_.emplace(rows, std::move(entry)).first->second;
 }

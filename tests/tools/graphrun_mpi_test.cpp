@@ -107,6 +107,28 @@ TEST_CASE("mpirun: a rerun with the same number of ranks gives the same bits", "
   CHECK(read_text(tmp / "a" / "metrics.jsonl").substr(0, 60) == read_text(tmp / "b" / "metrics.jsonl").substr(0, 60));
 }
 
+TEST_CASE("mpirun: the shared-memory sum gives the ring's bits", "[mpi][e2e]") {
+  GRAPHRUN_REQUIRE_MPI();
+  TempDir tmp;
+  for (int ranks : {2, 3}) {
+    const std::string shared = "shared" + std::to_string(ranks), ring = "ring" + std::to_string(ranks);
+    CliResult a = mpi_run(ranks, small("model.vae", shared, 1), tmp.path(), shared);
+    INFO(describe(a));
+    REQUIRE(a.code == 0);
+    CHECK(a.out.find("shared-memory sum") != std::string::npos);  // all ranks on this host
+    MpiProcess p(ranks, small("model.vae", ring, 1), tmp.path(), ring, {"GRAPHRUN_ALLREDUCE=ring"});
+    CliResult b = p.wait(60s);
+    INFO(describe(b));
+    REQUIRE(b.code == 0);
+    CHECK(b.out.find("shared-memory sum") == std::string::npos);
+    require_same_tensors(tmp / shared / "checkpoint.safetensors", tmp / ring / "checkpoint.safetensors");
+  }
+  MpiProcess bad(2, small("model.vae", "bad", 1), tmp.path(), "bad", {"GRAPHRUN_ALLREDUCE=tree"});
+  CliResult r = bad.wait(60s);
+  CHECK(r.code != 0);
+  CHECK(r.err.find("GRAPHRUN_ALLREDUCE='tree'") != std::string::npos);
+}
+
 TEST_CASE("mpirun: train.shards gives the same bits for 1, 2 and 3 ranks", "[mpi][e2e]") {
   GRAPHRUN_REQUIRE_MPI();
   TempDir tmp;

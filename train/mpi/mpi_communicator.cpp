@@ -1,6 +1,12 @@
 // MPI_COMM_WORLD as a Communicator. The sum is a ring written with MPI_Sendrecv rather than
 // MPI_Allreduce: Open MPI picks its reduction algorithm (and so the order of the additions) by
 // message size and rank count, so its bits can change with the model; a ring's cannot.
+//
+// When every rank is on one host, the sum goes through an MPI shared-memory window instead: each
+// rank puts its buffer in the window, sums its own chunk reading the others' buffers in place,
+// and copies the summed chunks out. No message is copied through Open MPI's shared-memory
+// transport in fragments, and the additions are the ring's, in the ring's order, so the bits are
+// the same either way (a test compares them). GRAPHRUN_ALLREDUCE=ring forces the ring.
 #include <graphrun/train/mpi/mpi_communicator.hpp>
 
 #include <fmt/format.h>
@@ -10,10 +16,13 @@
 #define MPICH_SKIP_MPICXX 1
 #include <mpi.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <stdexcept>
+#include <string_view>
 
 namespace graphrun {
 namespace {
@@ -55,9 +64,20 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_rank(node, &node_rank);
     int leader = node_rank == 0 ? 1 : 0;
     MPI_Allreduce(&leader, &hosts_, 1, MPI_INT, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Comm_free(&node);
+    const char* choice = std::getenv("GRAPHRUN_ALLREDUCE");
+    const std::string_view want = choice ? choice : "";
+    if (!want.empty() && want != "ring" && want != "shared")
+      throw std::invalid_argument(fmt::format("GRAPHRUN_ALLREDUCE='{}': the gradient sum is 'ring' "
+                                              "or 'shared' (shared memory, all ranks on one host)", want));
+    if (want == "shared" && hosts_ > 1)
+      throw std::invalid_argument(fmt::format("GRAPHRUN_ALLREDUCE=shared needs every rank on one "
+                                              "host; this job spans {}", hosts_));
+    if (size_ > 1 && hosts_ == 1 && want != "ring") node_ = node;  // one host: ranks in world order
+    else MPI_Comm_free(&node);
   }
   ~MpiCommunicator() override {
+    release_window();
+    if (node_ != MPI_COMM_NULL) MPI_Comm_free(&node_);
     if (!owns_mpi_) return;
     int finalised = 0;
     MPI_Finalized(&finalised);
@@ -70,6 +90,11 @@ class MpiCommunicator final : public Communicator {
   void all_reduce_sum(std::span<float> data) override {
     const int n = size_;
     if (n == 1 || data.empty()) return;
+    if (node_ != MPI_COMM_NULL) {
+      std::span<float> in = sum_input(data.size());
+      std::memcpy(in.data(), data.data(), data.size_bytes());
+      return shared_sum(data);
+    }
     const std::size_t len = data.size();
     auto begin = [&](int c) { return len * static_cast<std::size_t>(c) / static_cast<std::size_t>(n); };
     auto count = [&](int c) { return begin(c + 1) - begin(c); };
@@ -99,6 +124,20 @@ class MpiCommunicator final : public Communicator {
             "MPI_Sendrecv (allgather)");
       bytes_sent_ += static_cast<std::int64_t>(count(send) * sizeof(float));
     }
+  }
+
+  void all_reduce_sum(std::span<const float> in, std::span<float> out) override {
+    if (node_ == MPI_COMM_NULL || in.data() != input_turn(in.size()))
+      return Communicator::all_reduce_sum(in, out);
+    if (in.size() != out.size())
+      throw std::invalid_argument(fmt::format("all_reduce_sum: {} inputs for {} outputs", in.size(), out.size()));
+    shared_sum(out);
+  }
+
+  std::span<float> sum_input(std::size_t n) override {
+    if (node_ == MPI_COMM_NULL) return Communicator::sum_input(n);
+    if (n > window_floats_) grow_window(n);
+    return {segments_[static_cast<std::size_t>(rank_)] + (turn_ ? window_floats_ : 0), n};
   }
 
   void all_gather(std::span<float> data, std::span<const std::int64_t> offsets) override {
@@ -145,13 +184,92 @@ class MpiCommunicator final : public Communicator {
   }
 
   std::string describe() const override {
-    return fmt::format("MPI, {} rank{} on {} host{}", size_, size_ == 1 ? "" : "s", hosts_,
-                       hosts_ == 1 ? "" : "s");
+    return fmt::format("MPI, {} rank{} on {} host{}{}", size_, size_ == 1 ? "" : "s", hosts_,
+                       hosts_ == 1 ? "" : "s", node_ != MPI_COMM_NULL ? ", shared-memory sum" : "");
   }
 
  private:
+  // This rank's input buffer of this turn, or nullptr when the window is too small for n.
+  const float* input_turn(std::size_t n) const {
+    if (n > window_floats_) return nullptr;
+    return segments_[static_cast<std::size_t>(rank_)] + (turn_ ? window_floats_ : 0);
+  }
+
+  // Sums every rank's sum_input() of this turn into out. Two input buffers per rank, used by
+  // turns: a rank may fill the next one while the others still copy this sum out of this one.
+  void shared_sum(std::span<float> out) {
+    const int n = size_;
+    const std::size_t len = out.size();
+    auto buffer = [&](int r) { return segments_[static_cast<std::size_t>(r)] + (turn_ ? window_floats_ : 0); };
+    auto begin = [&](int c) { return len * static_cast<std::size_t>(c) / static_cast<std::size_t>(n); };
+    auto count = [&](int c) { return begin(c + 1) - begin(c); };
+    fence();
+    // This rank's chunk, summed as the ring sums it: ((x_c + x_c+1) + x_c+2) + ... from rank c.
+    // In blocks, so the running sum stays in cache while each rank's part is added.
+    constexpr std::size_t kBlock = 2048;
+    float* own = buffer(rank_) + begin(rank_);
+    const std::size_t m = count(rank_);
+    for (std::size_t b = 0; b < m; b += kBlock) {
+      const std::size_t e = std::min(m, b + kBlock);
+      for (int k = 1; k < n; ++k) {
+        const float* __restrict src = buffer((rank_ + k) % n) + begin(rank_);
+        float* __restrict dst = own;
+        for (std::size_t i = b; i < e; ++i) dst[i] = dst[i] + src[i];
+      }
+    }
+    fence();
+    for (int c = 0; c < n; ++c)
+      std::memcpy(out.data() + begin(c), buffer(c) + begin(c), count(c) * sizeof(float));
+    turn_ = !turn_;
+    // What the ring would send; here it is what the others read of this rank's buffer.
+    bytes_sent_ += static_cast<std::int64_t>((len - count(rank_) + (n - 1) * count(rank_)) * sizeof(float));
+  }
+
+  // Every rank's writes to the window are seen by every rank after it (MPI's separate memory
+  // model asks for the syncs around the barrier).
+  void fence() {
+    MPI_Win_sync(window_);
+    check(MPI_Barrier(node_), "MPI_Barrier (shared-memory sum)");
+    MPI_Win_sync(window_);
+  }
+
+  // Collective: every rank sums buffers of the same length, so all reach here together.
+  void grow_window(std::size_t len) {
+    release_window();
+    MPI_Info info;
+    MPI_Info_create(&info);
+    MPI_Info_set(info, "alloc_shared_noncontig", "true");  // each rank's part on its own pages
+    void* base = nullptr;
+    const auto bytes = static_cast<MPI_Aint>(2 * len * sizeof(float));
+    const int rc = MPI_Win_allocate_shared(bytes, sizeof(float), info, node_, &base, &window_);
+    MPI_Info_free(&info);
+    check(rc, "MPI_Win_allocate_shared");
+    segments_.assign(static_cast<std::size_t>(size_), nullptr);
+    for (int r = 0; r < size_; ++r) {
+      MPI_Aint size = 0;
+      int unit = 0;
+      check(MPI_Win_shared_query(window_, r, &size, &unit, &segments_[static_cast<std::size_t>(r)]),
+            "MPI_Win_shared_query");
+    }
+    check(MPI_Win_lock_all(MPI_MODE_NOCHECK, window_), "MPI_Win_lock_all");
+    window_floats_ = len;
+    turn_ = false;
+  }
+
+  void release_window() {
+    if (window_ == MPI_WIN_NULL) return;
+    MPI_Win_unlock_all(window_);
+    MPI_Win_free(&window_);
+    window_floats_ = 0;
+  }
+
   int rank_ = 0, size_ = 1, hosts_ = 1;
   bool owns_mpi_ = false;
+  MPI_Comm node_ = MPI_COMM_NULL;  // set when the sum goes through shared memory
+  MPI_Win window_ = MPI_WIN_NULL;
+  std::vector<float*> segments_;
+  std::size_t window_floats_ = 0;
+  bool turn_ = false;
   std::vector<float> recv_;
   std::vector<int> counts_, displs_;
 };
