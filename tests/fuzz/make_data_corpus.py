@@ -1,9 +1,10 @@
 #!/usr/bin/python3
-"""Writes the seed corpora of fuzz_npy and fuzz_cifar into tests/fuzz/corpus/<target>/, and the
+"""Writes the seed corpora of fuzz_npy, fuzz_cifar and fuzz_image_folder into tests/fuzz/corpus/<target>/, and the
 .npz fixtures of tests/train/npy_test.cpp into tests/data/npy/: valid tiny files of every dtype
 and layout the readers take, and the edge cases they must refuse. The output is committed; run
 this again only to change the seeds. Needs numpy: run it with /usr/bin/python3 (Debian's
-python3-numpy), not a python3 on PATH without it."""
+python3-numpy, and python3-pil for the images), not a python3 on PATH without them.
+`make_data_corpus.py images` writes only the images."""
 import io
 import os
 import struct
@@ -126,7 +127,50 @@ def cifar_corpus():
     p("short.bin", bytes([1, 2, 3]))
 
 
+def image_corpus():
+    """Tiny PNG (grey, grey with alpha, RGB, RGBA, palette, 16-bit), JPEG (grey, RGB) and BMP
+    images, and the same PNG cut short and with a header claiming 9000 x 9000 pixels."""
+    from PIL import Image
+
+    folder = os.path.join(CORPUS, "fuzz_image_folder")
+    rng = np.random.default_rng(7)
+
+    def encode(image, fmt, **options):
+        out = io.BytesIO()
+        image.save(out, fmt, **options)
+        return out.getvalue()
+
+    pixels = rng.integers(0, 256, size=(5, 3, 4), dtype=np.uint8)
+    grey = Image.fromarray(pixels[:, :, 0], "L")
+    rgb = Image.fromarray(pixels[:, :, :3], "RGB")
+    put(folder, "grey.png", encode(grey, "PNG"))
+    put(folder, "grey_alpha.png", encode(Image.fromarray(pixels[:, :, :2], "LA"), "PNG"))
+    put(folder, "rgb.png", encode(rgb, "PNG"))
+    put(folder, "rgba.png", encode(Image.fromarray(pixels, "RGBA"), "PNG"))
+    put(folder, "palette.png", encode(rgb.convert("P"), "PNG"))
+    put(folder, "grey16.png", encode(Image.fromarray(pixels[:, :, 0].astype(np.uint16) * 257, "I;16"), "PNG"))
+    put(folder, "grey.jpg", encode(grey, "JPEG", quality=90))
+    put(folder, "rgb.jpg", encode(rgb, "JPEG", quality=90))
+    put(folder, "rgb_progressive.jpg", encode(rgb, "JPEG", quality=75, progressive=True))
+    put(folder, "rgb.bmp", encode(rgb, "BMP"))
+    put(folder, "grey.bmp", encode(grey, "BMP"))
+    png = encode(rgb, "PNG")
+    put(folder, "truncated.png", png[: len(png) // 2])
+    # IHDR's width and height (bytes 16..23), then its CRC recomputed so only the size is wrong.
+    import zlib as z
+    huge = bytearray(png)
+    huge[16:24] = struct.pack(">II", 9000, 9000)
+    huge[29:33] = struct.pack(">I", z.crc32(bytes(huge[12:29])) & 0xFFFFFFFF)
+    put(folder, "huge.png", bytes(huge))
+
+
 if __name__ == "__main__":
-    npy_corpus()
-    npy_fixtures()
-    cifar_corpus()
+    import sys
+
+    if sys.argv[1:] == ["images"]:
+        image_corpus()
+    else:
+        npy_corpus()
+        npy_fixtures()
+        cifar_corpus()
+        image_corpus()

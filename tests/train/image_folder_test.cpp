@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "fuzz/image_folder_check.hpp"
+#include "fuzz/replay.hpp"
 #include "train/temp_dir.hpp"
 
 // Static, like the copies in the library and in image_test.cpp, so they cannot clash.
@@ -217,4 +219,9 @@ TEST_CASE("image folder errors name the image", "[imagefolder]") {
     CHECK_FALSE(is_image_folder(dir / "a.png"));
     CHECK_THAT(folder_error(dir / "a.png", dir / "a.png"), Catch::Contains("not a folder"));
   }
+}
+
+TEST_CASE("fuzz inputs for image folders are refused cleanly or read the same both ways",
+          "[imagefolder][fuzz]") {
+  graphrun::fuzz::replay("fuzz_image_folder", graphrun::fuzz::check_image_folder);
 }
