@@ -33,6 +33,19 @@ class Communicator {
   // A buffer of n floats for the next all_reduce_sum's input; valid until the sum after that.
   // Collective: every rank asks for the same n.
   virtual std::span<float> sum_input(std::size_t n);
+  // Half of all_reduce_sum, for ranks that share the update (each its own part, then they
+  // gather the parameters): sums `in`, which sum_input() returned, over every rank in place, but
+  // only this rank's chunk, [len * rank / size, len * (rank + 1) / size), with the same additions
+  // as all_reduce_sum; the rest of `in` is left as it was. Returns false, doing nothing, where
+  // that saves nothing over all_reduce_sum (the default; MPI's ring).
+  virtual bool reduce_scatter_sum(std::span<float>) { return false; }
+  // n floats that every rank reads and writes as the same memory, not copies (where the ranks
+  // share a host), or an empty span where they cannot (the default; MPI across hosts).
+  // Collective, every rank asking for the same n; valid until the next call. A rank's writes
+  // are seen by the others after the next barrier().
+  virtual std::span<float> shared_floats(std::size_t) { return {}; }
+  // Returns when every rank has called it.
+  virtual void barrier() {}
   // In place: rank r's block, data[offsets[r], offsets[r + 1]), is copied to every rank.
   // offsets has size() + 1 entries. A copy, so the result is exact.
   virtual void all_gather(std::span<float> data, std::span<const std::int64_t> offsets) = 0;
@@ -61,6 +74,7 @@ class SingleProcess final : public Communicator {
  public:
   int rank() const override { return 0; }
   int size() const override { return 1; }
+  using Communicator::all_reduce_sum;
   void all_reduce_sum(std::span<float>) override {}
   void all_gather(std::span<float>, std::span<const std::int64_t>) override {}
   void broadcast(std::vector<std::byte>&, int) override {}

@@ -6,11 +6,15 @@
 // Fused buffer of one part: [gradient of every parameter, in grad_names_ order | loss | terms... |
 // stop flag]. Default mode: one part per rank, written to the Communicator's sum_input and
 // summed into fused_ by all_reduce_sum (a fixed ring order: the same bits for the same number of
-// ranks). Shards mode (config.shards = K): K
+// ranks). Where the ranks share memory, the communicator sums only each rank's own chunk
+// (reduce_scatter_sum) and the ranks share the update instead (shared_update): each updates its
+// chunk of the parameters and they gather the rest, the same bits as the whole update on every
+// rank. Shards mode (config.shards = K): K
 // fixed parts of the batch, each rank computing a contiguous run of them; the K buffers are
 // gathered (a copy) and summed in shard order on every rank, so the bits do not depend on how
 // many ranks computed them.
 #include <graphrun/graph/parallel.hpp>
+#include <graphrun/ops/kernel_util.hpp>
 #include <graphrun/train/trainer.hpp>
 
 #include <fmt/format.h>
@@ -18,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <optional>
 
 namespace graphrun {
 namespace {
@@ -82,6 +87,7 @@ const std::vector<double>& Trainer::parallel_step(const Split& data,
     for (int r = 0; r <= ranks; ++r)
       gather_offsets_[static_cast<std::size_t>(r)] =
           static_cast<std::int64_t>(slot) * (std::max<std::int64_t>(shards, 1) * r / ranks);
+    if (shards == 0) share_parameters();
   }
   const auto g_floats = static_cast<std::size_t>(parallel_stats_.gradient_floats);
   const std::size_t slot = g_floats + extras + 1;
@@ -92,6 +98,7 @@ const std::vector<double>& Trainer::parallel_step(const Split& data,
   };
   const double t0 = clock_seconds();
   const float* sum = nullptr;
+  std::optional<double> norm;  // the optimizer's own when not set
   agreed_stop_ = false;
   if (shards == 0) {
     auto [lo, mine] = part(rank, ranks);
@@ -99,11 +106,19 @@ const std::vector<double>& Trainer::parallel_step(const Split& data,
     run_part(data, mine, lo, total, step, in.data());
     in[slot - 1] = stop ? 1.0f : 0.0f;
     const double t1 = clock_seconds();
-    comm_->all_reduce_sum(in, fused_);
     parallel_stats_.compute_seconds += t1 - t0;
+    if (!shared_params_.empty()) {
+      if (!comm_->reduce_scatter_sum(in))
+        throw std::logic_error("the communicator shares memory but cannot sum chunks in place");
+      return shared_update(in, where, t1);
+    }
+    comm_->all_reduce_sum(in, fused_);
     parallel_stats_.reduce_seconds += clock_seconds() - t1;
     sum = fused_.data();
     agreed_stop_ = sum[slot - 1] > 0;
+    double squares = 0;  // as shared_update adds it up, so the two give the same bits
+    for (int c = 0; c < ranks; ++c) squares += chunk_squares(sum, slot, ranks, c);
+    norm = std::sqrt(squares);
   } else {
     for (std::int64_t k = shards * rank / ranks; k < shards * (rank + 1) / ranks; ++k) {
       auto [lo, mine] = part(k, shards);
@@ -138,12 +153,122 @@ const std::vector<double>& Trainer::parallel_step(const Split& data,
     throw NumericsError(fmt::format("the loss became {} {}; the parameters are those before this "
                                     "step. Try a lower learning rate, gradient clipping, or "
                                     "--check-numerics to find the node", not_finite(loss), where()));
-  const double norm = optimizer_.step(params_, parallel_grads_);
+  check_norm(optimizer_.step(params_, parallel_grads_, norm), loss, where);
+  return step_losses_;
+}
+
+float Trainer::chunk_squares(const float* sum, std::size_t slot, int ranks, int c) const {
+  const auto g_floats = static_cast<std::size_t>(parallel_stats_.gradient_floats);
+  const auto r = static_cast<std::size_t>(ranks);
+  const std::size_t b = std::min(g_floats, slot * static_cast<std::size_t>(c) / r);
+  const std::size_t e = std::min(g_floats, slot * static_cast<std::size_t>(c + 1) / r);
+  return static_cast<float>(ops::sum_of_squares(sum + b, static_cast<std::int64_t>(e - b)));
+}
+
+void Trainer::check_norm(double norm, double loss, FunctionRef<std::string()> where) const {
   if (!std::isfinite(norm))
     throw NumericsError(fmt::format("the gradient norm is {} {} while the loss is {}; the update "
                                     "was not applied. Try --check-numerics to find the node",
                                     not_finite(norm), where(), loss));
+}
+
+// `in` holds this rank's chunk of the sum (reduce_scatter_sum). Each rank sends the others a
+// header, its chunk's squared norm and whatever of the loss, terms and stop flag falls in its
+// chunk, so every rank knows them and takes the same decisions; then each updates its own
+// chunk of the parameters, which all ranks hold in one shared copy (share_parameters()), reading
+// the summed gradient where it lies. Adam's moments stay with the chunk's rank until the epoch
+// ends (shared_state()).
+const std::vector<double>& Trainer::shared_update(std::span<float> in,
+                                                  FunctionRef<std::string()> where, double t1) {
+  const int ranks = comm_->size(), rank = comm_->rank();
+  const std::size_t extras = 1 + model_.terms.size();
+  const auto g_floats = static_cast<std::size_t>(parallel_stats_.gradient_floats);
+  const std::size_t slot = g_floats + extras + 1, width = extras + 2;
+  const auto r_count = static_cast<std::size_t>(ranks);
+  auto bounds = [&](int c) {
+    return std::pair{slot * static_cast<std::size_t>(c) / r_count, slot * static_cast<std::size_t>(c + 1) / r_count};
+  };
+  if (header_.empty()) {
+    header_.assign(width * r_count, 0.0f);
+    header_offsets_.clear();
+    param_offsets_.clear();
+    for (int r = 0; r <= ranks; ++r) {
+      header_offsets_.push_back(static_cast<std::int64_t>(width * static_cast<std::size_t>(r)));
+      param_offsets_.push_back(static_cast<std::int64_t>(std::min(g_floats, bounds(r).first)));
+    }
+    flat_.assign(g_floats, 0.0f);
+  }
+  const auto [b, e] = bounds(rank);
+  float* mine = header_.data() + width * static_cast<std::size_t>(rank);
+  std::fill(mine, mine + width, 0.0f);
+  mine[0] = chunk_squares(in.data(), slot, ranks, rank);
+  for (std::size_t k = 0; k <= extras; ++k)
+    if (b <= g_floats + k && g_floats + k < e) mine[1 + k] = in[g_floats + k];
+  comm_->all_gather(header_, header_offsets_);
+  double squares = 0;
+  for (int r = 0; r < ranks; ++r) squares += header_[width * static_cast<std::size_t>(r)];
+  std::vector<double>& values = step_losses_;
+  values.assign(extras + 1, 0.0);
+  for (std::size_t k = 0; k <= extras; ++k)
+    for (int r = 0; r < ranks; ++r)
+      if (auto [rb, re] = bounds(r); rb <= g_floats + k && g_floats + k < re)
+        values[k] = header_[width * static_cast<std::size_t>(r) + 1 + k];
+  agreed_stop_ = values[extras] > 0;
+  values.resize(extras);
+  const double t2 = clock_seconds();
+  parallel_stats_.reduce_seconds += t2 - t1;
+  ++parallel_stats_.steps;
+  const double loss = values[0];
+  if (!std::isfinite(loss))
+    throw NumericsError(fmt::format("the loss became {} {}; the parameters are those before this "
+                                    "step. Try a lower learning rate, gradient clipping, or "
+                                    "--check-numerics to find the node", not_finite(loss), where()));
+  std::size_t at = 0;
+  for (GradRef& g : parallel_grads_) {  // this turn's buffer
+    g.grad = in.data() + at;
+    at += static_cast<std::size_t>(params_.at(g.name).numel());
+  }
+  const auto lo = static_cast<std::int64_t>(std::min(b, g_floats));
+  const auto hi = static_cast<std::int64_t>(std::min(e, g_floats));
+  check_norm(optimizer_.step(params_, parallel_grads_, std::sqrt(squares), lo, hi), loss, where);
+  shared_state_ = true;
+  // Every chunk is updated before any rank's next step reads the parameters.
+  const double t3 = clock_seconds();
+  comm_->barrier();
+  parallel_stats_.reduce_seconds += clock_seconds() - t3;
   return step_losses_;
+}
+
+void Trainer::share_parameters() {
+  const auto g_floats = static_cast<std::size_t>(parallel_stats_.gradient_floats);
+  std::span<float> shared = comm_->shared_floats(g_floats);
+  if (shared.empty()) return;
+  // Every rank holds the same parameters (the same seed, or rank 0's checkpoint): rank 0's go
+  // into the shared memory, and every rank's tensors become views of it.
+  std::size_t at = 0;
+  for (const auto& name : grad_names_) {
+    const Tensor& t = params_.at(name);
+    if (comm_->rank() == 0) std::memcpy(shared.data() + at, t.raw(), t.bytes());
+    at += static_cast<std::size_t>(t.numel());
+  }
+  comm_->barrier();
+  at = 0;
+  for (const auto& name : grad_names_) {
+    Tensor& t = params_.at(name);
+    t = Tensor::view(DType::f32, t.shape(), shared.data() + at);
+    at += static_cast<std::size_t>(t.numel());
+  }
+  shared_params_ = shared;
+}
+
+void Trainer::shared_state() {
+  if (!shared_state_) return;
+  for (std::size_t kind = 0; kind < optimizer_.state_kinds(); ++kind) {
+    optimizer_.state_out(kind, flat_);
+    comm_->all_gather(flat_, param_offsets_);
+    optimizer_.state_in(kind, flat_);
+  }
+  shared_state_ = false;
 }
 
 bool Trainer::parameters_agree() {

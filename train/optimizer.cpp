@@ -37,7 +37,11 @@ Optimizer::Optimizer(OptimizerConfig config) : config_(std::move(config)) {
 void Optimizer::prepare(ParameterStore& params, const std::vector<GradRef>& grads) {
   if (slots_.size() == grads.size()) {
     bool same = true;
-    for (std::size_t i = 0; i < grads.size() && same; ++i) same = slots_[i].grad == grads[i].grad;
+    for (std::size_t i = 0; i < grads.size() && same; ++i) {
+      auto it = params.find(grads[i].name);
+      same = slots_[i].grad == grads[i].grad && it != params.end() &&
+             it->second.dtype() == DType::f32 && slots_[i].param == it->second.data<float>();
+    }
     if (same) return;  // the usual case: the same program buffers every step
   }
   slots_.clear();
@@ -62,8 +66,41 @@ void Optimizer::prepare(ParameterStore& params, const std::vector<GradRef>& grad
 double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads,
                        std::optional<double> given_norm) {
   prepare(params, grads);
+  if (given_norm) return update(*given_norm, 0, offsets_.back());
+  double sq = 0;
+  for (const Slot& s : slots_) sq += ops::sum_of_squares(s.grad, s.n);
+  return update(std::sqrt(sq), 0, offsets_.back());
+}
+
+double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads, double norm,
+                       std::int64_t begin, std::int64_t end) {
+  prepare(params, grads);
+  if (begin < 0 || end < begin || end > offsets_.back())
+    throw std::invalid_argument(fmt::format("optimizer: range [{}, {}) outside the {} parameters' "
+                                            "elements", begin, end, offsets_.back()));
+  return update(norm, begin, end);
+}
+
+void Optimizer::state_out(std::size_t kind, std::span<float> flat) const {
+  if (flat.size() != static_cast<std::size_t>(offsets_.empty() ? 0 : offsets_.back()))
+    throw std::invalid_argument("optimizer: state_out needs one value per parameter element");
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    const float* from = kind == 0 ? slots_[i].m : slots_[i].v;
+    std::copy(from, from + slots_[i].n, flat.begin() + offsets_[i]);
+  }
+}
+
+void Optimizer::state_in(std::size_t kind, std::span<const float> flat) {
+  if (flat.size() != static_cast<std::size_t>(offsets_.empty() ? 0 : offsets_.back()))
+    throw std::invalid_argument("optimizer: state_in needs one value per parameter element");
+  for (std::size_t i = 0; i < slots_.size(); ++i) {
+    float* to = kind == 0 ? slots_[i].m : slots_[i].v;
+    std::copy(flat.begin() + offsets_[i], flat.begin() + offsets_[i] + slots_[i].n, to);
+  }
+}
+
+double Optimizer::update(double norm, std::int64_t begin, std::int64_t end) {
   FlushDenormals flush;  // a moment decaying towards zero would otherwise crawl through them
-  std::int64_t total = offsets_.back();
   // Finds the slot holding global index i (few slots: a linear walk from a hint is enough).
   auto for_range = [&](std::int64_t b, std::int64_t e, auto&& f) {
     std::size_t s = static_cast<std::size_t>(std::upper_bound(offsets_.begin(), offsets_.end(), b) - offsets_.begin()) - 1;
@@ -74,12 +111,6 @@ double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads
       i = end;
     }
   };
-  auto sum_of_all_squares = [&] {
-    double sq = 0;
-    for (const Slot& s : slots_) sq += ops::sum_of_squares(s.grad, s.n);
-    return sq;
-  };
-  double norm = given_norm ? *given_norm : std::sqrt(sum_of_all_squares());
   if (!std::isfinite(norm)) return norm;
   float scale = 1.0f;
   if (config_.clip_norm > 0 && norm > config_.clip_norm) scale = static_cast<float>(config_.clip_norm / norm);
@@ -91,16 +122,16 @@ double Optimizer::step(ParameterStore& params, const std::vector<GradRef>& grads
     double t = static_cast<double>(steps_);
     float step_size = lr / static_cast<float>(1.0 - std::pow(c.beta1, t));
     float inv_sqrt_bc2 = 1.0f / std::sqrt(static_cast<float>(1.0 - std::pow(c.beta2, t)));
-    parallel_for(total, kGrain, [&](std::int64_t b, std::int64_t e) {
-      for_range(b, e, [&](const Slot& s, std::int64_t lo, std::int64_t hi) {
+    parallel_for(end - begin, kGrain, [&](std::int64_t b, std::int64_t e) {
+      for_range(begin + b, begin + e, [&](const Slot& s, std::int64_t lo, std::int64_t hi) {
         adam_update(s.param + lo, s.grad + lo, s.m + lo, s.v + lo, hi - lo,
                     {scale, b1, b2, eps, step_size, inv_sqrt_bc2, decay});
       });
     });
   } else {
     float lr = static_cast<float>(c.lr), mu = static_cast<float>(c.momentum), wd = static_cast<float>(c.weight_decay);
-    parallel_for(total, kGrain, [&](std::int64_t b, std::int64_t e) {
-      for_range(b, e, [&](const Slot& s, std::int64_t lo, std::int64_t hi) {
+    parallel_for(end - begin, kGrain, [&](std::int64_t b, std::int64_t e) {
+      for_range(begin + b, begin + e, [&](const Slot& s, std::int64_t lo, std::int64_t hi) {
         float* __restrict p = s.param;
         const float* __restrict gr = s.grad;
         float* __restrict vel = s.m;

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,18 @@ class Optimizer {
   // the training program); else it is computed here, in a pass over all gradients.
   double step(ParameterStore& params, const std::vector<GradRef>& grads,
               std::optional<double> norm = std::nullopt);
+  // The same update of the elements [begin, end) alone, counting through the parameters laid
+  // end to end in the order of `grads`, with the global norm given: data-parallel ranks that
+  // share the update, each its own range (the elements outside it, their state included, stay
+  // as they are).
+  double step(ParameterStore& params, const std::vector<GradRef>& grads, double norm,
+              std::int64_t begin, std::int64_t end);
+  // The state laid end to end in the order of the last step's `grads`, one array per kind
+  // (adam: m, then v; sgd: velocity), out of the optimizer and back into it: how ranks that
+  // shared the update gather the whole state.
+  std::size_t state_kinds() const { return config_.kind == "adam" ? 2 : 1; }
+  void state_out(std::size_t kind, std::span<float> flat) const;
+  void state_in(std::size_t kind, std::span<const float> flat);
   std::int64_t steps() const { return steps_; }
   const OptimizerConfig& config() const { return config_; }
 
@@ -53,6 +66,8 @@ class Optimizer {
     std::int64_t n;
   };
   void prepare(ParameterStore& params, const std::vector<GradRef>& grads);
+  // The update of the elements [begin, end) with the global norm given.
+  double update(double norm, std::int64_t begin, std::int64_t end);
 
   OptimizerConfig config_;
   std::int64_t steps_ = 0;

@@ -186,6 +186,7 @@ EpochReport Trainer::train_epoch(const Split& train, const Split* test,
     }
   }
   report.seconds = clock_seconds() - start;
+  if (parallel()) shared_state();  // collective: every rank ends the epoch's loop together
   report.samples_per_second = report.seconds > 0 ? static_cast<double>(seen_now) / report.seconds : 0;
   report.step = step_;
   report.ranks = comm_->size();

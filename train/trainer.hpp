@@ -199,6 +199,20 @@ class Trainer {
   // gradient times rows / total, then the loss and terms times the same, to `out`.
   void run_part(const Split& data, std::span<const std::int64_t> rows, std::int64_t offset,
                 std::int64_t total, std::int64_t step, float* out);
+  // Default mode where the ranks share memory (MPI on one host): each rank updates its own
+  // chunk of the parameters, held once for all ranks.
+  const std::vector<double>& shared_update(std::span<float> in, FunctionRef<std::string()> where,
+                                           double t1);
+  // The squared norm of chunk c (of `ranks`) of a fused buffer's gradients, in float: both
+  // ways of summing add up a step's norm from these, so they give the same bits.
+  float chunk_squares(const float* sum, std::size_t slot, int ranks, int c) const;
+  void check_norm(double norm, double loss, FunctionRef<std::string()> where) const;
+  // Collective, after shared_update steps: each rank's chunk of the optimizer's state to every
+  // rank, so the state is whole again (for a checkpoint). train_epoch calls it as it returns.
+  void shared_state();
+  // First data-parallel step: moves the parameters into memory all ranks share, when the
+  // communicator has it (shared_params_), and makes params_ views of it.
+  void share_parameters();
 
   Model& model_;
   TrainConfig config_;
@@ -229,6 +243,11 @@ class Trainer {
   std::vector<float> summed_;  // shards mode: the shards' sum
   std::vector<GradRef> parallel_grads_;  // into fused_ or summed_
   std::vector<std::int64_t> gather_offsets_;
+  std::vector<float> header_;  // shared_update: each rank's squared norm, losses and stop flag
+  std::vector<std::int64_t> header_offsets_, param_offsets_;
+  std::vector<float> flat_;    // shared_state: a state laid end to end
+  std::span<float> shared_params_;  // the parameters, when all ranks share one copy
+  bool shared_state_ = false;  // the optimizer's state is split across the ranks
   ParallelStats parallel_stats_;
 };
 

@@ -284,6 +284,70 @@ TEST_CASE("a norm given to the optimizer acts as the one it computes", "[train][
   }
 }
 
+TEST_CASE("ranks sharing an update by ranges, then gathering, match one whole update", "[train][optimizer]") {
+  // Two parameters of 3 and 5 elements laid end to end; "ranks" own [0, 2), [2, 6), [6, 8):
+  // ranges that cut both parameters. Each updates its range, then takes the others' parameters
+  // and state, as data-parallel ranks on one host do.
+  for (const char* kind : {"adam", "sgd"}) {
+    INFO(kind);
+    OptimizerConfig c;
+    c.kind = kind;
+    c.lr = 0.05;
+    c.weight_decay = 0.01;
+    c.clip_norm = 1.0;  // the given norm scales the step
+    auto fresh = [] {
+      ParameterStore p;
+      p.emplace("a", Tensor(DType::f32, {3}));
+      p.emplace("b", Tensor(DType::f32, {5}));
+      for (int i = 0; i < 3; ++i) p.at("a").data<float>()[i] = 0.1f * static_cast<float>(i + 1);
+      for (int i = 0; i < 5; ++i) p.at("b").data<float>()[i] = -0.2f * static_cast<float>(i);
+      return p;
+    };
+    const float ga[3] = {0.5f, -1.5f, 2.0f}, gb[5] = {1.0f, 0.25f, -0.75f, 3.0f, -2.0f};
+    const std::vector<GradRef> grads{{"a", ga}, {"b", gb}};
+    ParameterStore whole = fresh();
+    Optimizer one(c);
+    const std::int64_t cuts[] = {0, 2, 6, 8};
+    std::vector<ParameterStore> params;
+    std::vector<Optimizer> ranks;
+    for (int r = 0; r < 3; ++r) {
+      params.push_back(fresh());
+      ranks.emplace_back(c);
+    }
+    for (int step = 0; step < 3; ++step) {
+      const double norm = one.step(whole, grads);
+      for (int r = 0; r < 3; ++r)
+        CHECK(ranks[static_cast<std::size_t>(r)].step(params[static_cast<std::size_t>(r)], grads, norm, cuts[r], cuts[r + 1]) == norm);
+      // Gather: every rank takes each range's owner's parameters.
+      for (int r = 0; r < 3; ++r)
+        for (int owner = 0; owner < 3; ++owner)
+          for (std::int64_t i = cuts[owner]; i < cuts[owner + 1]; ++i) {
+            const char* name = i < 3 ? "a" : "b";
+            const std::int64_t k = i < 3 ? i : i - 3;
+            params[static_cast<std::size_t>(r)].at(name).data<float>()[k] =
+                params[static_cast<std::size_t>(owner)].at(name).data<float>()[k];
+          }
+    }
+    // The state, gathered the same way through state_out / state_in.
+    for (std::size_t kindex = 0; kindex < ranks[0].state_kinds(); ++kindex) {
+      std::vector<float> flat(8), mine(8);
+      for (int owner = 0; owner < 3; ++owner) {
+        ranks[static_cast<std::size_t>(owner)].state_out(kindex, mine);
+        std::copy(mine.begin() + cuts[owner], mine.begin() + cuts[owner + 1], flat.begin() + cuts[owner]);
+      }
+      ranks[1].state_in(kindex, flat);
+    }
+    CHECK_THROWS_AS(ranks[1].step(params[1], grads, 1.0, 6, 9), std::invalid_argument);
+    for (const char* name : {"a", "b"}) {
+      const Tensor& w = whole.at(name);
+      for (int r = 0; r < 3; ++r)
+        CHECK(std::memcmp(w.raw(), params[static_cast<std::size_t>(r)].at(name).raw(), w.bytes()) == 0);
+    }
+    for (const auto& [name, t] : one.state())
+      CHECK(std::memcmp(t.raw(), ranks[1].state().at(name).raw(), t.bytes()) == 0);
+  }
+}
+
 TEST_CASE("an adam moment decaying into denormals is flushed to zero", "[train][optimizer][numerics]") {
   // A dead unit's gradient is zero: its first moment decays by beta1 each step, and spends some
   // 150 steps as a denormal, each operation on which costs a microcode assist, unless flushed.

@@ -4,9 +4,11 @@
 //
 // When every rank is on one host, the sum goes through an MPI shared-memory window instead: each
 // rank puts its buffer in the window, sums its own chunk reading the others' buffers in place,
-// and copies the summed chunks out. No message is copied through Open MPI's shared-memory
-// transport in fragments, and the additions are the ring's, in the ring's order, so the bits are
-// the same either way (a test compares them). GRAPHRUN_ALLREDUCE=ring forces the ring.
+// and copies the summed chunks out (or stops there: reduce_scatter_sum). No message is copied
+// through Open MPI's shared-memory transport in fragments, and the additions are the ring's, in
+// the ring's order, so the bits are the same either way (a test compares them). all_gather goes
+// through a second window the same way. GRAPHRUN_ALLREDUCE=ring forces the ring (and
+// MPI_Allgatherv).
 #include <graphrun/train/mpi/mpi_communicator.hpp>
 
 #include <fmt/format.h>
@@ -76,7 +78,9 @@ class MpiCommunicator final : public Communicator {
     else MPI_Comm_free(&node);
   }
   ~MpiCommunicator() override {
-    release_window();
+    sums_.release();
+    gathers_.release();
+    release_shared();
     if (node_ != MPI_COMM_NULL) MPI_Comm_free(&node_);
     if (!owns_mpi_) return;
     int finalised = 0;
@@ -127,8 +131,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   void all_reduce_sum(std::span<const float> in, std::span<float> out) override {
-    if (node_ == MPI_COMM_NULL || in.data() != input_turn(in.size()))
-      return Communicator::all_reduce_sum(in, out);
+    if (!is_sum_input(in)) return Communicator::all_reduce_sum(in, out);
     if (in.size() != out.size())
       throw std::invalid_argument(fmt::format("all_reduce_sum: {} inputs for {} outputs", in.size(), out.size()));
     shared_sum(out);
@@ -136,8 +139,38 @@ class MpiCommunicator final : public Communicator {
 
   std::span<float> sum_input(std::size_t n) override {
     if (node_ == MPI_COMM_NULL) return Communicator::sum_input(n);
-    if (n > window_floats_) grow_window(n);
-    return {segments_[static_cast<std::size_t>(rank_)] + (turn_ ? window_floats_ : 0), n};
+    if (n > sums_.floats) sums_.grow(n, node_, size_);
+    return {sums_.buffer(rank_), n};
+  }
+
+  bool reduce_scatter_sum(std::span<float> in) override {
+    if (size_ == 1 || !is_sum_input(in)) return false;
+    sum_own_chunk(in.size());
+    sums_.turn = !sums_.turn;
+    bytes_sent_ += static_cast<std::int64_t>((in.size() - chunk(in.size(), rank_).second) * sizeof(float));
+    return true;
+  }
+
+  std::span<float> shared_floats(std::size_t n) override {
+    if (node_ == MPI_COMM_NULL) return {};
+    release_shared();
+    // Rank 0 holds all of it; the others map rank 0's part.
+    void* mine = nullptr;
+    const auto bytes = static_cast<MPI_Aint>(rank_ == 0 ? n * sizeof(float) : 0);
+    check(MPI_Win_allocate_shared(bytes, sizeof(float), MPI_INFO_NULL, node_, &mine, &shared_window_),
+          "MPI_Win_allocate_shared");
+    MPI_Aint size = 0;
+    int unit = 0;
+    float* base = nullptr;
+    check(MPI_Win_shared_query(shared_window_, 0, &size, &unit, &base), "MPI_Win_shared_query");
+    check(MPI_Win_lock_all(MPI_MODE_NOCHECK, shared_window_), "MPI_Win_lock_all");
+    return {base, n};
+  }
+
+  void barrier() override {
+    if (shared_window_ != MPI_WIN_NULL) MPI_Win_sync(shared_window_);
+    check(MPI_Barrier(node_ != MPI_COMM_NULL ? node_ : MPI_COMM_WORLD), "MPI_Barrier");
+    if (shared_window_ != MPI_WIN_NULL) MPI_Win_sync(shared_window_);
   }
 
   void all_gather(std::span<float> data, std::span<const std::int64_t> offsets) override {
@@ -145,6 +178,7 @@ class MpiCommunicator final : public Communicator {
         offsets.back() > static_cast<std::int64_t>(data.size()))
       throw std::invalid_argument("all_gather: offsets must be size() + 1 bounds inside the data");
     if (size_ == 1) return;
+    if (node_ != MPI_COMM_NULL) return shared_gather(data, offsets);
     counts_.resize(static_cast<std::size_t>(size_));
     displs_.resize(static_cast<std::size_t>(size_));
     for (int r = 0; r < size_; ++r) {
@@ -189,87 +223,127 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  // This rank's input buffer of this turn, or nullptr when the window is too small for n.
-  const float* input_turn(std::size_t n) const {
-    if (n > window_floats_) return nullptr;
-    return segments_[static_cast<std::size_t>(rank_)] + (turn_ ? window_floats_ : 0);
+  // An MPI shared-memory window of two buffers of `floats` per rank, used by turns: a rank may
+  // fill its buffer of the next collective while the others still read this one's.
+  struct SharedBuffers {
+    MPI_Win window = MPI_WIN_NULL;
+    std::vector<float*> base;  // each rank's part of the window
+    std::size_t floats = 0;
+    bool turn = false;
+
+    float* buffer(int rank) const { return base[static_cast<std::size_t>(rank)] + (turn ? floats : 0); }
+    // Collective: every rank asks for the same size, so all reach here together.
+    void grow(std::size_t n, MPI_Comm comm, int ranks) {
+      release();
+      MPI_Info info;
+      MPI_Info_create(&info);
+      MPI_Info_set(info, "alloc_shared_noncontig", "true");  // each rank's part on its own pages
+      void* mine = nullptr;
+      const auto bytes = static_cast<MPI_Aint>(2 * n * sizeof(float));
+      const int rc = MPI_Win_allocate_shared(bytes, sizeof(float), info, comm, &mine, &window);
+      MPI_Info_free(&info);
+      check(rc, "MPI_Win_allocate_shared");
+      base.assign(static_cast<std::size_t>(ranks), nullptr);
+      for (int r = 0; r < ranks; ++r) {
+        MPI_Aint size = 0;
+        int unit = 0;
+        check(MPI_Win_shared_query(window, r, &size, &unit, &base[static_cast<std::size_t>(r)]),
+              "MPI_Win_shared_query");
+      }
+      check(MPI_Win_lock_all(MPI_MODE_NOCHECK, window), "MPI_Win_lock_all");
+      floats = n;
+      turn = false;
+    }
+    void release() {
+      if (window == MPI_WIN_NULL) return;
+      MPI_Win_unlock_all(window);
+      MPI_Win_free(&window);
+      floats = 0;
+    }
+    // Every rank's writes to the window are seen by every rank after it (MPI's separate memory
+    // model asks for the syncs around the barrier).
+    void fence(MPI_Comm comm) const {
+      MPI_Win_sync(window);
+      check(MPI_Barrier(comm), "MPI_Barrier (shared memory)");
+      MPI_Win_sync(window);
+    }
+  };
+
+  // Chunk c of len values: {begin, count}.
+  std::pair<std::size_t, std::size_t> chunk(std::size_t len, int c) const {
+    const auto n = static_cast<std::size_t>(size_);
+    const std::size_t b = len * static_cast<std::size_t>(c) / n, e = len * static_cast<std::size_t>(c + 1) / n;
+    return {b, e - b};
   }
 
-  // Sums every rank's sum_input() of this turn into out. Two input buffers per rank, used by
-  // turns: a rank may fill the next one while the others still copy this sum out of this one.
-  void shared_sum(std::span<float> out) {
+  void release_shared() {
+    if (shared_window_ == MPI_WIN_NULL) return;
+    MPI_Win_unlock_all(shared_window_);
+    MPI_Win_free(&shared_window_);
+  }
+
+  bool is_sum_input(std::span<const float> in) const {
+    return node_ != MPI_COMM_NULL && in.size() <= sums_.floats && in.data() == sums_.buffer(rank_);
+  }
+
+  // After every rank filled its sum_input of len: this rank's chunk, summed as the ring sums it,
+  // ((x_c + x_c+1) + x_c+2) + ... from rank c, in place in this rank's buffer. In blocks, so the
+  // running sum stays in cache while each rank's part is added.
+  void sum_own_chunk(std::size_t len) {
     const int n = size_;
-    const std::size_t len = out.size();
-    auto buffer = [&](int r) { return segments_[static_cast<std::size_t>(r)] + (turn_ ? window_floats_ : 0); };
-    auto begin = [&](int c) { return len * static_cast<std::size_t>(c) / static_cast<std::size_t>(n); };
-    auto count = [&](int c) { return begin(c + 1) - begin(c); };
-    fence();
-    // This rank's chunk, summed as the ring sums it: ((x_c + x_c+1) + x_c+2) + ... from rank c.
-    // In blocks, so the running sum stays in cache while each rank's part is added.
+    sums_.fence(node_);
+    const auto [b0, m] = chunk(len, rank_);
+    float* own = sums_.buffer(rank_) + b0;
     constexpr std::size_t kBlock = 2048;
-    float* own = buffer(rank_) + begin(rank_);
-    const std::size_t m = count(rank_);
     for (std::size_t b = 0; b < m; b += kBlock) {
       const std::size_t e = std::min(m, b + kBlock);
       for (int k = 1; k < n; ++k) {
-        const float* __restrict src = buffer((rank_ + k) % n) + begin(rank_);
+        const float* __restrict src = sums_.buffer((rank_ + k) % n) + b0;
         float* __restrict dst = own;
         for (std::size_t i = b; i < e; ++i) dst[i] = dst[i] + src[i];
       }
     }
-    fence();
-    for (int c = 0; c < n; ++c)
-      std::memcpy(out.data() + begin(c), buffer(c) + begin(c), count(c) * sizeof(float));
-    turn_ = !turn_;
-    // What the ring would send; here it is what the others read of this rank's buffer.
-    bytes_sent_ += static_cast<std::int64_t>((len - count(rank_) + (n - 1) * count(rank_)) * sizeof(float));
   }
 
-  // Every rank's writes to the window are seen by every rank after it (MPI's separate memory
-  // model asks for the syncs around the barrier).
-  void fence() {
-    MPI_Win_sync(window_);
-    check(MPI_Barrier(node_), "MPI_Barrier (shared-memory sum)");
-    MPI_Win_sync(window_);
-  }
-
-  // Collective: every rank sums buffers of the same length, so all reach here together.
-  void grow_window(std::size_t len) {
-    release_window();
-    MPI_Info info;
-    MPI_Info_create(&info);
-    MPI_Info_set(info, "alloc_shared_noncontig", "true");  // each rank's part on its own pages
-    void* base = nullptr;
-    const auto bytes = static_cast<MPI_Aint>(2 * len * sizeof(float));
-    const int rc = MPI_Win_allocate_shared(bytes, sizeof(float), info, node_, &base, &window_);
-    MPI_Info_free(&info);
-    check(rc, "MPI_Win_allocate_shared");
-    segments_.assign(static_cast<std::size_t>(size_), nullptr);
-    for (int r = 0; r < size_; ++r) {
-      MPI_Aint size = 0;
-      int unit = 0;
-      check(MPI_Win_shared_query(window_, r, &size, &unit, &segments_[static_cast<std::size_t>(r)]),
-            "MPI_Win_shared_query");
+  // The whole sum into out: each rank sums its chunk, then copies the others' summed chunks.
+  void shared_sum(std::span<float> out) {
+    const std::size_t len = out.size();
+    sum_own_chunk(len);
+    sums_.fence(node_);
+    for (int c = 0; c < size_; ++c) {
+      const auto [b, m] = chunk(len, c);
+      std::memcpy(out.data() + b, sums_.buffer(c) + b, m * sizeof(float));
     }
-    check(MPI_Win_lock_all(MPI_MODE_NOCHECK, window_), "MPI_Win_lock_all");
-    window_floats_ = len;
-    turn_ = false;
+    sums_.turn = !sums_.turn;
+    // What the ring would send; here it is what the others read of this rank's buffer.
+    const std::size_t own = chunk(len, rank_).second;
+    bytes_sent_ += static_cast<std::int64_t>((len - own + static_cast<std::size_t>(size_ - 1) * own) * sizeof(float));
   }
 
-  void release_window() {
-    if (window_ == MPI_WIN_NULL) return;
-    MPI_Win_unlock_all(window_);
-    MPI_Win_free(&window_);
-    window_floats_ = 0;
+  void shared_gather(std::span<float> data, std::span<const std::int64_t> offsets) {
+    const auto len = static_cast<std::size_t>(offsets.back());
+    if (len > gathers_.floats) gathers_.grow(len, node_, size_);
+    auto block = [&](int r) {
+      const auto i = static_cast<std::size_t>(r);
+      return std::pair{static_cast<std::size_t>(offsets[i]), static_cast<std::size_t>(offsets[i + 1] - offsets[i])};
+    };
+    const auto [b, m] = block(rank_);
+    std::memcpy(gathers_.buffer(rank_) + b, data.data() + b, m * sizeof(float));
+    gathers_.fence(node_);
+    for (int r = 0; r < size_; ++r) {
+      if (r == rank_) continue;
+      const auto [rb, rm] = block(r);
+      std::memcpy(data.data() + rb, gathers_.buffer(r) + rb, rm * sizeof(float));
+    }
+    gathers_.turn = !gathers_.turn;
+    bytes_sent_ += static_cast<std::int64_t>(m * sizeof(float)) * (size_ - 1);
   }
 
   int rank_ = 0, size_ = 1, hosts_ = 1;
   bool owns_mpi_ = false;
-  MPI_Comm node_ = MPI_COMM_NULL;  // set when the sum goes through shared memory
-  MPI_Win window_ = MPI_WIN_NULL;
-  std::vector<float*> segments_;
-  std::size_t window_floats_ = 0;
-  bool turn_ = false;
+  MPI_Comm node_ = MPI_COMM_NULL;  // set when the collectives go through shared memory
+  SharedBuffers sums_, gathers_;
+  MPI_Win shared_window_ = MPI_WIN_NULL;  // shared_floats()
   std::vector<float> recv_;
   std::vector<int> counts_, displs_;
 };
