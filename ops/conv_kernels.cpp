@@ -6,11 +6,12 @@
 // Scratch (a block's column matrix and packed operands) is thread_local, 64-byte aligned and grown
 // to the largest block any thread has run: once every thread has run one block after the largest
 // layer, a step allocates nothing. A task never waits on TBB while it holds the buffer, so no other task can
-// reuse it underneath.
+// reuse it underneath. The products go through ops/gemm.hpp, so train.sgemm = onednn applies here
+// as to matmul (oneDNN's sgemm allocates on each call: only OpenBLAS keeps a step allocation-free).
 #include <graphrun/ops/conv_kernels.hpp>
+#include <graphrun/ops/gemm.hpp>
 #include <graphrun/ops/kernel_util.hpp>
 
-#include <cblas.h>
 
 #include <algorithm>
 #include <atomic>
@@ -65,24 +66,6 @@ T* scratch(std::int64_t n) {
 
 // Rounds a scratch offset up to a cache line, so each packed matrix starts on one.
 std::int64_t lines(std::int64_t n) { return (n + 15) / 16 * 16; }
-
-void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c,
-          std::int64_t ldc) {
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a,
-              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
-              static_cast<blasint>(ldc));
-}
-
-void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const double* a,
-          std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
-          std::int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0, a,
-              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
-              static_cast<blasint>(ldc));
-}
 
 // Images [first, first + count) of n in blocks of `size`.
 struct Blocks {

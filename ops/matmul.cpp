@@ -1,6 +1,7 @@
 // matmul through CBLAS, or oneDNN's sgemm for float32 when chosen. The library runs
 // single-threaded; the output is split into fixed blocks of rows or columns run as TBB tasks, so
 // TBB alone owns the cores and the result does not depend on the thread count.
+#include <graphrun/ops/gemm.hpp>
 #include <graphrun/ops/kernel_util.hpp>
 #include <graphrun/ops/ops.hpp>
 
@@ -110,36 +111,6 @@ const OneDnn& onednn() {
   return loaded;
 }
 
-void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
-          std::int64_t lda, const float* b, std::int64_t ldb, float* c, std::int64_t ldc) {
-  if (chosen_sgemm.load(std::memory_order_relaxed) == SgemmLibrary::onednn) {
-    const OneDnn& d = onednn();
-    // oneDNN sizes its OpenMP team by the calling thread's setting, which defaults to one thread
-    // per core: from two TBB workers that would be four threads on two cores. The setting is
-    // per thread, so it is lowered for this call only and the caller's own OpenMP is untouched.
-    int threads = d.omp_get_max_threads && d.omp_set_num_threads ? d.omp_get_max_threads() : 1;
-    if (threads != 1) d.omp_set_num_threads(1);
-    int status = d.sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-    if (threads != 1) d.omp_set_num_threads(threads);
-    if (status != 0)  // dnnl_success
-      throw std::runtime_error(fmt::format("oneDNN's sgemm failed with status {} on a [{}, {}] x "
-                                           "[{}, {}] block of a product",
-                                           status, m, k, k, n));
-    return;
-  }
-  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a,
-              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), 0.0f, c,
-              static_cast<blasint>(ldc));
-}
-
-void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const double* a,
-          std::int64_t lda, const double* b, std::int64_t ldb, double* c, std::int64_t ldc) {
-  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0, a,
-              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), 0.0, c,
-              static_cast<blasint>(ldc));
-}
 
 template <class T>
 void matmul_kernel(const KernelArgs<T>& args) {
@@ -164,11 +135,11 @@ void matmul_kernel(const KernelArgs<T>& args) {
       if (split.by_rows) {
         // Row r of op(A) starts at A + r*lda untransposed, or at column r (A + r) transposed.
         std::int64_t rows = std::min(split.block, m - first);
-        gemm(ta, tb, rows, n, k, ta ? a + first : a + first * lda, lda, b, ldb, c + first * n, n);
+        gemm(ta, tb, rows, n, k, ta ? a + first : a + first * lda, lda, b, ldb, T(0), c + first * n, n);
       } else {
         // Column j of op(B) starts at B + j untransposed, or at row j (B + j*ldb) transposed.
         std::int64_t cols = std::min(split.block, n - first);
-        gemm(ta, tb, m, cols, k, a, lda, tb ? b + first * ldb : b + first, ldb, c + first, n);
+        gemm(ta, tb, m, cols, k, a, lda, tb ? b + first * ldb : b + first, ldb, T(0), c + first, n);
       }
     }
   });
@@ -212,6 +183,39 @@ OpDef matmul_def() {
 }
 
 }  // namespace
+
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const float* a,
+          std::int64_t lda, const float* b, std::int64_t ldb, float beta, float* c, std::int64_t ldc) {
+  if (chosen_sgemm.load(std::memory_order_relaxed) == SgemmLibrary::onednn) {
+    const OneDnn& d = onednn();
+    // oneDNN sizes its OpenMP team by the calling thread's setting, which defaults to one thread
+    // per core: from two TBB workers that would be four threads on two cores. The setting is
+    // per thread, so it is lowered for this call only and the caller's own OpenMP is untouched.
+    int threads = d.omp_get_max_threads && d.omp_set_num_threads ? d.omp_get_max_threads() : 1;
+    if (threads != 1) d.omp_set_num_threads(1);
+    int status = d.sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+    if (threads != 1) d.omp_set_num_threads(threads);
+    if (status != 0)  // dnnl_success
+      throw std::runtime_error(fmt::format("oneDNN's sgemm failed with status {} on a [{}, {}] x "
+                                           "[{}, {}] block of a product",
+                                           status, m, k, k, n));
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
+              static_cast<blasint>(ldc));
+}
+
+void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, const double* a,
+          std::int64_t lda, const double* b, std::int64_t ldb, double beta, double* c,
+          std::int64_t ldc) {
+  cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+              static_cast<blasint>(m), static_cast<blasint>(n), static_cast<blasint>(k), 1.0, a,
+              static_cast<blasint>(lda), b, static_cast<blasint>(ldb), beta, c,
+              static_cast<blasint>(ldc));
+}
+
 }  // namespace ops
 }  // namespace graphrun
 

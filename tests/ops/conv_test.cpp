@@ -3,6 +3,7 @@
 // rest on, and the same bits at 1 and 2 threads.
 #include "graph/alloc_counter.hpp"
 #include "graph/run_helpers.hpp"
+#include "ops/sgemm_libraries.hpp"
 
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/parallel.hpp>
@@ -20,6 +21,7 @@ namespace graphrun {
 namespace {
 
 using testing::make_tensor;
+using testing::SgemmGuard;
 using testing::run_values;
 
 struct ThreadGuard {
@@ -148,13 +150,18 @@ TEST_CASE("conv2d, its input and weight gradients match direct loops", "[ops][co
       std::vector<Value> outs{conv2d(xs, ws, o), conv_transpose2d_like(gs, ws, xs, o),
                               conv2d_weight_grad(xs, gs, ws, o)};
       ParameterStore v{{"x", xv}, {"w", wv}, {"g", gv}};
-      for (DType t : {DType::f64, DType::f32}) {
-        INFO((t == DType::f64 ? "float64" : "float32"));
-        double tol = t == DType::f64 ? 1e-12 : 1e-4;
+      auto check = [&](DType t, double tol) {
         auto got = testing::run_graph(g, outs, v, t);
         testing::check_close(testing::to_vector(got[0]), y, tol);
         testing::check_close(testing::to_vector(got[1]), dx, tol);
         testing::check_close(testing::to_vector(got[2]), dw, tol);
+      };
+      check(DType::f64, 1e-12);
+      SgemmGuard guard;
+      for (SgemmLibrary library : testing::available_sgemm_libraries()) {
+        INFO("float32 products from " << sgemm_library_name(library));
+        set_sgemm_library(library);
+        check(DType::f32, 1e-4);
       }
     }
   }
@@ -315,15 +322,20 @@ TEST_CASE("im2col and col2im give the bits of a gather and of a scatter-add in t
 
 TEST_CASE("conv ops give the same bits at 1 and 2 threads", "[ops][conv]") {
   ThreadGuard guard;
+  SgemmGuard sgemm;
   ConvStep step(37);  // blocks of 5 images, the last of 2
-  std::vector<std::vector<double>> first;
-  for (int threads : {1, 2}) {
-    set_num_threads(threads);
-    auto out = testing::run_graph(step.g, step.outputs, step.values, DType::f32);
-    std::vector<std::vector<double>> now;
-    for (const Tensor& t : out) now.push_back(testing::to_vector(t));
-    if (first.empty()) first = now;
-    else for (std::size_t i = 0; i < now.size(); ++i) CHECK(now[i] == first[i]);
+  for (SgemmLibrary library : testing::available_sgemm_libraries()) {
+    INFO("float32 products from " << sgemm_library_name(library));
+    set_sgemm_library(library);
+    std::vector<std::vector<double>> first;
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      auto out = testing::run_graph(step.g, step.outputs, step.values, DType::f32);
+      std::vector<std::vector<double>> now;
+      for (const Tensor& t : out) now.push_back(testing::to_vector(t));
+      if (first.empty()) first = now;
+      else for (std::size_t i = 0; i < now.size(); ++i) CHECK(now[i] == first[i]);
+    }
   }
 }
 
