@@ -159,6 +159,8 @@ class Trainer {
 
   // Checkpoint: every parameter, the optimizer state, and in the metadata the epoch, step,
   // position in the epoch, seed and `extra` (model name and options). Written atomically.
+  // Data parallel on one host, each rank keeps its chunk of the optimizer state until
+  // train_epoch returns, which gathers it: save between epochs, as graphrun does.
   void save(const std::filesystem::path& path, const std::map<std::string, std::string>& extra) const;
   // Restores a checkpoint written by save(); refuses one whose tensors disagree with the model
   // (missing, unexpected, wrong shape or dtype), naming the tensor. Returns its metadata.
