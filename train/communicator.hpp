@@ -47,7 +47,7 @@ class Communicator {
   // Returns when every rank has called it.
   virtual void barrier() {}
   // In place: rank r's block, data[offsets[r], offsets[r + 1]), is copied to every rank.
-  // offsets has size() + 1 entries. A copy, so the result is exact.
+  // offsets has size() + 1 ascending entries. A copy, so the result is exact.
   virtual void all_gather(std::span<float> data, std::span<const std::int64_t> offsets) = 0;
   // Rank `root`'s bytes to every rank (resized on the others).
   virtual void broadcast(std::vector<std::byte>& bytes, int root) = 0;

@@ -174,9 +174,10 @@ class MpiCommunicator final : public Communicator {
   }
 
   void all_gather(std::span<float> data, std::span<const std::int64_t> offsets) override {
-    if (offsets.size() != static_cast<std::size_t>(size_) + 1 ||
-        offsets.back() > static_cast<std::int64_t>(data.size()))
-      throw std::invalid_argument("all_gather: offsets must be size() + 1 bounds inside the data");
+    if (offsets.size() != static_cast<std::size_t>(size_) + 1 || offsets.front() < 0 ||
+        offsets.back() > static_cast<std::int64_t>(data.size()) ||
+        !std::is_sorted(offsets.begin(), offsets.end()))
+      throw std::invalid_argument("all_gather: offsets must be size() + 1 ascending bounds inside the data");
     if (size_ == 1) return;
     if (node_ != MPI_COMM_NULL) return shared_gather(data, offsets);
     counts_.resize(static_cast<std::size_t>(size_));
