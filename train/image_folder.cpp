@@ -10,6 +10,7 @@
 #include <graphrun/train/image_folder.hpp>
 #include <graphrun/train/read_file.hpp>
 #include <limits>
+#include <span>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -44,6 +45,51 @@ struct ImageSize {
 };
 
 bool hidden(const fs::path& path) { return path.filename().string().starts_with('.'); }
+
+// Debian 12's stb_image (a 2022-09 snapshot) writes past a Huffman table when a JPEG's DHT
+// segment gives one table more than 256 codes; stb checks it only since v2.28. Found by
+// fuzz_image_folder. Such a file is refused before stb reads it: the segments are walked as stb
+// walks them (a DHT's tables read while its length lasts, bytes past the end read as 0, as
+// stbi__get8 does; a scan's entropy-coded data runs to the first 0xFF not followed by 0x00 or a
+// restart marker). Returns the offset of the bad table, or -1.
+std::int64_t oversized_jpeg_huffman_table(std::span<const std::uint8_t> b) {
+  const auto n = static_cast<std::int64_t>(b.size());
+  auto at = [&](std::int64_t i) -> int { return i < n ? b[static_cast<std::size_t>(i)] : 0; };
+  if (n < 2 || at(0) != 0xFF || at(1) != 0xD8) return -1;  // not a JPEG
+  std::int64_t pos = 2;
+  while (pos < n) {
+    if (at(pos) != 0xFF) return -1;  // stb stops here with an error
+    while (pos < n && at(pos) == 0xFF) ++pos;
+    if (pos >= n) return -1;
+    const int marker = at(pos++);
+    if (marker == 0xD9) return -1;                                      // end of image
+    if ((marker >= 0xD0 && marker <= 0xD7) || marker == 0x01) continue;  // no length
+    const std::int64_t length = at(pos) << 8 | at(pos + 1);
+    if (marker == 0xC4) {
+      std::int64_t left = length - 2, p = pos + 2;
+      while (left > 0) {
+        const std::int64_t table = p;
+        int codes = 0;
+        for (int i = 0; i < 16; ++i) codes += at(p + 1 + i);
+        if (codes > 256) return table;
+        p += 17 + codes;
+        left -= 17 + codes;
+      }
+    }
+    pos += length;
+    if (marker == 0xDA)  // start of scan: skip its entropy-coded data
+      while (pos + 1 < n && !(at(pos) == 0xFF && at(pos + 1) != 0 &&
+                              !(at(pos + 1) >= 0xD0 && at(pos + 1) <= 0xD7)))
+        ++pos;
+  }
+  return -1;
+}
+
+void refuse_what_stb_mishandles(std::span<const std::uint8_t> bytes, const fs::path& path) {
+  if (std::int64_t table = oversized_jpeg_huffman_table(bytes); table >= 0)
+    throw DataError(fmt::format("{}: corrupt JPEG: the Huffman table at byte {} has more than "
+                                "256 codes", path.string(), table));
+}
 
 bool has_image_extension(const fs::path& path) {
   std::string ext = path.extension().string();
@@ -137,6 +183,7 @@ SampleArray read_image_folder(const fs::path& root) {
   for (std::size_t i = 0; i < files.size(); ++i) {
     const fs::path& path = files[i].path;
     auto bytes = read_file_bytes(path, kMaxImageFileBytes, "an image");
+    refuse_what_stb_mishandles(bytes, path);
     ImageSize s;
     int components = 0;
     if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &s.width, &s.height,
@@ -171,6 +218,7 @@ SampleArray read_image_folder(const fs::path& root) {
   for (std::size_t i = 0; i < files.size(); ++i) {
     const fs::path& path = files[i].path;
     auto bytes = read_file_bytes(path, kMaxImageFileBytes, "an image");  // again: holding every file between the passes could be GBs
+    refuse_what_stb_mishandles(bytes, path);  // the file may have changed since
     ImageSize s;
     int components = 0;
     // stb converts to `channels`: it repeats grey into RGB, drops alpha, and reduces 16 bits to 8.

@@ -221,6 +221,17 @@ TEST_CASE("image folder errors name the image", "[imagefolder]") {
   }
 }
 
+TEST_CASE("a JPEG whose Huffman table has more than 256 codes is refused before stb reads it",
+          "[imagefolder]") {
+  // fuzz_image_folder's first finding: Debian's stb_image writes past its table on this file.
+  TempDir dir;
+  fs::create_directories(dir / "set");
+  fs::copy_file(fs::path(GRAPHRUN_SOURCE_DIR) / "tests/fuzz/regressions/fuzz_image_folder/jpeg_dht_over_256_codes",
+                dir / "set" / "bad.jpg");
+  CHECK_THAT(folder_error(dir / "set", dir / "set" / "bad.jpg"),
+             Catch::Contains("Huffman table at byte 106 has more than 256 codes"));
+}
+
 TEST_CASE("fuzz inputs for image folders are refused cleanly or read the same both ways",
           "[imagefolder][fuzz]") {
   graphrun::fuzz::replay("fuzz_image_folder", graphrun::fuzz::check_image_folder);
