@@ -49,16 +49,20 @@ bool hidden(const fs::path& path) { return path.filename().string().starts_with(
 // Debian 12's stb_image (a 2022-09 snapshot) writes past a Huffman table when a JPEG's DHT
 // segment gives one table more than 256 codes; stb checks it only since v2.28. Found by
 // fuzz_image_folder. Such a file is refused before stb reads it: the segments are walked as stb
-// walks them (a DHT's tables read while its length lasts, bytes past the end read as 0, as
-// stbi__get8 does; a scan's entropy-coded data runs to the first 0xFF not followed by 0x00 or a
-// restart marker). Returns the offset of the bad table, or -1.
+// walks them (bytes between segments skipped as padding; a DHT's tables read while its length
+// lasts, bytes past the end read as 0, as stbi__get8 does; a scan's entropy-coded data runs to
+// the first 0xFF not followed by 0x00 or a restart marker), erring towards looking at more.
+// Returns the offset of the bad table, or -1.
 std::int64_t oversized_jpeg_huffman_table(std::span<const std::uint8_t> b) {
   const auto n = static_cast<std::int64_t>(b.size());
   auto at = [&](std::int64_t i) -> int { return i < n ? b[static_cast<std::size_t>(i)] : 0; };
   if (n < 2 || at(0) != 0xFF || at(1) != 0xD8) return -1;  // not a JPEG
   std::int64_t pos = 2;
   while (pos < n) {
-    if (at(pos) != 0xFF) return -1;  // stb stops here with an error
+    if (at(pos) != 0xFF) {  // stb skips padding between segments while it looks for the frame
+      ++pos;
+      continue;
+    }
     while (pos < n && at(pos) == 0xFF) ++pos;
     if (pos >= n) return -1;
     const int marker = at(pos++);
