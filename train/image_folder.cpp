@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <graphrun/train/atomic_file.hpp>
@@ -24,6 +25,12 @@
 #define STBI_ONLY_JPEG
 #define STBI_ONLY_BMP
 #define STBI_NO_STDIO
+// Zeroed allocations: a corrupt progressive JPEG that never sends some blocks' coefficients left
+// stb decoding whatever its buffer held, so one file read twice gave different pixels (found by
+// fuzz_image_folder). With zeroed buffers those blocks decode as zeros, the same every time.
+#define STBI_MALLOC(size) std::calloc(1, size)
+#define STBI_REALLOC(p, size) std::realloc(p, size)
+#define STBI_FREE(p) std::free(p)
 #include <stb/stb_image.h>
 
 namespace graphrun {
