@@ -201,6 +201,9 @@ SampleArray read_image_folder(const fs::path& root) {
                                &components))
       throw DataError(fmt::format("{}: not a readable PNG, JPEG or BMP image ({})", path.string(),
                                   reason()));
+    if (s.width < 1 || s.height < 1)  // stb's BMP header reading can report a negative height
+      throw DataError(fmt::format("{}: corrupt image header: {}x{} pixels", path.string(),
+                                  s.width, s.height));
     if (s.width > kImageMaxSide || s.height > kImageMaxSide)
       throw DataError(fmt::format("{}: image is {}x{} pixels; graphrun reads sides up to {}",
                                   path.string(), s.width, s.height, kImageMaxSide));
