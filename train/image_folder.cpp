@@ -63,8 +63,11 @@ bool hidden(const fs::path& path) { return path.filename().string().starts_with(
 std::int64_t oversized_jpeg_huffman_table(std::span<const std::uint8_t> b) {
   const auto n = static_cast<std::int64_t>(b.size());
   auto at = [&](std::int64_t i) -> int { return i < n ? b[static_cast<std::size_t>(i)] : 0; };
-  if (n < 2 || at(0) != 0xFF || at(1) != 0xD8) return -1;  // not a JPEG
-  std::int64_t pos = 2;
+  // stb takes any run of 0xFF bytes before a marker, the start-of-image marker included.
+  if (at(0) != 0xFF) return -1;
+  std::int64_t pos = 1;
+  while (pos < n && at(pos) == 0xFF) ++pos;
+  if (at(pos++) != 0xD8) return -1;  // not a JPEG
   while (pos < n) {
     if (at(pos) != 0xFF) {  // stb skips padding between segments while it looks for the frame
       ++pos;
