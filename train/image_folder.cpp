@@ -58,7 +58,8 @@ bool hidden(const fs::path& path) { return path.filename().string().starts_with(
 // fuzz_image_folder. Such a file is refused before stb reads it: the segments are walked as stb
 // walks them (bytes between segments skipped as padding; a DHT's tables read while its length
 // lasts, bytes past the end read as 0, as stbi__get8 does; a scan's entropy-coded data runs to
-// the first 0xFF not followed by 0x00 or a restart marker), erring towards looking at more.
+// the first run of 0xFF followed by neither 0x00 nor a restart marker), erring towards looking
+// at more.
 // Returns the offset of the bad table, or -1.
 std::int64_t oversized_jpeg_huffman_table(std::span<const std::uint8_t> b) {
   const auto n = static_cast<std::int64_t>(b.size());
@@ -91,10 +92,23 @@ std::int64_t oversized_jpeg_huffman_table(std::span<const std::uint8_t> b) {
       }
     }
     pos += length;
-    if (marker == 0xDA)  // start of scan: skip its entropy-coded data
-      while (pos + 1 < n && !(at(pos) == 0xFF && at(pos + 1) != 0 &&
-                              !(at(pos + 1) >= 0xD0 && at(pos + 1) <= 0xD7)))
+    // After a scan's header, its entropy-coded data: 0xFF, any more 0xFF, then 0x00 is a data
+    // byte and a restart marker is passed over; anything else is the next marker.
+    while (marker == 0xDA && pos < n) {
+      if (at(pos) != 0xFF) {
         ++pos;
+        continue;
+      }
+      std::int64_t next = pos + 1;
+      while (next < n && at(next) == 0xFF) ++next;
+      const int c = at(next);
+      if (next < n && (c == 0 || (c >= 0xD0 && c <= 0xD7))) {
+        pos = next + 1;
+        continue;
+      }
+      pos = next - 1;  // its last 0xFF: the loop above reads the marker
+      break;
+    }
   }
   return -1;
 }
