@@ -113,10 +113,33 @@ std::int64_t oversized_jpeg_huffman_table(std::span<const std::uint8_t> b) {
   return -1;
 }
 
-void refuse_what_stb_mishandles(std::span<const std::uint8_t> bytes, const fs::path& path) {
+// A PNG's IDAT chunks of length 0 carry nothing, and the first one made stb copy 0 bytes into a
+// null buffer (memcpy(NULL, p, 0): undefined behaviour, which UBSan stops on). They are dropped;
+// the image is the same. Chunks are walked as stb walks them until one does not fit the file.
+void drop_empty_png_data_chunks(std::vector<std::uint8_t>& b) {
+  static constexpr std::uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (b.size() < 8 || !std::equal(kSignature, kSignature + 8, b.begin())) return;
+  std::size_t pos = 8;
+  while (pos + 12 <= b.size()) {
+    const std::uint32_t length = std::uint32_t{b[pos]} << 24 | std::uint32_t{b[pos + 1]} << 16 |
+                                 std::uint32_t{b[pos + 2]} << 8 | b[pos + 3];
+    if (length > b.size() - pos - 12) return;
+    if (length == 0 && std::equal(b.begin() + static_cast<std::ptrdiff_t>(pos + 4),
+                                  b.begin() + static_cast<std::ptrdiff_t>(pos + 8), "IDAT")) {
+      b.erase(b.begin() + static_cast<std::ptrdiff_t>(pos), b.begin() + static_cast<std::ptrdiff_t>(pos + 12));
+      continue;
+    }
+    pos += 12 + length;
+  }
+}
+
+// What Debian's stb_image would mishandle: refused with a DataError naming the file, or (empty
+// PNG data chunks) removed.
+void make_safe_for_stb(std::vector<std::uint8_t>& bytes, const fs::path& path) {
   if (std::int64_t table = oversized_jpeg_huffman_table(bytes); table >= 0)
     throw DataError(fmt::format("{}: corrupt JPEG: the Huffman table at byte {} has more than "
                                 "256 codes", path.string(), table));
+  drop_empty_png_data_chunks(bytes);
 }
 
 bool has_image_extension(const fs::path& path) {
@@ -211,7 +234,7 @@ SampleArray read_image_folder(const fs::path& root) {
   for (std::size_t i = 0; i < files.size(); ++i) {
     const fs::path& path = files[i].path;
     auto bytes = read_file_bytes(path, kMaxImageFileBytes, "an image");
-    refuse_what_stb_mishandles(bytes, path);
+    make_safe_for_stb(bytes, path);
     ImageSize s;
     int components = 0;
     if (!stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &s.width, &s.height,
@@ -249,7 +272,7 @@ SampleArray read_image_folder(const fs::path& root) {
   for (std::size_t i = 0; i < files.size(); ++i) {
     const fs::path& path = files[i].path;
     auto bytes = read_file_bytes(path, kMaxImageFileBytes, "an image");  // again: holding every file between the passes could be GBs
-    refuse_what_stb_mishandles(bytes, path);  // the file may have changed since
+    make_safe_for_stb(bytes, path);  // the file may have changed since
     ImageSize s;
     int components = 0;
     // stb converts to `channels`: it repeats grey into RGB, drops alpha, and reduces 16 bits to 8.
