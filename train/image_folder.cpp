@@ -113,33 +113,76 @@ std::int64_t oversized_jpeg_huffman_table(std::span<const std::uint8_t> b) {
   return -1;
 }
 
-// A PNG's IDAT chunks of length 0 carry nothing, and the first one made stb copy 0 bytes into a
-// null buffer (memcpy(NULL, p, 0): undefined behaviour, which UBSan stops on). They are dropped;
-// the image is the same. Chunks are walked as stb walks them until one does not fit the file.
-void drop_empty_png_data_chunks(std::vector<std::uint8_t>& b) {
+// Two things stb does with a PNG's IDAT (image data) chunks, and what is done first instead:
+// - an IDAT of length 0 as the first made it copy 0 bytes into a null buffer (memcpy(NULL, p,
+//   0): undefined behaviour, which UBSan stops on). Such chunks carry nothing and are dropped;
+//   the image is the same.
+// - it allocates room for an IDAT's stated length before reading it, so a 227-byte file that
+//   claims a 1 GiB chunk made it allocate 2 GiB. A data chunk longer than the rest of the file
+//   is refused: the file is cut short, and stb would refuse it after the allocation.
+// Chunks are walked as stb walks them. Returns the offset of a data chunk that does not fit, or
+// -1. Both found by fuzz_image_folder.
+std::int64_t fix_png_data_chunks(std::vector<std::uint8_t>& b) {
   static constexpr std::uint8_t kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  if (b.size() < 8 || !std::equal(kSignature, kSignature + 8, b.begin())) return;
+  if (b.size() < 8 || !std::equal(kSignature, kSignature + 8, b.begin())) return -1;
   std::size_t pos = 8;
-  while (pos + 12 <= b.size()) {
+  while (pos + 8 <= b.size()) {
     const std::uint32_t length = std::uint32_t{b[pos]} << 24 | std::uint32_t{b[pos + 1]} << 16 |
                                  std::uint32_t{b[pos + 2]} << 8 | b[pos + 3];
-    if (length > b.size() - pos - 12) return;
-    if (length == 0 && std::equal(b.begin() + static_cast<std::ptrdiff_t>(pos + 4),
-                                  b.begin() + static_cast<std::ptrdiff_t>(pos + 8), "IDAT")) {
+    const bool data = std::equal(b.begin() + static_cast<std::ptrdiff_t>(pos + 4),
+                                 b.begin() + static_cast<std::ptrdiff_t>(pos + 8), "IDAT");
+    if (std::uint64_t{length} > b.size() - pos - 8)
+      return data ? static_cast<std::int64_t>(pos) : -1;  // stb reads no further chunk
+    if (data && length == 0 && pos + 12 <= b.size()) {
       b.erase(b.begin() + static_cast<std::ptrdiff_t>(pos), b.begin() + static_cast<std::ptrdiff_t>(pos + 12));
       continue;
     }
-    pos += 12 + length;
+    pos += 12 + std::size_t{length};
   }
+  return -1;
 }
 
-// What Debian's stb_image would mishandle: refused with a DataError naming the file, or (empty
-// PNG data chunks) removed.
+// A palette BMP whose palette is shorter than its pixel values reach made stb look colours up in
+// the unset rest of its palette (a stack array), so one file read twice gave different pixels
+// (found by fuzz_image_folder). The palette is completed with black entries before the pixel
+// data, moving its offset, so every value has a colour; a palette that would start after the
+// pixel data is refused. Sizes are computed as stb computes them. Returns false to refuse.
+bool complete_bmp_palette(std::vector<std::uint8_t>& b) {
+  if (b.size() < 30 || b[0] != 'B' || b[1] != 'M') return true;
+  auto le32 = [&](std::size_t i) {
+    return static_cast<std::int32_t>(std::uint32_t{b[i]} | std::uint32_t{b[i + 1]} << 8 |
+                                     std::uint32_t{b[i + 2]} << 16 | std::uint32_t{b[i + 3]} << 24);
+  };
+  const std::int32_t offset = le32(10), header = le32(14);
+  const std::size_t bpp_at = header == 12 ? 24 : 28;
+  const int bpp = b[bpp_at] | b[bpp_at + 1] << 8;
+  if (bpp >= 16 || bpp < 1) return true;  // no palette (or a depth stb refuses)
+  const std::int64_t entry = header == 12 ? 3 : 4;
+  const std::int64_t entries = header == 12 ? (std::int64_t{offset} - 14 - 24) / 3
+                                            : (std::int64_t{offset} - 14 - header) >> 2;
+  if (entries < 0) return false;
+  const std::int64_t wanted = std::int64_t{1} << std::min(bpp, 8);
+  if (entries == 0 || entries >= wanted || offset < 0 || static_cast<std::uint64_t>(offset) > b.size())
+    return true;  // stb refuses an empty palette itself
+  const std::int64_t added = (wanted - entries) * entry;
+  b.insert(b.begin() + offset, static_cast<std::size_t>(added), std::uint8_t{0});
+  const auto moved = static_cast<std::uint32_t>(offset + added);
+  for (int k = 0; k < 4; ++k) b[10 + static_cast<std::size_t>(k)] = static_cast<std::uint8_t>(moved >> (8 * k));
+  return true;
+}
+
+// What Debian's stb_image would mishandle: refused with a DataError naming the file, or made
+// safe in memory (empty PNG data chunks removed, a short BMP palette completed).
 void make_safe_for_stb(std::vector<std::uint8_t>& bytes, const fs::path& path) {
   if (std::int64_t table = oversized_jpeg_huffman_table(bytes); table >= 0)
     throw DataError(fmt::format("{}: corrupt JPEG: the Huffman table at byte {} has more than "
                                 "256 codes", path.string(), table));
-  drop_empty_png_data_chunks(bytes);
+  if (std::int64_t chunk = fix_png_data_chunks(bytes); chunk >= 0)
+    throw DataError(fmt::format("{}: corrupt PNG: the image data chunk at byte {} is longer than "
+                                "the rest of the file", path.string(), chunk));
+  if (!complete_bmp_palette(bytes))
+    throw DataError(fmt::format("{}: corrupt BMP: its pixel data starts before its palette",
+                                path.string()));
 }
 
 bool has_image_extension(const fs::path& path) {

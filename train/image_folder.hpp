@@ -29,8 +29,12 @@ inline constexpr std::uint64_t kImageFolderMaxBytes = std::uint64_t{1} << 31;
 // then repeated into all three channels. Alpha is dropped, not composited over a background.
 // 16-bit PNGs are reduced to 8 bits.
 // Throws IoError when `root` or a file cannot be read, DataError naming the file for: an image
-// stb cannot read (with stb's reason), a side above kImageMaxSide, a size other than the first
-// image's (naming both), more than kImageFolderMaxBytes in all, and `root` holding no images.
+// stb cannot read (with stb's reason), what Debian's stb_image would mishandle (a JPEG Huffman
+// table of more than 256 codes, a PNG data chunk longer than the file, a BMP palette after its
+// pixels), a side below 1 or above kImageMaxSide, a size other than the first image's (naming
+// both), more than kImageFolderMaxBytes in all, and `root` holding no images. A BMP palette
+// shorter than its pixel values reach is completed with black, and empty PNG data chunks are
+// dropped, so every file reads the same every time (fuzz_image_folder checks it).
 SampleArray read_image_folder(const std::filesystem::path& root);
 
 // Whether read_image_folder should be given `path`: a folder holding image files, or holding a

@@ -182,12 +182,13 @@ TEST_CASE("image folder errors name the image", "[imagefolder]") {
     CHECK_THAT(msg, Catch::Contains("3x4") && Catch::Contains("4x3") &&
                         Catch::Contains((dir / "a" / "1.png").string()));
   }
-  SECTION("a truncated PNG gives stb's reason") {
+  SECTION("a truncated PNG says which chunk is cut short") {
     write_image(dir / "a" / "1.png", 16, 16, {1, 2, 3});
     auto whole = graphrun::testing::read_text(dir / "a" / "1.png");
     graphrun::testing::write_raw<char>(dir / "a" / "2.png", std::string_view(whole).substr(0, 60));
     auto msg = folder_error(dir.path(), dir / "a" / "2.png");
-    CHECK_THAT(msg, Catch::Contains("cannot decode") && Catch::Contains("("));
+    CHECK_THAT(msg, Catch::Contains("corrupt PNG: the image data chunk at byte 33 is longer than "
+                                    "the rest of the file"));
   }
   SECTION("a file that is no image at all") {
     graphrun::testing::write_raw<char>(dir / "x.jpg", std::string_view("hello"));
