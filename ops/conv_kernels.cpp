@@ -17,6 +17,7 @@
 #include <atomic>
 #include <cstring>
 #include <new>
+#include <numeric>
 #include <type_traits>
 
 namespace graphrun::ops {
@@ -214,6 +215,136 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
   });
 }
 
+namespace {
+
+// The transposed convolution by phases. Along an axis of stride s, the image rows r, r + s,
+// r + 2s, ... (phase r) are reached only by the kernel rows a with r + p - a d a multiple of s,
+// image row r + s u from dy's row u + off(a), off(a) = (r + p - a d) / s. So a phase is a
+// stride-1 convolution of dy by its own taps, and each tap a product whose right operand is dy
+// itself, shifted: laid out with zero borders, dy's rows of a block of images are one matrix,
+// and the tap's product reads it from the shifted start (outputs past a row's end land in
+// columns that are thrown away). The taps of a phase accumulate in its product's output, which
+// is then stored into every s-th pixel. No im2col and no scatter-add (col2im was 46% of the conv
+// VAE's widest transposed convolution).
+struct AxisPhase {
+  std::int64_t first = 0, count = 0;  // image rows first + s u, u in [0, count)
+  std::int64_t taps = 0;              // kernel rows in the phase: top, top - a_step, ...
+  std::int64_t top = 0, a_step = 1;
+  std::int64_t off = 0, step = 1;     // their offsets in dy: off, off + step, ...
+};
+
+AxisPhase axis_phase(std::int64_t r, std::int64_t len, std::int64_t k, std::int64_t s,
+                     std::int64_t p, std::int64_t d) {
+  AxisPhase a;
+  a.first = r;
+  a.count = r < len ? (len - r + s - 1) / s : 0;
+  a.a_step = s / std::gcd(s, d);
+  a.step = d / std::gcd(s, d);
+  for (std::int64_t t = k - 1; t >= 0; --t)  // the largest kernel row has the smallest offset
+    if (((r + p - t * d) % s + s) % s == 0) {
+      a.top = t;
+      a.off = (r + p - t * d) / s;
+      a.taps = t / a.a_step + 1;
+      break;
+    }
+  return a;
+}
+
+// dy's plane along one axis, bordered so that every phase's taps read inside it: dy row i is
+// row i + before, and the plane has `size` rows, at least every phase's count.
+struct AxisPad {
+  std::int64_t before = 0, size = 0;
+};
+
+AxisPad axis_pad(std::int64_t len, std::int64_t k, std::int64_t s, std::int64_t p,
+                 std::int64_t d, std::int64_t out) {
+  std::int64_t low = 0, high = out - 1, rows = 0;
+  for (std::int64_t r = 0; r < s; ++r) {
+    AxisPhase a = axis_phase(r, len, k, s, p, d);
+    if (a.taps == 0 || a.count == 0) continue;
+    low = std::min(low, a.off);
+    high = std::max(high, a.count - 1 + a.off + (a.taps - 1) * a.step);
+    rows = std::max(rows, a.count);
+  }
+  return {-low, std::max(high - low + 1, rows)};
+}
+
+}  // namespace
+
+// Phases pay for the thrown-away columns of dy's borders and for products of c rows; col2im for
+// its scatter-add. On the conv VAE (Zen 4, 1 thread) the widest layer, 32 channels from a 14x14
+// plane bordered to 15x15, went from 18.2 to 14.3 ms; 7x7 planes (8x8 bordered) were 3 to 25%
+// slower by phases, and one channel slower still. Stride 1 stays with col2im (not measured: the
+// conv VAE's one stride-1 transposed convolution has one channel).
+bool transpose_by_phases(const ConvGeometry& g) {
+  if (g.stride[0] == 1 && g.stride[1] == 1) return false;
+  const AxisPad ph = axis_pad(g.h, g.kh, g.stride[0], g.padding[0], g.dilation[0], g.oh);
+  const AxisPad pw = axis_pad(g.w, g.kw, g.stride[1], g.padding[1], g.dilation[1], g.ow);
+  return g.c >= 16 && ph.size * pw.size * 4 <= g.p() * 5;
+}
+
+template <class T>
+void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+  const std::int64_t sh = g.stride[0], sw = g.stride[1], khw = g.kh * g.kw;
+  const AxisPad ph = axis_pad(g.h, g.kh, sh, g.padding[0], g.dilation[0], g.oh);
+  const AxisPad pw = axis_pad(g.w, g.kw, sw, g.padding[1], g.dilation[1], g.ow);
+  const std::int64_t plane = ph.size * pw.size;
+  // The farthest any tap reads past a column: the matrix of dy gets that many zeros at its end.
+  const std::int64_t tail = lines((ph.size - 1) * pw.size + pw.size);
+  Blocks blocks = image_blocks(g.n, (g.f + g.c) * plane);
+  parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t blk = lo; blk < hi; ++blk) {
+      const std::int64_t first = blocks.first(blk), count = blocks.length(blk, g.n);
+      const std::int64_t n = count * plane, ld = n + tail, wsize = lines(khw * g.c * g.f);
+      // Each tap's weights as a [c, f] matrix, wt[((a kw + b) c + c) f + f] = w[f, c, a, b],
+      // repacked per block (small beside its products): a buffer filled before parallel_for
+      // could be overwritten by another node this thread runs while it waits (run_dag).
+      T* wt = scratch<T>(wsize + g.f * ld + g.c * n);
+      T* packed = wt + wsize;
+      T* out = packed + g.f * ld;
+      for (std::int64_t f = 0; f < g.f; ++f)
+        for (std::int64_t c = 0; c < g.c; ++c)
+          for (std::int64_t t = 0; t < khw; ++t)
+            wt[(t * g.c + c) * g.f + f] = w[(f * g.c + c) * khw + t];
+      std::fill(packed, packed + g.f * ld, T(0));
+      for (std::int64_t f = 0; f < g.f; ++f)
+        for (std::int64_t m = 0; m < count; ++m) {
+          const T* src = dy + ((first + m) * g.f + f) * g.p();
+          T* dst = packed + f * ld + m * plane + ph.before * pw.size + pw.before;
+          for (std::int64_t i = 0; i < g.oh; ++i)
+            std::copy(src + i * g.ow, src + (i + 1) * g.ow, dst + i * pw.size);
+        }
+      for (std::int64_t rh = 0; rh < sh; ++rh)
+        for (std::int64_t rw = 0; rw < sw; ++rw) {
+          AxisPhase h = axis_phase(rh, g.h, g.kh, sh, g.padding[0], g.dilation[0]);
+          AxisPhase v = axis_phase(rw, g.w, g.kw, sw, g.padding[1], g.dilation[1]);
+          if (h.count == 0 || v.count == 0) continue;
+          if (h.taps == 0 || v.taps == 0) std::fill(out, out + g.c * n, T(0));
+          for (std::int64_t i = 0; i < h.taps; ++i)
+            for (std::int64_t j = 0; j < v.taps; ++j) {
+              const std::int64_t a = h.top - i * h.a_step, b = v.top - j * v.a_step;
+              const std::int64_t shift = (h.off + i * h.step + ph.before) * pw.size +
+                                         v.off + j * v.step + pw.before;
+              gemm(false, false, g.c, n, g.f, wt + (a * g.kw + b) * g.c * g.f, g.f,
+                   packed + shift, ld, i + j == 0 ? T(0) : T(1), out, n);
+            }
+          for (std::int64_t m = 0; m < count; ++m)
+            for (std::int64_t c = 0; c < g.c; ++c) {
+              const T* __restrict src = out + c * n + m * plane;
+              T* __restrict img = dx + ((first + m) * g.c + c) * g.h * g.w;
+              for (std::int64_t u = 0; u < h.count; ++u) {
+                T* __restrict row = img + (h.first + u * sh) * g.w + v.first;
+                const T* __restrict s = src + u * pw.size;
+                by_stride(sw, [&](auto step) {
+                  for (std::int64_t j = 0; j < v.count; ++j) row[j * step] = s[j];
+                });
+              }
+            }
+        }
+    }
+  });
+}
+
 template <class T>
 void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
   const std::int64_t K = g.k(), P = g.p();
@@ -222,6 +353,7 @@ void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* w, T* dx)
     std::fill(dx, dx + g.n * g.image(), T(0));
     return;
   }
+  if (transpose_by_phases(g)) return conv2d_backward_data_by_phases(g, dy, w, dx);
   Blocks blocks = image_blocks(g.n, (K + g.f) * P);
   parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t blk = lo; blk < hi; ++blk) {
@@ -304,6 +436,10 @@ template void conv2d_forward<double>(const ConvGeometry&, const double*, const d
 template void conv2d_backward_data<float>(const ConvGeometry&, const float*, const float*, float*);
 template void conv2d_backward_data<double>(const ConvGeometry&, const double*, const double*,
                                            double*);
+template void conv2d_backward_data_by_phases<float>(const ConvGeometry&, const float*, const float*,
+                                                   float*);
+template void conv2d_backward_data_by_phases<double>(const ConvGeometry&, const double*,
+                                                    const double*, double*);
 template void conv2d_backward_weight<float>(const ConvGeometry&, const float*, const float*,
                                             float*);
 template void conv2d_backward_weight<double>(const ConvGeometry&, const double*, const double*,

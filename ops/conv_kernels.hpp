@@ -50,6 +50,14 @@ void im2col(const ConvGeometry& g, const T* x, std::int64_t count, std::int64_t 
 template <class T>
 void col2im(const ConvGeometry& g, const T* col, std::int64_t count, T* x);
 
+// Whether conv2d_backward_data goes by phases (below) rather than a product and col2im.
+bool transpose_by_phases(const ConvGeometry& g);
+// conv2d_backward_data without col2im, for any geometry: along an axis of stride s the image
+// splits into s phases of rows, each reached by its own subset of the kernel's taps, so each
+// phase is a stride-1 convolution of dy whose product sums every pixel's taps at once.
+template <class T>
+void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T* w, T* dx);
+
 // y = conv2d(x, w): x [n, c, h, w], w [f, k], y [n, f, p].
 template <class T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y);

@@ -266,11 +266,14 @@ struct ConvStep {
     Value p = avg_pool2d(max_pool2d(h, {{2, 2}, {1, 1}, {1, 1}}), {{2, 2}, {0, 0}, {0, 0}});
     Value u = upsample_nearest2d(p, {2, 2});  // [n, 8, 6, 6]
     Value y = conv_transpose2d(u, w2, {.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 1}});
-    Value loss = sum(square(y - x * 0.5));
-    outputs = {y};
-    for (Value d : grad(loss, {x, w1, w2})) outputs.push_back(d);
+    // Wide enough (16 channels out of a 12x12 plane) to go by phases (ops/conv_kernels.hpp).
+    Value w3 = g.input("w3", {2, 16, 3, 3});
+    Value z = conv_transpose2d(x, w3, {.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 1}});
+    Value loss = sum(square(y - x * 0.5)) + sum(square(z)) * 0.25;
+    outputs = {y, z};
+    for (Value d : grad(loss, {x, w1, w2, w3})) outputs.push_back(d);
     values = {{"x", random({n, 2, 12, 12}, 8)}, {"w1", random({8, 2, 3, 3}, 9)},
-              {"w2", random({8, 2, 3, 3}, 10)}};
+              {"w2", random({8, 2, 3, 3}, 10)}, {"w3", random({2, 16, 3, 3}, 11)}};
   }
 };
 
@@ -318,6 +321,44 @@ TEST_CASE("im2col and col2im give the bits of a gather and of a scatter-add in t
       CHECK(gathered == expected);
     }
   }
+}
+
+// The kernel picks the phases only for wide layers on large planes; here it is made to take them
+// at every setting, strides 1 to 3, dilations, odd sizes, against the direct loops.
+TEST_CASE("the transposed convolution by phases matches direct loops", "[ops][conv]") {
+  for (const Config& c : configs()) {
+    DYNAMIC_SECTION("x " << to_string(c.x) << " w " << to_string(c.w) << " " << attrs_of(c).to_string()) {
+      Direct d(c);
+      ops::ConvGeometry g = ops::conv_geometry(c.x, c.w, attrs_of(c));
+      Tensor wv = random(c.w, 2), gv = random(d.y(), 3);
+      const double* w = wv.data<double>();
+      const double* gy = gv.data<double>();
+      std::vector<double> want(static_cast<std::size_t>(numel(c.x)));
+      d.each([&](std::int64_t ix, std::int64_t iw, std::int64_t iy) {
+        want[static_cast<std::size_t>(ix)] += gy[iy] * w[iw];
+      });
+      std::vector<double> got(want.size(), 7.0);
+      ops::conv2d_backward_data_by_phases(g, gy, w, got.data());
+      testing::check_close(got, want, 1e-12);
+      // float32 through each sgemm library, as the dispatch would run it.
+      SgemmGuard guard;
+      for (SgemmLibrary library : testing::available_sgemm_libraries()) {
+        INFO("float32 products from " << sgemm_library_name(library));
+        set_sgemm_library(library);
+        Tensor wf = wv.to(DType::f32), gf = gv.to(DType::f32);
+        std::vector<float> out(want.size(), 7.0f);
+        ops::conv2d_backward_data_by_phases(g, gf.data<float>(), wf.data<float>(), out.data());
+        testing::check_close(std::vector<double>(out.begin(), out.end()), want, 1e-4);
+      }
+    }
+  }
+  // The shapes the kernel sends by phases: the conv VAE's widest transposed convolution.
+  CHECK(ops::transpose_by_phases(ops::conv_geometry({2, 32, 28, 28}, {64, 32, 3, 3},
+                                                    attrs_of({{}, {}, {2, 2}, {1, 1}, {1, 1}}))));
+  CHECK(ops::transpose_by_phases(ops::conv_geometry({5, 16, 24, 24}, {2, 16, 3, 3},  // ConvStep's z
+                                                    attrs_of({{}, {}, {2, 2}, {1, 1}, {1, 1}}))));
+  CHECK_FALSE(ops::transpose_by_phases(ops::conv_geometry({2, 64, 14, 14}, {64, 64, 3, 3},
+                                                          attrs_of({{}, {}, {2, 2}, {1, 1}, {1, 1}}))));
 }
 
 TEST_CASE("conv ops give the same bits at 1 and 2 threads", "[ops][conv]") {
