@@ -148,9 +148,9 @@ void GraphBuilder::bind(Scope& scope, const std::string& name, GraphVal v, Sourc
     fail(pos, fmt::format("'{}' is {} on line {}; values are assigned once (name this one anew)",
                           name, what, first.line));
   };
+  // A function's locals hide the file's values of the same name, as its arguments do: whether
+  // a file value of that name exists when the function is called must not decide if it builds.
   if (auto it = scope.find(name); it != scope.end()) clash(it->second.pos, "already assigned");
-  if (&scope != &globals_)
-    if (auto it = globals_.find(name); it != globals_.end()) clash(it->second.pos, "already assigned");
   if (options_.count(name)) fail(pos, fmt::format("'{}' is a [model] option; choose another name", name));
   if (name == "B" || name == "D" || name == "step")
     fail(pos, fmt::format("'{}' is a built-in name (B: batch, D: features, step: schedules)", name));
@@ -225,6 +225,14 @@ void GraphBuilder::statement(const Statement& s) {
         if (name == s.name) fail(s.name_pos, fmt::format("term '{}' is given twice", s.name));
       GraphVal v = eval(*s.value, nullptr);
       v = GraphVal::of(tensor(v, s.value->pos, "term " + s.name), v.batch);
+      const Shape& shape = v.tensor.shape();
+      if (!shape.empty() && !(shape.size() == 1 && shape[0] == batch_)) {
+        if (numel(shape) != 1)
+          fail(s.value->pos, fmt::format("term {} must be one value (a scalar or [1]) or one value a "
+                                         "sample [B], got {}", s.name, to_string(shape)));
+        at(s.value->pos);
+        v.tensor = sum(v.tensor);  // a [1] parameter's value, say: reported as the scalar it is
+      }
       terms_.emplace_back(s.name, v);
       break;
     }
@@ -645,12 +653,8 @@ void GraphBuilder::fill(Model& m) {
     if (v.shape() != m.x.shape())
       fail(roles_.at(what).second, fmt::format("role {} must have x's shape {}, got {}", what,
                                                to_string(m.x.shape()), to_string(v.shape())));
-  for (const auto& [name, v] : terms_) {
-    const Shape& s = v.tensor.shape();
-    if (s.empty()) m.terms[name] = v.tensor;
-    else if (s.size() == 1 && s[0] == batch_) m.terms[name] = mean(v.tensor);
-    else fail(end, fmt::format("term {} must be a scalar or one value a sample [B], got {}", name, to_string(s)));
-  }
+  for (const auto& [name, v] : terms_)  // shapes checked at the statement
+    m.terms[name] = v.tensor.shape().empty() ? v.tensor : mean(v.tensor);
   if (roles_.count("log_weight")) {
     m.log_weight = role("log_weight", "log p(x, z) - log q(z | x) of each sample, [B]");
     batch_rows("log_weight", m.log_weight, 1);

@@ -460,8 +460,11 @@ std::vector<std::pair<std::string, fs::path>> graph_files_on_search_path() {
 fs::path find_model_file(const std::string& name) {
   fs::path given(name);
   std::error_code ec;
-  if (fs::is_directory(given, ec))
-    throw UsageError(fmt::format("'{}' is a folder, not a model file", name));
+  if (fs::is_directory(given, ec)) {
+    if (fs::is_regular_file(given / "config.ini", ec)) return given / "config.ini";  // a run folder
+    throw UsageError(fmt::format("'{}' is a folder, not a model file (nor a run folder: it has no "
+                                 "config.ini)", name));
+  }
   if (fs::is_regular_file(given, ec)) return given;
   std::vector<fs::path> names{given};
   if (!given.has_extension()) names.push_back("model." + name);

@@ -49,7 +49,18 @@ Run open_run(const CliConfig& cli) {
   Run run;
   run.cli = cli;
   run.settings = load_settings(find_model_file(cli.model), cli.overrides);
-  run.dir = cli.out.empty() ? fs::path("runs") / run.settings.file.filename() : cli.out;
+  // A run folder's config.ini (or the folder itself) works on that run: its checkpoint, its
+  // files. Any other model file gets runs/<file name>, a config.ini of one's own too (a run's
+  // folder has its checkpoint or metrics beside it; training would rewrite the file).
+  const fs::path& file = run.settings.file;
+  const fs::path folder = file.parent_path().empty() ? fs::path(".") : file.parent_path();
+  std::error_code ec;
+  const bool run_folder = file.filename() == "config.ini" &&
+                          (fs::exists(folder / "checkpoint.safetensors", ec) ||
+                           fs::exists(folder / "metrics.jsonl", ec));
+  run.dir = !cli.out.empty() ? cli.out
+            : run_folder     ? folder
+                             : fs::path("runs") / file.filename();
   run.checkpoint = cli.checkpoint.empty() ? run.dir / "checkpoint.safetensors" : cli.checkpoint;
   set_num_threads(run.settings.threads);
   set_sgemm_library(run.settings.sgemm);

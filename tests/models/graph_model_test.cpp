@@ -115,6 +115,25 @@ std::string graph(const std::string& body) {
   return "[model]\nk = 2\n[graph]\ninput x [B, D]\ninput z [B, D]\n" + body + kRoles;
 }
 
+// A function's local named like a file value hides it, whether the function is called before
+// that value is assigned or after (it was an error only after, found writing a variant).
+TEST_CASE("a function's locals hide the file's values of the same name", "[models][graphfile]") {
+  const std::string f = "def twice(v) {\n  h = v * 2\n  return h\n}\n";
+  for (const std::string body : {f + "h = twice(x)\n", f + "h = relu(x)\nk2 = twice(h)\n"}) {
+    INFO(body);
+    Model m = build_graph_model(parse_graph_text(graph(body), "t.graph"), {}, 4, 6);
+    CHECK(m.terms.empty());
+  }
+}
+
+// A learnt scale kept as a [1] parameter is reported as the one value it is.
+TEST_CASE("a graph file's term of shape [1] is a scalar", "[models][graphfile]") {
+  Model m = build_graph_model(
+      parse_graph_text(graph("s = param(\"s\", [1], constant(0.5))\nterm sigma = exp(s)\n"), "t.graph"), {}, 4, 6);
+  REQUIRE(m.terms.count("sigma") == 1);
+  CHECK(m.terms.at("sigma").shape().empty());
+}
+
 TEST_CASE("graph file errors name the line and column with a caret", "[models][graphfile]") {
   auto e = error_of(graph("h = softplu(x)\n"));
   CHECK_THAT(e, Catch::Contains("t.graph:6:5: unknown function or op 'softplu' (did you mean 'softplus'?)"));
@@ -122,6 +141,10 @@ TEST_CASE("graph file errors name the line and column with a caret", "[models][g
   CHECK_THAT(error_of(graph("h = relu(xx)\n")), Catch::Contains("6:10: unknown name 'xx' (did you mean 'x'?)"));
   CHECK_THAT(error_of(graph("h = relu(x)\nh = x\n")),
              Catch::Contains("7:1: 'h' is already assigned on line 6"));
+  CHECK_THAT(error_of(graph("p = param(\"p\", [2], zeros)\nterm p2 = exp(p)\n")),
+             Catch::Contains("t.graph:7:11: term p2 must be one value (a scalar or [1]) or one value a sample [B], got [2]"));
+  CHECK_THAT(error_of(graph("def f(v) {\n  a = v\n  a = v * 2\n  return a\n}\nh = f(x)\n")),
+             Catch::Contains("8:3: 'a' is already assigned on line 7"));
   CHECK_THAT(error_of(graph("h = sum(x, axis=[1])\n")),
              Catch::Contains("sum has no attribute 'axis' (did you mean 'axes'?)"));
   CHECK_THAT(error_of(graph("h = x @ x\n")), Catch::Contains("6:7: matmul (node"));

@@ -54,6 +54,34 @@ TEST_CASE("graphrun --resume continues a run to the same bits as an uninterrupte
   CHECK(done.out.find("nothing to do") != std::string::npos);
 }
 
+// Found writing a variant from the README: `graphrun eval runs/x` was refused (a folder), and
+// `graphrun runs/x/config.ini` used runs/config.ini/ as its run folder.
+TEST_CASE("a run folder, or its config.ini, is the model of the verbs that use that run", "[e2e]") {
+  TempDir tmp;
+  REQUIRE(run_cli_process(small({"model.vae", "--epochs", "1", "--out", "runs/a"}), tmp.path()).code == 0);
+  auto eval = run_cli_process(small({"eval", "runs/a"}), tmp.path());
+  INFO(describe(eval));
+  CHECK(eval.code == 0);
+  CHECK(eval.out.find("after epoch 1") != std::string::npos);
+  auto resumed = run_cli_process(small({"runs/a/config.ini", "--epochs", "2", "--resume"}), tmp.path());
+  INFO(describe(resumed));
+  REQUIRE(resumed.code == 0);
+  CHECK(resumed.out.find("resuming after epoch 1") != std::string::npos);
+  CHECK(lines_of(read_text(tmp / "runs" / "a" / "metrics.jsonl")).size() == 2);
+  CHECK_FALSE(fs::exists(tmp / "runs" / "config.ini"));
+  // Any other config.ini is a model file like another, with its run in runs/config.ini.
+  fs::create_directories(tmp / "mine");
+  fs::copy_file(tmp / "runs" / "a" / "config.ini", tmp / "mine" / "config.ini");
+  REQUIRE(run_cli_process(small({"mine/config.ini", "--epochs", "1"}), tmp.path()).code == 0);
+  CHECK(fs::exists(tmp / "runs" / "config.ini" / "checkpoint.safetensors"));
+  CHECK_FALSE(fs::exists(tmp / "mine" / "checkpoint.safetensors"));
+  fs::create_directories(tmp / "empty");
+  auto empty = run_cli_process(small({"eval", "empty"}), tmp.path());
+  CHECK(empty.code == 2);
+  CHECK(empty.err.find("'empty' is a folder, not a model file (nor a run folder: it has no config.ini)") !=
+        std::string::npos);
+}
+
 TEST_CASE("graphrun --resume refuses a checkpoint made with other settings", "[e2e]") {
   TempDir tmp;
   REQUIRE(run_cli_process(small({"model.vae", "--epochs", "1", "--out", "a"}), tmp.path()).code == 0);
