@@ -84,7 +84,15 @@ std::unique_ptr<Model> build(const Settings& s, const ModelOptions& options, std
                              const SampleShape& sample) {
   try {
     // A graph file may view the samples as images; a builder takes rows of their size.
-    if (s.graph) return std::make_unique<Model>(build_graph_model(s.graph, options, batch, sample));
+    if (s.graph) {
+      auto m = std::make_unique<Model>(build_graph_model(s.graph, options, batch, sample));
+      // A graph model takes its file's name; a run's config.ini gives it the run folder's, which
+      // by default is the model file's (runs/beta.graph), so figures, messages and the
+      // checkpoint do not call it "config.ini".
+      if (s.file.filename() == "config.ini" && !s.file.parent_path().filename().empty())
+        m->name = s.file.parent_path().filename().string();
+      return m;
+    }
     std::int64_t features = 1;
     for (auto d : sample) features *= d;
     return std::make_unique<Model>(build_model(*s.builder, options, batch, features));

@@ -58,11 +58,11 @@ TEST_CASE("graphrun --resume continues a run to the same bits as an uninterrupte
 // `graphrun runs/x/config.ini` used runs/config.ini/ as its run folder.
 TEST_CASE("a run folder, or its config.ini, is the model of the verbs that use that run", "[e2e]") {
   TempDir tmp;
-  REQUIRE(run_cli_process(small({"model.vae", "--epochs", "1", "--out", "runs/a"}), tmp.path()).code == 0);
+  REQUIRE(run_cli_process(small({"vae.graph", "--epochs", "1", "--out", "runs/a"}), tmp.path()).code == 0);
   auto eval = run_cli_process(small({"eval", "runs/a"}), tmp.path());
   INFO(describe(eval));
   CHECK(eval.code == 0);
-  CHECK(eval.out.find("after epoch 1") != std::string::npos);
+  CHECK(eval.out.find("a after epoch 1") != std::string::npos);  // named for its folder, not config.ini
   auto resumed = run_cli_process(small({"runs/a/config.ini", "--epochs", "2", "--resume"}), tmp.path());
   INFO(describe(resumed));
   REQUIRE(resumed.code == 0);
