@@ -43,7 +43,9 @@ std::vector<std::string> split_lines(std::string_view text) {
   while (at <= text.size()) {
     auto nl = text.find('\n', at);
     auto line = text.substr(at, nl == std::string_view::npos ? std::string_view::npos : nl - at);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    // Every trailing CR, not one: the text written back ends its lines in LF alone and must read
+    // the same again ("x = 1\r\r" kept a CR that a second reading dropped).
+    while (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     lines.emplace_back(line);
     if (nl == std::string_view::npos) break;
     at = nl + 1;

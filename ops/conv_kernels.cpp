@@ -273,7 +273,7 @@ AxisPad axis_pad(std::int64_t len, std::int64_t k, std::int64_t s, std::int64_t 
 
 // Phases pay for the thrown-away columns of dy's borders and for products of c rows; col2im for
 // its scatter-add. On the conv VAE (Zen 4, 1 thread) the widest layer, 32 channels from a 14x14
-// plane bordered to 15x15, went from 18.2 to 14.3 ms; 7x7 planes (8x8 bordered) were 3 to 25%
+// plane bordered to 15x15, went from 18.2 to 14.3 ms; 7x7 planes (8x8 bordered) were 2 to 27%
 // slower by phases, and one channel slower still. Stride 1 stays with col2im (not measured: the
 // conv VAE's one stride-1 transposed convolution has one channel).
 bool transpose_by_phases(const ConvGeometry& g) {

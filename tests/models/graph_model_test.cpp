@@ -119,7 +119,7 @@ std::string graph(const std::string& body) {
 // that value is assigned or after (it was an error only after, found writing a variant).
 TEST_CASE("a function's locals hide the file's values of the same name", "[models][graphfile]") {
   const std::string f = "def twice(v) {\n  h = v * 2\n  return h\n}\n";
-  for (const std::string body : {f + "h = twice(x)\n", f + "h = relu(x)\nk2 = twice(h)\n"}) {
+  for (const std::string& body : {f + "h = twice(x)\n", f + "h = relu(x)\nk2 = twice(h)\n"}) {
     INFO(body);
     Model m = build_graph_model(parse_graph_text(graph(body), "t.graph"), {}, 4, 6);
     CHECK(m.terms.empty());
