@@ -183,5 +183,14 @@ Value scatter_rows_add(Value g, Value idx, Value like, Loc at = Loc::current());
 // `times` copies of x one after another along axis 0: [B, ...] -> [times * B, ...], so row
 // k * B + b is x[b]; K importance samples per input. Gradient: the K blocks summed.
 Value tile(Value x, std::int64_t times, Loc at = Loc::current());
+// Each column of x [N, ...] sorted ascending along axis 0, the batch: NaN last, equal values in
+// their row order. Sliced Wasserstein distances compare sorted projections of two batches.
+// Gradient: unsort_by(x, g), each row's gradient sent back to the row it came from.
+Value sort(Value x, Loc at = Loc::current());
+// v [N, ...] with the rows of each column in the order that sorts key's column (key shaped like
+// v), and the inverse permutation: unsort_by(key, sort_by(key, v)) = v. Each is the other's
+// gradient with respect to v; none flows to key.
+Value sort_by(Value key, Value v, Loc at = Loc::current());
+Value unsort_by(Value key, Value v, Loc at = Loc::current());
 
 }  // namespace graphrun

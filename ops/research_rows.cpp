@@ -1,11 +1,12 @@
 // Research ops that move rows or draw noise: uniform noise (Gumbel-softmax), a random permutation
-// of the rows (FactorVAE), gathering rows by index and its gradient, and K copies of a batch
-// (importance samples). Draws come from the counter-based generator: a pure function of (seed,
+// of the rows (FactorVAE), gathering rows by index and its gradient, K copies of a batch
+// (importance samples), and sorting along the batch (sliced Wasserstein distances). Draws come from the counter-based generator: a pure function of (seed,
 // node, step, index), so the same bits at any thread count.
 #include <graphrun/graph/random.hpp>
 #include <graphrun/ops/kernel_util.hpp>
 #include <graphrun/ops/ops.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -132,6 +133,45 @@ void tile_kernel(const KernelArgs<T>& a) {
                });
 }
 
+// Sorting along axis 0, column by column. Mode kSort sorts x; kSortBy reorders v's rows in each
+// column as sorting key's column would; kUnsortBy puts them back (the adjoint of kSortBy).
+enum SortMode { kSort, kSortBy, kUnsortBy };
+
+// perm[i] = the row of key's column j that comes i-th in ascending order. Ties keep their row
+// order and NaN goes last, so the order is total and the same on every run.
+template <class T>
+void sort_permutation(const T* key, std::int64_t n, std::int64_t width, std::int64_t j,
+                      std::int64_t* perm) {
+  for (std::int64_t i = 0; i < n; ++i) perm[i] = i;
+  std::sort(perm, perm + n, [&](std::int64_t a, std::int64_t b) {
+    const T x = key[a * width + j], y = key[b * width + j];
+    if (std::isnan(x)) return std::isnan(y) && a < b;
+    if (std::isnan(y)) return true;
+    return x < y || (!(y < x) && a < b);
+  });
+}
+
+template <class T, SortMode kMode>
+void sort_kernel(const KernelArgs<T>& a) {
+  const std::int64_t n = a.in_shapes[0][0];
+  const std::int64_t width = n > 0 ? numel(a.in_shapes[0]) / n : 0;
+  const T* key = a.in[0];
+  const T* v = kMode == kSort ? a.in[0] : a.in[1];
+  parallel_for(width, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(n * 8, 1)),
+               [&](std::int64_t b, std::int64_t e) {
+                 // Grown once per thread to the largest batch: no allocation in later steps.
+                 thread_local std::vector<std::int64_t> perm;
+                 if (static_cast<std::int64_t>(perm.size()) < n) perm.resize(static_cast<std::size_t>(n));
+                 for (std::int64_t j = b; j < e; ++j) {
+                   sort_permutation(key, n, width, j, perm.data());
+                   for (std::int64_t i = 0; i < n; ++i) {
+                     if (kMode == kUnsortBy) a.out[perm[i] * width + j] = v[i * width + j];
+                     else a.out[i * width + j] = v[perm[i] * width + j];
+                   }
+                 }
+               });
+}
+
 void need_rows(const Shape& s, const char* what) {
   if (s.empty()) throw ShapeError(fmt::format("{} needs rows: rank >= 1, got a scalar", what));
 }
@@ -170,6 +210,14 @@ Shape tile_shape(std::span<const Shape> in, const Attrs& attrs) {
   Shape out = in[0];
   out[0] *= times;
   return out;
+}
+
+Shape sort_by_shape(std::span<const Shape> in, const Attrs&) {
+  need_rows(in[0], "key");
+  if (in[0] != in[1])
+    throw ShapeError(fmt::format("key {} and v {} must have the same shape", to_string(in[0]),
+                                 to_string(in[1])));
+  return in[1];
 }
 
 OpDef random_like(std::string name, std::string summary, Kernel<float> f, Kernel<double> d,
@@ -244,8 +292,35 @@ const OpRegistration registrations[] = {
         {{{{2, 3}}, {{"times", std::int64_t{3}}}},
          {{{3}}, {{"times", std::int64_t{2}}}},
          {{{2, 2, 2}}, {{"times", std::int64_t{1}}}}}), {{"times", std::nullopt}})),
+    OpRegistration(make_op(
+        "sort",
+        "each column of x [N, ...] sorted ascending along axis 0 (NaN last, ties in row order); "
+        "same shape",
+        1,
+        [](std::span<const Shape> in, const Attrs&) {
+          need_rows(in[0], "sort");
+          return in[0];
+        },
+        sort_kernel<float, kSort>, sort_kernel<double, kSort>,
+        [](const GradContext& c) { return R{unsort_by(c.inputs[0], c.grad, c.where)}; },
+        {{{{5, 3}}}, {{{6}}}, {{{4, 2, 2}}}})),
+    OpRegistration(make_op(
+        "sort_by",
+        "key a and v b [N, ...] of one shape: v's rows reordered, column by column, as sorting "
+        "key's column orders them; sort(x) = sort_by(x, x); no gradient to key",
+        2, sort_by_shape, sort_kernel<float, kSortBy>, sort_kernel<double, kSortBy>,
+        [](const GradContext& c) {
+          return R{Value(), unsort_by(c.inputs[0], c.grad, c.where)};
+        },
+        {{{{5, 3}, {5, 3}}}, {{{6}, {6}}}}, {false, true})),
+    OpRegistration(make_op(
+        "unsort_by",
+        "key a and v b as for sort_by, the inverse permutation: unsort_by(key, sort_by(key, v)) = "
+        "v; the gradient of sort; no gradient to key",
+        2, sort_by_shape, sort_kernel<float, kUnsortBy>, sort_kernel<double, kUnsortBy>,
+        [](const GradContext& c) { return R{Value(), sort_by(c.inputs[0], c.grad, c.where)}; },
+        {{{{5, 3}, {5, 3}}}, {{{6}, {6}}}}, {false, true})),
 };
-
 }  // namespace
 }  // namespace ops
 
@@ -261,6 +336,13 @@ Value gather_rows(Value x, Value idx, Loc at) {
 }
 Value scatter_rows_add(Value g, Value idx, Value like, Loc at) {
   return g.graph().apply(ops::op("scatter_rows_add"), {g, idx, like}, {}, at);
+}
+Value sort(Value x, Loc at) { return x.graph().apply(ops::op("sort"), {x}, {}, at); }
+Value sort_by(Value key, Value v, Loc at) {
+  return key.graph().apply(ops::op("sort_by"), {key, v}, {}, at);
+}
+Value unsort_by(Value key, Value v, Loc at) {
+  return key.graph().apply(ops::op("unsort_by"), {key, v}, {}, at);
 }
 Value tile(Value x, std::int64_t times, Loc at) {
   return x.graph().apply(ops::op("tile"), {x}, {{"times", times}}, at);

@@ -9,6 +9,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <numeric>
 
 namespace graphrun {
@@ -156,6 +158,52 @@ TEST_CASE("tile stacks copies along the batch; its gradient sums them", "[ops][r
   Value dx = grad(sum(mul(y, g.constant({6, 2}, w))), {x})[0];
   CHECK(run_values(g, dx, v, DType::f64) == std::vector<double>{12, 15, 18, 21});
   CHECK_THROWS_AS(tile(x, 0), ShapeError);
+}
+
+TEST_CASE("sort orders each column along the batch; its gradient goes back to the source rows",
+          "[ops][research]") {
+  Graph g;
+  Value x = g.parameter("x", {4, 2}, Init::zeros());
+  Value y = sort(x);
+  // Column 0 holds a tie (2 at rows 0 and 2) and a NaN; column 1 a -0 against a 0.
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  ParameterStore v{{"x", make_tensor({4, 2}, {2, 0, nan, 5, 2, -0.0, -1, -3}, DType::f64)}};
+  for (DType t : {DType::f64, DType::f32}) {
+    auto got = run_values(g, y, v, t);
+    CHECK(got[0] == -1);
+    CHECK(got[2] == 2);
+    CHECK(got[4] == 2);
+    CHECK(std::isnan(got[6]));  // NaN last
+    CHECK(std::vector<double>{got[1], got[3], got[5], got[7]} == std::vector<double>{-3, 0, -0.0, 5});
+    CHECK(!std::signbit(got[3]));  // 0 (row 0) before -0 (row 2): equal, so in row order
+  }
+  // loss = sum(y * w): x's row r gets w's row where r landed. Column 0 sorts rows 3, 0, 2, 1;
+  // column 1 rows 3, 0, 2, 1 too.
+  Value w = g.constant({4, 2}, {1, 2, 3, 4, 5, 6, 7, 8});
+  Value dx = grad(sum(mul(y, w)), {x})[0];
+  CHECK(run_values(g, dx, v, DType::f64) == std::vector<double>{3, 4, 7, 8, 5, 6, 1, 2});
+  CHECK_THROWS_AS(sort(g.constant({}, {1})), ShapeError);
+}
+
+TEST_CASE("sort_by and unsort_by are inverse permutations and each other's gradient",
+          "[ops][research]") {
+  Graph g;
+  Value key = g.input("key", {5, 3});
+  Value v = g.parameter("v", {5, 3}, Init::zeros());
+  ParameterStore values{{"key", testing::random_tensor({5, 3}, {-1, 1}, 3, 1)},
+                        {"v", testing::random_tensor({5, 3}, {-1, 1}, 4, 1)}};
+  auto want_v = run_values(g, v, values, DType::f64);
+  CHECK(run_values(g, unsort_by(key, sort_by(key, v)), values, DType::f64) == want_v);
+  CHECK(run_values(g, sort_by(key, unsort_by(key, v)), values, DType::f64) == want_v);
+  // sort(x) is sort_by(x, x).
+  CHECK(run_values(g, sort(key), values, DType::f64) ==
+        run_values(g, sort_by(key, key), values, DType::f64));
+  // The gradient of sum(sort_by(key, v) * w) with respect to v is unsort_by(key, w).
+  Value w = g.input("w", {5, 3});
+  values.emplace("w", testing::random_tensor({5, 3}, {-1, 1}, 5, 1));
+  Value dv = grad(sum(mul(sort_by(key, v), w)), {v})[0];
+  CHECK(run_values(g, dv, values, DType::f64) == run_values(g, unsort_by(key, w), values, DType::f64));
+  CHECK_THROWS_AS(sort_by(key, g.input("u", {5, 2})), ShapeError);
 }
 
 TEST_CASE("gradients of tile, gather_rows and logsumexp hold at another batch size",
