@@ -20,6 +20,8 @@ constexpr std::int64_t kMaxCalls = 100000;
 constexpr int kMaxNodes = 1000000;
 constexpr double kMaxDimension = 1 << 24;
 constexpr double kMaxParameterElements = 1 << 28;
+// full() holds its values in the graph as it is built, so its limit is far below a parameter's.
+constexpr double kMaxConstantElements = 1 << 20;
 
 const char* kind_name(GraphVal::Kind k) {
   switch (k) {
@@ -50,7 +52,7 @@ const std::map<std::string, double (*)(double)>& numeric_unary() {
 }
 
 const std::vector<std::string>& builtin_functions() {
-  static const std::vector<std::string> names = {"param", "dim", "tensor", "normal", "uniform", "constant",
+  static const std::vector<std::string> names = {"param", "dim", "tensor", "full", "normal", "uniform", "constant",
                                                  "min", "max", "warmup", "exp", "log", "sqrt",
                                                  "abs", "floor", "ceil"};
   return names;
@@ -447,6 +449,27 @@ GraphVal GraphBuilder::call(const Expr& e, Scope* local) {
   if (name == "tensor") {
     arity(1, "tensor([1, 2, 3]) or tensor([[1, 2], [3, 4]])");
     return constant_tensor(args[0], e.args[0]->pos);
+  }
+  if (name == "full") {
+    arity(2, "full([dims], value)");
+    if (args[0].kind != GraphVal::Kind::list) fail(e.args[0]->pos, "full's shape is a list: [rows, cols]");
+    if (args[0].items.empty()) fail(e.args[0]->pos, "full's shape needs at least one dimension");
+    if (args[0].items.size() > static_cast<std::size_t>(kMaxRank)) fail(e.args[0]->pos, "too many dimensions");
+    Shape shape;
+    double elements = 1;
+    for (const auto& d : args[0].items) {
+      if (d.batch) fail(e.args[0]->pos, "a constant's shape cannot depend on the batch size B");
+      shape.push_back(integer(d, e.args[0]->pos, "a dimension"));
+      if (shape.back() < 1) fail(e.args[0]->pos, "a dimension must be at least 1");
+      elements *= static_cast<double>(shape.back());
+    }
+    if (elements > kMaxConstantElements)
+      fail(e.args[0]->pos, fmt::format("full() of shape {} is over {} elements", to_string(shape), kMaxConstantElements));
+    if (args[1].kind != GraphVal::Kind::number) fail(e.args[1]->pos, "full's value is a number");
+    if (args[1].batch) fail(e.args[1]->pos, "a constant cannot depend on the batch size B");
+    if (!graph_) fail(e.pos, "a schedule computes numbers only");
+    at(e.pos);
+    return GraphVal::of(graph_->constant(shape, std::vector<double>(static_cast<std::size_t>(elements), args[1].number)), false);
   }
   if (name == "normal" || name == "uniform" || name == "constant") {
     arity(1, fmt::format("{}(number)", name));

@@ -185,6 +185,26 @@ TEST_CASE("schedules compute numbers only", "[models][graphfile]") {
   CHECK(build_graph_model(syntax, {}, 4, 6).graph->size() > 0);
 }
 
+TEST_CASE("full() makes a constant of one value and any shape but the batch's", "[models][graphfile]") {
+  Model m = build_graph_model(parse_graph_text(graph("c = full([2, 3], 1.5)\nh = x + reshape(c, shape=[1, 6])\n"), "t.graph"), {}, 4, 6);
+  int found = 0;
+  for (int id = 0; id < m.graph->size(); ++id) {
+    const Node& n = m.graph->node(id);
+    if (n.kind != NodeKind::constant || n.shape != Shape{2, 3}) continue;
+    CHECK(n.values == std::vector<double>(6, 1.5));
+    ++found;
+  }
+  CHECK(found == 1);
+  CHECK_THAT(error_of(graph("c = full([B, 3], 0)\n")), Catch::Contains("t.graph:6:10: a constant's shape cannot depend on the batch size B"));
+  CHECK_THAT(error_of(graph("c = full([2, 3], B)\n")), Catch::Contains("cannot depend on the batch size B"));
+  CHECK_THAT(error_of(graph("c = full([2048, 1024], 0)\n")), Catch::Contains("is over 1048576 elements"));
+  CHECK_THAT(error_of(graph("c = full([2, 0], 0)\n")), Catch::Contains("at least 1"));
+  CHECK_THAT(error_of(graph("c = full(2, 0)\n")), Catch::Contains("full's shape is a list"));
+  CHECK_THAT(error_of(graph("c = full([2], x)\n")), Catch::Contains("full's value is a number"));
+  CHECK_THAT(error_of(graph("c = full([2])\n")), Catch::Contains("full is called as full([dims], value)"));
+  CHECK_THAT(error_of(graph("c = ful([2], 0)\n")), Catch::Contains("did you mean 'full'?"));
+}
+
 TEST_CASE("a parameter named twice is the same weights", "[models][graphfile]") {
   auto syntax = parse_graph_text(graph("def f(v) = v @ param(\"w\", [D, D], zeros)\na = f(x)\nb = f(z)\n"), "t.graph");
   Model m = build_graph_model(syntax, {}, 4, 6);
