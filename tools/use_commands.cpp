@@ -43,11 +43,14 @@ std::optional<std::int64_t> decode_class(const Run& run, const Trained& t) {
 // Draws of eval --iw stay apart from training's and from the one-sample test loss's.
 constexpr std::uint64_t kIwSeedSalt = 0x1a9f0e57ull;
 
-int estimate_likelihood(const Run& run, Trained& t, const Split& test) {
+void require_log_weight(const Trained& t) {
   if (!t.model->log_weight.valid())
     throw UsageError(fmt::format("eval --iw: '{}' declares no log_weight (log p(x, z) - log q(z | x) "
                                  "of its draw; a graph file's 'role log_weight = ...')",
                                  t.model->name));
+}
+
+int estimate_likelihood(const Run& run, Trained& t, const Split& test) {
   IwOptions o;
   o.samples = run.cli.iw;
   o.seed = run.settings.train.seed ^ kIwSeedSalt;
@@ -139,6 +142,8 @@ void measure_detection(const Run& run, const Split& test, const std::vector<doub
 
 int eval_command(const Run& run) {
   Trained t = load_trained(run);
+  // Refused before the plain evaluation, which would otherwise print as if the command worked.
+  if (run.cli.iw > 0) require_log_weight(t);
   const Split& test = test_split(t);
   LossReport r = t.trainer->evaluate(test);
   fmt::print("{}, {} test images: loss {}\n", trained_at(t), r.samples, format_loss(r));

@@ -62,6 +62,7 @@ TEST_CASE("eval --iw estimates -log p(x) below the negative ELBO, the same every
   INFO(describe(refused));
   CHECK(refused.code == 2);
   CHECK(refused.err.find("log_weight") != std::string::npos);
+  CHECK(refused.out.find("test images: loss") == std::string::npos);  // refused before evaluating
 }
 
 TEST_CASE("compare tables runs and draws their test-loss curves", "[e2e][compare]") {
