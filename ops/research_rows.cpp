@@ -1,7 +1,8 @@
 // Research ops that move rows or draw noise: uniform noise (Gumbel-softmax), a random permutation
 // of the rows (FactorVAE), gathering rows by index and its gradient, K copies of a batch
-// (importance samples), and sorting along the batch (sliced Wasserstein distances). Draws come from the counter-based generator: a pure function of (seed,
-// node, step, index), so the same bits at any thread count.
+// (importance samples), and sorting along the batch (sliced Wasserstein distances). Draws come
+// from the counter-based generator: a pure function of (seed, node, step, index), so the same
+// bits at any thread count.
 #include <graphrun/graph/random.hpp>
 #include <graphrun/ops/kernel_util.hpp>
 #include <graphrun/ops/ops.hpp>
