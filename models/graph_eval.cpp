@@ -1,3 +1,4 @@
+#include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/op.hpp>
 #include <graphrun/models/graph_eval.hpp>
 #include <graphrun/models/graph_model.hpp>
@@ -52,7 +53,7 @@ const std::map<std::string, double (*)(double)>& numeric_unary() {
 }
 
 const std::vector<std::string>& builtin_functions() {
-  static const std::vector<std::string> names = {"param", "dim", "tensor", "full", "normal", "uniform", "constant",
+  static const std::vector<std::string> names = {"param", "dim", "tensor", "full", "grad", "normal", "uniform", "constant",
                                                  "min", "max", "warmup", "exp", "log", "sqrt",
                                                  "abs", "floor", "ceil"};
   return names;
@@ -470,6 +471,19 @@ GraphVal GraphBuilder::call(const Expr& e, Scope* local) {
     if (!graph_) fail(e.pos, "a schedule computes numbers only");
     at(e.pos);
     return GraphVal::of(graph_->constant(shape, std::vector<double>(static_cast<std::size_t>(elements), args[1].number)), false);
+  }
+  if (name == "grad") {
+    arity(2, "grad(y, x): the gradient of the sum of y's elements with respect to x, shaped like x");
+    Value y = tensor(args[0], e.args[0]->pos, "what grad differentiates");
+    Value x = tensor(args[1], e.args[1]->pos, "what grad differentiates with respect to");
+    at(e.pos);
+    // Summing y gives each sample the gradient of its own outputs (a vector-Jacobian product
+    // with ones), as long as nothing between x and y mixes the batch's rows.
+    try {
+      return GraphVal::of(graphrun::grad(y.shape().empty() ? y : sum(y), {x})[0], args[1].batch);
+    } catch (const std::exception& err) {
+      fail(e.pos, err.what());
+    }
   }
   if (name == "normal" || name == "uniform" || name == "constant") {
     arity(1, fmt::format("{}(number)", name));

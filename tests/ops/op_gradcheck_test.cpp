@@ -40,6 +40,37 @@ GradCheckReport check_sample(const OpDef& op, const GradSample& sample) {
   return check_gradients(g, loss, wrt, values);
 }
 
+// Second derivatives, which grad() in graph files and gradient penalties rely on: the first
+// gradients are built as graph nodes (checked above), weighted by another fixed random tensor and
+// summed, and that loss is checked against central differences like any other.
+GradCheckReport check_second_order(const OpDef& op, const GradSample& sample) {
+  Graph g;
+  ParameterStore values;
+  std::vector<Value> inputs, differentiable;
+  std::vector<std::string> wrt;
+  for (std::size_t i = 0; i < sample.shapes.size(); ++i) {
+    auto name = fmt::format("x{}", i);
+    inputs.push_back(g.parameter(name, sample.shapes[i], Init::zeros()));
+    auto range = sample.ranges[std::min(i, sample.ranges.size() - 1)];
+    values.emplace(name, random_tensor(sample.shapes[i], range, static_cast<std::uint32_t>(i)));
+    if (!op.input_differentiable(i)) continue;
+    wrt.push_back(name);
+    differentiable.push_back(inputs.back());
+  }
+  if (wrt.empty()) return {};
+  Value y = g.apply(op, inputs, sample.attrs);
+  Tensor w = random_tensor(y.shape(), {-1.0, 1.0}, 99);
+  Value loss = sum(mul(y, g.constant(y.shape(), std::vector<double>(w.values<double>().begin(), w.values<double>().end()))));
+  auto grads = grad(loss, differentiable);
+  Value second;
+  for (std::size_t i = 0; i < grads.size(); ++i) {
+    Tensor v = random_tensor(grads[i].shape(), {-1.0, 1.0}, 200 + static_cast<std::uint32_t>(i));
+    Value term = sum(mul(grads[i], g.constant(grads[i].shape(), std::vector<double>(v.values<double>().begin(), v.values<double>().end()))));
+    second = second.valid() ? add(second, term) : term;
+  }
+  return check_gradients(g, second, wrt, values);
+}
+
 bool blocks_gradients(const OpDef& op) {
   if (op.random || op.differentiable.empty()) return false;
   for (bool d : op.differentiable)
@@ -106,6 +137,23 @@ TEST_CASE("every registered op passes its gradient check", "[ops][gradcheck]") {
       // Random ops take their input for its shape only, and gradient stops say they block;
       // all others must be differentiable.
       CHECK(any_differentiable != (op->random || blocks));
+    }
+  }
+}
+
+TEST_CASE("every differentiable op has second derivatives that pass the check", "[ops][gradcheck]") {
+  for (const OpDef* op : op_registry().all()) {
+    if (op->random || blocks_gradients(*op)) continue;
+    DYNAMIC_SECTION("op " << op->name) {
+      INFO("op " << op->name << ": " << op->summary);
+      for (const auto& sample : op->samples) {
+        std::string shapes;
+        for (const auto& s : sample.shapes) shapes += to_string(s) + " ";
+        INFO("input shapes " << shapes << "attributes " << sample.attrs.to_string());
+        auto report = check_second_order(*op, sample);
+        INFO(report.to_string());
+        CHECK(report.ok());
+      }
     }
   }
 }
