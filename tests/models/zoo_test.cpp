@@ -72,11 +72,11 @@ TEST_CASE("every zoo file builds, passes a float64 gradient check and learns", "
   for (const auto& file : files) {
     DYNAMIC_SECTION(file.filename().string()) {
       const ModelOptions options = small_options(file);
-      Model m = load_graph_model(file, options, 16, features);
+      Model m = load_graph_model(file, options, 16, SampleShape{1, kSide, kSide});
       INFO(file.filename().string() << ": " << m.terms.size() << " terms");
       // Gradients, as `graphrun gradcheck` checks them: 4 images, eps 1e-4, tolerance 1e-4,
       // every parameter at up to 8 of its elements, schedules at their final values.
-      Model checked = load_graph_model(file, options, 4, features);
+      Model checked = load_graph_model(file, options, 4, SampleShape{1, kSide, kSide});
       Graph& g = *checked.graph;
       ParameterStore values = init_parameters(g, 1, DType::f64);
       std::vector<std::int64_t> idx(4);
