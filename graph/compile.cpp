@@ -11,6 +11,7 @@
 #include <cstring>
 #include <iterator>
 #include <limits>
+#include <map>
 
 namespace graphrun {
 namespace {
@@ -148,6 +149,8 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
   std::vector<Shape> shape_of(static_cast<std::size_t>(graph.size()));
   std::vector<int> slot_of(static_cast<std::size_t>(graph.size()), -1);
   std::size_t esize = dtype_size(options.dtype);
+  // Op nodes already given a step, by op and input buffers, for share_duplicates.
+  std::map<std::string, std::vector<int>> computed;
   for (int id : order) {
     const Node& node = graph.node(id);
     std::vector<Shape> in_shapes;
@@ -161,6 +164,23 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
     if (node.kind == NodeKind::op && node.op->same_shape_is_identity && shape == in_shapes[0]) {
       slot_of[static_cast<std::size_t>(id)] = slot_of[static_cast<std::size_t>(node.inputs[0])];
       continue;
+    }
+
+    if (node.kind == NodeKind::op && options.share_duplicates && !node.op->random) {
+      std::string key = node.op->name;
+      for (std::size_t i = 0; i < node.inputs.size(); ++i)
+        key += node.op->input_shape_only(i) ? " " + to_string(in_shapes[i])
+                                             : fmt::format(" {}", slot_of[static_cast<std::size_t>(node.inputs[i])]);
+      auto& twins = computed[key];
+      auto twin = std::find_if(twins.begin(), twins.end(), [&](int other) {
+        return graph.node(other).attrs.items() == node.attrs.items();
+      });
+      if (twin != twins.end()) {
+        slot_of[static_cast<std::size_t>(id)] = slot_of[static_cast<std::size_t>(*twin)];
+        ++p.plan_.shared_steps;
+        continue;
+      }
+      twins.push_back(id);
     }
 
     Program::Slot slot;

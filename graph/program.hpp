@@ -51,6 +51,11 @@ struct CompileOptions {
   // Null: the program has an arena of its own. Else its buffers live in this one (SharedArena
   // says what that asks of the caller).
   std::shared_ptr<SharedArena> arena = nullptr;
+  // Computes an op once where several nodes apply it to the same buffers with the same
+  // attributes: a graph file's function called twice on one value (a decoder serving a loss and
+  // a role, a penalty re-reading a network's output) builds its nodes twice. Random ops are
+  // never shared, their draws are keyed by node. The results are the same bits either way.
+  bool share_duplicates = true;
 };
 
 struct RunOptions {
@@ -88,6 +93,7 @@ struct MemoryPlan {
   std::size_t buffer_bytes = 0;    // the sum of every intermediate buffer, were none shared
   std::size_t constant_bytes = 0;
   int buffers = 0;
+  int shared_steps = 0;  // op nodes that read the result of an identical one (share_duplicates)
 };
 
 class Program {

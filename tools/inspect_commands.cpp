@@ -154,8 +154,9 @@ int info_command(const Run& run) {
   fmt::print("  {:<16} {:<14} {:>12}  ({})\n", "total", "", total,
              mib(static_cast<std::size_t>(total) * sizeof(float)));
   const MemoryPlan& plan = program.memory_plan();
-  fmt::print("\ntraining program for x {} (float32): {} kernels\n", to_string(x_shape),
-             program.num_steps());
+  fmt::print("\ntraining program for x {} (float32): {} kernels{}\n", to_string(x_shape),
+             program.num_steps(),
+             plan.shared_steps > 0 ? fmt::format(" ({} duplicate nodes computed once)", plan.shared_steps) : "");
   fmt::print("  arena      {:>12} bytes  {}  (planned; buffers share space)\n", plan.arena_bytes,
              mib(plan.arena_bytes));
   fmt::print("  buffers    {:>12} bytes  {}  ({} buffers, were none shared)\n", plan.buffer_bytes,

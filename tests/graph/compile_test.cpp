@@ -110,6 +110,41 @@ TEST_CASE("dead code is not scheduled and dead inputs need no binding", "[graph]
   testing::check_close(to_vector(p.output(0)), {-1.0, -std::exp(1.0)}, 1e-6);
 }
 
+// A function called twice on one value builds its nodes twice; compile computes them once, and
+// the results are the same bits as computing both. Another attribute, another input buffer or a
+// random op is not a duplicate.
+TEST_CASE("duplicate computations run once, random ops never", "[graph][compile]") {
+  Graph g;
+  Value x = g.input("x", {3, 4});
+  Value w = g.parameter("w", {4, 2}, Init::zeros());
+  auto f = [&](Value v) { return sigmoid(matmul(v, w)); };
+  Value a = sum(f(x), {1});
+  Value b = sum(f(x), {1});      // the same three ops again: shared
+  Value c = sum(f(x), {0});      // other axes: its sum is not a duplicate
+  Value d = sum(f(exp(x)), {1});  // another input: not a duplicate
+  Value n1 = random_normal_like(x), n2 = random_normal_like(x);
+  const std::vector<Value> outs{a, b, c, d, n1, n2};
+  const CompileOptions shared{.fuse = false};
+  const CompileOptions each{.fuse = false, .share_duplicates = false};
+  Program p = compile_program(g, outs, {}, shared);
+  Program q = compile_program(g, outs, {}, each);
+  CHECK(p.memory_plan().shared_steps == 5);  // b's three ops, c's product and sigmoid
+  CHECK(q.memory_plan().shared_steps == 0);
+  CHECK(q.num_steps() - p.num_steps() == p.memory_plan().shared_steps);
+  Tensor xv = testing::random_tensor({3, 4}, {-1.0, 1.0}, 1, 5).to(DType::f32);
+  Tensor wv = testing::random_tensor({4, 2}, {-1.0, 1.0}, 2, 5).to(DType::f32);
+  for (Program* prog : {&p, &q}) {
+    prog->bind("x", xv);
+    prog->bind("w", wv);
+    prog->run();
+  }
+  for (std::size_t i = 0; i < outs.size(); ++i) {
+    INFO("output " << i);
+    CHECK(to_vector(p.output(i)) == to_vector(q.output(i)));
+  }
+  CHECK(to_vector(p.output(4)) != to_vector(p.output(5)));
+}
+
 TEST_CASE("a value read only for its shape is neither computed nor bound", "[graph][compile]") {
   Graph g;
   Value x = g.input("x", {1000});
