@@ -23,6 +23,13 @@ using Axes = std::vector<std::int64_t>;
 Value neg(Value x, Loc at = Loc::current());       // -x
 Value exp(Value x, Loc at = Loc::current());       // e^x
 Value log(Value x, Loc at = Loc::current());       // ln x, x > 0
+Value log1p(Value x, Loc at = Loc::current());     // ln(1 + x), accurate near 0
+Value expm1(Value x, Loc at = Loc::current());     // e^x - 1, accurate near 0
+Value sinh(Value x, Loc at = Loc::current());
+Value cosh(Value x, Loc at = Loc::current());
+Value atanh(Value x, Loc at = Loc::current());     // -1 < x < 1
+Value asinh(Value x, Loc at = Loc::current());
+Value acosh(Value x, Loc at = Loc::current());     // x >= 1
 Value sqrt(Value x, Loc at = Loc::current());      // sqrt(x), x > 0
 Value square(Value x, Loc at = Loc::current());    // x^2
 Value abs(Value x, Loc at = Loc::current());       // |x|; gradient sign(x), 0 at 0
@@ -91,6 +98,7 @@ Value norm2(Value x, Loc at = Loc::current());  // sqrt(sum of squares) of all e
 
 // ---- shapes -------------------------------------------------------------------------------------
 Value reshape(Value x, Shape shape, Loc at = Loc::current());  // one -1 dim is inferred
+Value flatten(Value x, Loc at = Loc::current());  // [N, ...] -> [N, rest]
 Value transpose(Value x, Loc at = Loc::current());             // 2-D: [M, N] -> [N, M]
 Value concat(const std::vector<Value>& xs, std::int64_t axis, Loc at = Loc::current());
 Value slice(Value x, std::int64_t axis, std::int64_t begin, std::int64_t end,

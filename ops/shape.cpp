@@ -198,6 +198,18 @@ const OpRegistration registrations[] = {
                         reshape_shape, copy_kernel<float>, copy_kernel<double>,
                         [](const GradContext& c) { return R{reshape_like(c.grad, c.inputs[0], c.where)}; },
                         {{{{3, 4}}, {{"shape", Axes{2, -1}}}}, {{{2, 3, 2}}, {{"shape", Axes{12}}}}})), {{"shape", std::nullopt, true}})),
+    // Conv features to rows for a dense layer, whatever the batch: reshape would need the
+    // product of the other sizes spelled out, since B is already its one inferred size.
+    OpRegistration(identity_when_same_shape(make_op("flatten", "y = x as rows: [N, d1, d2, ...] -> [N, d1 d2 ...]; same elements", 1,
+                        [](std::span<const Shape> in, const Attrs&) {
+                          if (in[0].empty()) throw ShapeError("flatten needs at least one dimension");
+                          std::int64_t rest = 1;
+                          for (std::size_t i = 1; i < in[0].size(); ++i) rest *= in[0][i];
+                          return Shape{in[0][0], rest};
+                        },
+                        copy_kernel<float>, copy_kernel<double>,
+                        [](const GradContext& c) { return R{reshape_like(c.grad, c.inputs[0], c.where)}; },
+                        {{{{2, 3, 4}}}, {{{3, 1, 2, 2}}}, {{{4}}}}))),
     OpRegistration(identity_when_same_shape(with_like(make_op("reshape_like",
                         "y = x with the shape of `like`; same number of elements", 2,
                         reshape_like_shape, copy_kernel<float>, copy_kernel<double>,
@@ -272,6 +284,7 @@ const OpRegistration registrations[] = {
 Value reshape(Value x, Shape shape, Loc at) {
   return x.graph().apply(ops::op("reshape"), {x}, {{"shape", Axes(shape.begin(), shape.end())}}, at);
 }
+Value flatten(Value x, Loc at) { return x.graph().apply(ops::op("flatten"), {x}, {}, at); }
 Value reshape_like(Value x, Value like, Loc at) {
   return x.graph().apply(ops::op("reshape_like"), {x, like}, {}, at);
 }

@@ -55,6 +55,15 @@ struct Sigmoid {
   }
 };
 struct Tanh { template <class T> T operator()(T x) const { return std::tanh(x); } };
+// Accurate where the plain formulas cancel (log(1 + x) and e^x - 1 near 0, sinh x / x) or
+// overflow: hyperbolic latent spaces (poincare_vae) and stable likelihoods need them.
+struct Log1p { template <class T> T operator()(T x) const { return std::log1p(x); } };
+struct Expm1 { template <class T> T operator()(T x) const { return std::expm1(x); } };
+struct Sinh { template <class T> T operator()(T x) const { return std::sinh(x); } };
+struct Cosh { template <class T> T operator()(T x) const { return std::cosh(x); } };
+struct Atanh { template <class T> T operator()(T x) const { return std::atanh(x); } };
+struct Asinh { template <class T> T operator()(T x) const { return std::asinh(x); } };
+struct Acosh { template <class T> T operator()(T x) const { return std::acosh(x); } };
 struct Softplus {
   template <class T> T operator()(T x) const { return std::max(x, T(0)) + log1p_exp_neg(std::abs(x)); }
 };
@@ -98,6 +107,29 @@ const OpRegistration registrations[] = {
                                [](const GradContext& c) {
                                  return R{tanh_backward(c.grad, c.output, c.where)};
                                })),
+    OpRegistration(unary<Log1p>("log1p", "y = ln(1 + x) (x > -1), accurate near 0; any shape",
+                                [](const GradContext& c) { return R{div(c.grad, c.inputs[0] + 1.0, c.where)}; },
+                                {{-0.5, 3.0}})),
+    OpRegistration(unary<Expm1>("expm1", "y = e^x - 1, accurate near 0; any shape",
+                                [](const GradContext& c) { return R{mul(c.grad, c.output + 1.0, c.where)}; })),
+    OpRegistration(unary<Sinh>("sinh", "y = sinh x; any shape",
+                               [](const GradContext& c) { return R{mul(c.grad, cosh(c.inputs[0], c.where), c.where)}; })),
+    OpRegistration(unary<Cosh>("cosh", "y = cosh x; any shape",
+                               [](const GradContext& c) { return R{mul(c.grad, sinh(c.inputs[0], c.where), c.where)}; })),
+    OpRegistration(unary<Atanh>("atanh", "y = artanh x (-1 < x < 1); any shape",
+                                [](const GradContext& c) {
+                                  return R{div(c.grad, 1.0 - square(c.inputs[0], c.where), c.where)};
+                                },
+                                {{-0.8, 0.8}})),
+    OpRegistration(unary<Asinh>("asinh", "y = arsinh x; any shape",
+                                [](const GradContext& c) {
+                                  return R{div(c.grad, sqrt(square(c.inputs[0], c.where) + 1.0, c.where), c.where)};
+                                })),
+    OpRegistration(unary<Acosh>("acosh", "y = arcosh x (x >= 1); any shape",
+                                [](const GradContext& c) {
+                                  return R{div(c.grad, sqrt(square(c.inputs[0], c.where) - 1.0, c.where), c.where)};
+                                },
+                                {{1.2, 3.0}})),
     OpRegistration(unary<Softplus>("softplus", "y = ln(1 + e^x), stable for any x; any shape",
                                    [](const GradContext& c) {
                                      return R{mul(c.grad, sigmoid(c.inputs[0], c.where), c.where)};
@@ -116,6 +148,13 @@ Value unary_node(const char* name, Value x, Loc at) {
 
 Value neg(Value x, Loc at) { return unary_node("neg", x, at); }
 Value exp(Value x, Loc at) { return unary_node("exp", x, at); }
+Value log1p(Value x, Loc at) { return unary_node("log1p", x, at); }
+Value expm1(Value x, Loc at) { return unary_node("expm1", x, at); }
+Value sinh(Value x, Loc at) { return unary_node("sinh", x, at); }
+Value cosh(Value x, Loc at) { return unary_node("cosh", x, at); }
+Value atanh(Value x, Loc at) { return unary_node("atanh", x, at); }
+Value asinh(Value x, Loc at) { return unary_node("asinh", x, at); }
+Value acosh(Value x, Loc at) { return unary_node("acosh", x, at); }
 Value log(Value x, Loc at) { return unary_node("log", x, at); }
 Value sqrt(Value x, Loc at) { return unary_node("sqrt", x, at); }
 Value square(Value x, Loc at) { return unary_node("square", x, at); }
