@@ -19,6 +19,7 @@ constexpr int kMaxCallDepth = 32;
 // Calls can fan out (f calls g twice, g calls h twice, ...): bound their number, not only depth.
 constexpr std::int64_t kMaxCalls = 100000;
 constexpr int kMaxNodes = 1000000;
+constexpr int kMaxGradNodes = kMaxNodes / 10;
 constexpr double kMaxDimension = 1 << 24;
 constexpr double kMaxParameterElements = 1 << 28;
 // full() holds its values in the graph as it is built, so its limit is far below a parameter's.
@@ -477,6 +478,12 @@ GraphVal GraphBuilder::call(const Expr& e, Scope* local) {
     Value y = tensor(args[0], e.args[0]->pos, "what grad differentiates");
     Value x = tensor(args[1], e.args[1]->pos, "what grad differentiates with respect to");
     at(e.pos);
+    // A backward pass has a few nodes for each forward one, and at() checks the total only after
+    // grad() returns: nested grads would otherwise double the graph past any limit in one call.
+    if (graph_->size() > kMaxGradNodes)
+      fail(e.pos, fmt::format("grad() of a graph of {} nodes: a backward pass needs room, at most {} "
+                              "nodes before it (grad of grad of ... doubles the graph each time)",
+                              graph_->size(), kMaxGradNodes));
     // Summing y gives each sample the gradient of its own outputs (a vector-Jacobian product
     // with ones), as long as nothing between x and y mixes the batch's rows.
     try {

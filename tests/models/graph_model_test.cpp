@@ -8,6 +8,7 @@
 #include <graphrun/train/trainer.hpp>
 
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include <cstring>
 #include <filesystem>
@@ -229,6 +230,11 @@ TEST_CASE("grad() in a graph file is the gradient of the sum of its first argume
   CHECK_THAT(error_of(graph("g = grad(x)\n")), Catch::Contains("t.graph:6:5: grad is called as grad(y, x)"));
   CHECK_THAT(error_of(graph("g = grad(\"x\", x)\n")), Catch::Contains("what grad differentiates must be a tensor, not a string"));
   CHECK_THAT(error_of(graph("g = grad(x, [1])\n")), Catch::Contains("with respect to must be a tensor, not a list"));
+  // Each grad of a grad more than doubles the graph; the limit stops it before a backward pass
+  // could outgrow memory.
+  std::string nested = "def d(v) = grad(exp(v) * v, x)\na0 = x\n";
+  for (int i = 1; i <= 30; ++i) nested += fmt::format("a{} = d(a{})\n", i, i - 1);
+  CHECK_THAT(error_of(graph(nested)), Catch::Contains("a backward pass needs room, at most 100000 nodes"));
 }
 
 // A gradient penalty is differentiated again in training: its second derivatives through a small
