@@ -12,8 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <numeric>
+
+#include <unistd.h>
 
 namespace graphrun::cli {
 namespace fs = std::filesystem;
@@ -54,6 +57,23 @@ int estimate_likelihood(const Run& run, Trained& t, const Split& test) {
   IwOptions o;
   o.samples = run.cli.iw;
   o.seed = run.settings.train.seed ^ kIwSeedSalt;
+  // A line at most every 10 s, or one line redrawn in place on a terminal and cleared at the end.
+  const bool terminal = ::isatty(STDOUT_FILENO) == 1;
+  const double start = clock_seconds();
+  double shown = start;
+  o.progress = [&](std::int64_t done, std::int64_t total) {
+    const double now = clock_seconds();
+    if (done == total) {
+      if (terminal) fmt::print("\r\033[K");
+      return;
+    }
+    if (now - shown < (terminal ? 0.5 : 10.0)) return;
+    shown = now;
+    const double left = (now - start) / static_cast<double>(done) * static_cast<double>(total - done);
+    fmt::print("{}eval --iw: {} of {} images in {}, about {} left{}", terminal ? "\r" : "", done, total,
+               format_duration(now - start), format_duration(left), terminal ? "" : "\n");
+    std::fflush(stdout);
+  };
   IwEstimate e = importance_sampled_nll(*t.model, t.trainer->parameters(), test, o);
   fmt::print("-log p(x) <= {:.2f} +- {:.2f} nats (mean of {} test images, its standard error; {} "
              "importance samples each, Burda et al. 2015) in {:.1f} s\n",

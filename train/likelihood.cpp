@@ -104,6 +104,7 @@ IwEstimate importance_sampled_nll(Model& model, ParameterStore& params, const Sp
     for (std::int64_t i = 0; i < rows; ++i)
       r.per_image[static_cast<std::size_t>(first + i)] =
           std::log(static_cast<double>(o.samples)) - sums[static_cast<std::size_t>(i)].value();
+    if (o.progress) o.progress(first + rows, n);
   }
   r.samples = o.samples;
   summarise(r);

@@ -9,6 +9,7 @@
 #include <graphrun/train/dataset.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 namespace graphrun {
@@ -21,6 +22,9 @@ struct IwOptions {
   std::int64_t tile = 8;
   std::uint64_t seed = 1;
   std::int64_t limit = -1;  // the first N images of the split; -1: all
+  // Called after each block of images with the images done and the total: a thousand draws an
+  // image take minutes to hours on a large model, and a silent run looks hung.
+  std::function<void(std::int64_t done, std::int64_t total)> progress;
 };
 
 struct IwEstimate {

@@ -76,7 +76,11 @@ TEST_CASE("the estimate repeats, is finite, and falls with more draws", "[train]
   o.batch = 16;  // 60 / 16: a last block of 12 images
   o.tile = 8;    // 50 / 8: a last run with 2 of its 8 draws used
   IwEstimate a = importance_sampled_nll(t.model, t.trainer->parameters(), data, o);
+  std::vector<std::pair<std::int64_t, std::int64_t>> reported;  // progress: after each block
+  o.progress = [&](std::int64_t done, std::int64_t total) { reported.emplace_back(done, total); };
   IwEstimate b = importance_sampled_nll(t.model, t.trainer->parameters(), data, o);
+  CHECK(reported == std::vector<std::pair<std::int64_t, std::int64_t>>{{16, 60}, {32, 60}, {48, 60}, {60, 60}});
+  o.progress = nullptr;
   CHECK(a.nll == b.nll);
   CHECK(a.per_image == b.per_image);
   CHECK(std::isfinite(a.nll));
