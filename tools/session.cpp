@@ -116,26 +116,54 @@ std::map<std::string, std::string> checkpoint_identity(const Settings& s) {
   return id;
 }
 
+namespace {
+
+// The [graph]'s code: each line without its comment and with runs of spaces as one, numbered as
+// in the section, blank lines dropped. A comment or the spacing edited after training leaves
+// the model the checkpoint holds as it was.
+std::vector<std::pair<int, std::string>> code_lines(const std::string& text) {
+  std::vector<std::pair<int, std::string>> out;
+  std::istringstream in(text);
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    std::string code;
+    bool quoted = false, space = false;
+    for (char c : line) {
+      if (c == '"') quoted = !quoted;
+      if (!quoted && c == '#') break;
+      if (!quoted && (c == ' ' || c == '\t' || c == '\r')) {
+        space = !code.empty();
+        continue;
+      }
+      if (space) code += ' ';
+      space = false;
+      code += c;
+    }
+    if (!code.empty()) out.emplace_back(number, std::move(code));
+  }
+  return out;
+}
+
+}  // namespace
+
 void check_same_graph(const std::map<std::string, std::string>& meta, const Settings& s,
                       const fs::path& file) {
   if (!s.graph) return;
   auto it = meta.find("graph");
   const std::string saved = it == meta.end() ? "" : it->second;
   if (saved == s.graph->graph_text) return;
-  std::istringstream a(saved), b(s.graph->graph_text);
-  std::string la, lb;
-  int line = 1;
-  while (true) {
-    bool more_a = static_cast<bool>(std::getline(a, la)), more_b = static_cast<bool>(std::getline(b, lb));
-    if (!more_a && !more_b) break;
-    if (!more_a || !more_b || la != lb) break;
-    ++line;
-  }
+  const auto was = code_lines(saved), now = code_lines(s.graph->graph_text);
+  std::size_t k = 0;
+  while (k < was.size() && k < now.size() && was[k].second == now[k].second) ++k;
+  if (k == was.size() && k == now.size()) return;
+  auto at = [](const std::vector<std::pair<int, std::string>>& v, std::size_t k) {
+    return k < v.size() ? fmt::format("line {} '{}'", v[k].first, v[k].second) : std::string("the end");
+  };
   throw UsageError(fmt::format(
-      "the [graph] of {} is not the one the checkpoint '{}' was trained with (line {} of the "
-      "section differs: now '{}', trained '{}'); restore it (the checkpoint's config.ini holds the "
-      "trained graph: {}), or train afresh with another --out",
-      s.file.string(), file.string(), line, lb, la, (file.parent_path() / "config.ini").string()));
+      "the [graph] of {} is not the one the checkpoint '{}' was trained with (comments and "
+      "spacing aside, the first difference: now {} of the section, trained {}); restore it (the "
+      "checkpoint's config.ini holds the trained graph: {}), or train afresh with another --out",
+      s.file.string(), file.string(), at(now, k), at(was, k), (file.parent_path() / "config.ini").string()));
 }
 
 void check_resumable(const std::map<std::string, std::string>& meta, const Settings& s,

@@ -82,6 +82,32 @@ TEST_CASE("graphrun refuses a graph file changed since its checkpoint", "[e2e][g
   }
 }
 
+// A comment, a blank line or spacing changed after training is not a change of the model.
+TEST_CASE("a graph file whose comments and spacing changed still fits its checkpoint", "[e2e][graphfile]") {
+  TempDir tmp;
+  write(tmp / "beta.graph", readme_variant());
+  REQUIRE(run_cli_process(small({"beta.graph", "--epochs", "1"}), tmp.path()).code == 0);
+  std::string edited = readme_variant();
+  edited.replace(edited.find("role loss = recon + beta * kl"), 29,
+                 "# the weighted sum, now with a comment\n\nrole loss  =  recon + beta * kl   # \"#\" here");
+  write(tmp / "beta.graph", edited);
+  auto eval = run_cli_process(small({"eval", "beta.graph"}), tmp.path());
+  INFO(describe(eval));
+  CHECK(eval.code == 0);
+  auto resumed = run_cli_process(small({"beta.graph", "--epochs", "2", "--resume"}), tmp.path());
+  INFO(describe(resumed));
+  CHECK(resumed.code == 0);
+  CHECK(resumed.out.find("resuming after epoch 1") != std::string::npos);
+  // Inside a string a '#' is code: another parameter name is another model.
+  std::string renamed = readme_variant();
+  renamed.replace(renamed.find("\"enc1\""), 6, "\"enc#1\"");
+  write(tmp / "beta.graph", renamed);
+  auto refused = run_cli_process(small({"eval", "beta.graph"}), tmp.path());
+  INFO(describe(refused));
+  CHECK(refused.code == 2);
+  CHECK(refused.err.find("is not the one the checkpoint") != std::string::npos);
+}
+
 TEST_CASE("a faulty graph file is an error at its line", "[e2e][graphfile]") {
   TempDir tmp;
   std::string bad = readme_variant();
