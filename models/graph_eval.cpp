@@ -54,7 +54,7 @@ const std::map<std::string, double (*)(double)>& numeric_unary() {
 }
 
 const std::vector<std::string>& builtin_functions() {
-  static const std::vector<std::string> names = {"param", "dim", "tensor", "full", "grad", "normal", "uniform", "constant",
+  static const std::vector<std::string> names = {"param", "dim", "tensor", "full", "eye", "grad", "normal", "uniform", "constant",
                                                  "min", "max", "warmup", "exp", "log", "sqrt",
                                                  "abs", "floor", "ceil"};
   return names;
@@ -472,6 +472,19 @@ GraphVal GraphBuilder::call(const Expr& e, Scope* local) {
     if (!graph_) fail(e.pos, "a schedule computes numbers only");
     at(e.pos);
     return GraphVal::of(graph_->constant(shape, std::vector<double>(static_cast<std::size_t>(elements), args[1].number)), false);
+  }
+  if (name == "eye") {
+    arity(1, "eye(n): the n x n identity matrix");
+    const std::int64_t n = integer(args[0], e.args[0]->pos, "eye's size");
+    if (args[0].batch) fail(e.args[0]->pos, "a constant's shape cannot depend on the batch size B");
+    if (n < 1) fail(e.args[0]->pos, "eye's size must be at least 1");
+    if (static_cast<double>(n) * static_cast<double>(n) > kMaxConstantElements)
+      fail(e.args[0]->pos, fmt::format("eye({}) is over {} elements", n, kMaxConstantElements));
+    if (!graph_) fail(e.pos, "a schedule computes numbers only");
+    at(e.pos);
+    std::vector<double> values(static_cast<std::size_t>(n * n), 0.0);
+    for (std::int64_t i = 0; i < n; ++i) values[static_cast<std::size_t>(i * n + i)] = 1.0;
+    return GraphVal::of(graph_->constant({n, n}, values), false);
   }
   if (name == "grad") {
     arity(2, "grad(y, x): the gradient of the sum of y's elements with respect to x, shaped like x");

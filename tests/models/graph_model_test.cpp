@@ -264,6 +264,23 @@ TEST_CASE("a gradient penalty in a graph file has correct second derivatives", "
   CHECK(report.tensors.size() == 3);
 }
 
+TEST_CASE("eye(n) is the identity matrix", "[models][graphfile]") {
+  Model m = build_graph_model(parse_graph_text(graph("c = eye(3)\nh = x + reshape(c, shape=[1, 9])\n"), "t.graph"), {}, 4, 9);
+  int found = 0;
+  for (int id = 0; id < m.graph->size(); ++id) {
+    const Node& n = m.graph->node(id);
+    if (n.kind != NodeKind::constant || n.shape != Shape{3, 3}) continue;
+    CHECK(n.values == std::vector<double>{1, 0, 0, 0, 1, 0, 0, 0, 1});
+    ++found;
+  }
+  CHECK(found == 1);
+  CHECK_THAT(error_of(graph("c = eye(B)\n")), Catch::Contains("cannot depend on the batch size B"));
+  CHECK_THAT(error_of(graph("c = eye(0)\n")), Catch::Contains("at least 1"));
+  CHECK_THAT(error_of(graph("c = eye(2000)\n")), Catch::Contains("is over 1048576 elements"));
+  CHECK_THAT(error_of(graph("c = eye(2.5)\n")), Catch::Contains("must be a whole number"));
+  CHECK_THAT(error_of(graph("c = eye(x)\n")), Catch::Contains("eye's size must be a number"));
+}
+
 TEST_CASE("a parameter named twice is the same weights", "[models][graphfile]") {
   auto syntax = parse_graph_text(graph("def f(v) = v @ param(\"w\", [D, D], zeros)\na = f(x)\nb = f(z)\n"), "t.graph");
   Model m = build_graph_model(syntax, {}, 4, 6);
