@@ -188,16 +188,17 @@ TEST_CASE("schedules compute numbers only", "[models][graphfile]") {
   CHECK(build_graph_model(syntax, {}, 4, 6).graph->size() > 0);
 }
 
+// The values of the constant nodes of `shape` in m's graph.
+std::vector<std::vector<double>> constants(const Model& m, const Shape& shape) {
+  std::vector<std::vector<double>> found;
+  for (int id = 0; id < m.graph->size(); ++id)
+    if (const Node& n = m.graph->node(id); n.kind == NodeKind::constant && n.shape == shape) found.push_back(n.values);
+  return found;
+}
+
 TEST_CASE("full() makes a constant of one value and any shape but the batch's", "[models][graphfile]") {
   Model m = build_graph_model(parse_graph_text(graph("c = full([2, 3], 1.5)\nh = x + reshape(c, shape=[1, 6])\n"), "t.graph"), {}, 4, 6);
-  int found = 0;
-  for (int id = 0; id < m.graph->size(); ++id) {
-    const Node& n = m.graph->node(id);
-    if (n.kind != NodeKind::constant || n.shape != Shape{2, 3}) continue;
-    CHECK(n.values == std::vector<double>(6, 1.5));
-    ++found;
-  }
-  CHECK(found == 1);
+  CHECK(constants(m, {2, 3}) == std::vector<std::vector<double>>{std::vector<double>(6, 1.5)});
   CHECK_THAT(error_of(graph("c = full([B, 3], 0)\n")), Catch::Contains("t.graph:6:10: a constant's shape cannot depend on the batch size B"));
   CHECK_THAT(error_of(graph("c = full([2, 3], B)\n")), Catch::Contains("cannot depend on the batch size B"));
   CHECK_THAT(error_of(graph("c = full([2048, 1024], 0)\n")), Catch::Contains("is over 1048576 elements"));
@@ -266,14 +267,7 @@ TEST_CASE("a gradient penalty in a graph file has correct second derivatives", "
 
 TEST_CASE("eye(n) is the identity matrix", "[models][graphfile]") {
   Model m = build_graph_model(parse_graph_text(graph("c = eye(3)\nh = x + reshape(c, shape=[1, 9])\n"), "t.graph"), {}, 4, 9);
-  int found = 0;
-  for (int id = 0; id < m.graph->size(); ++id) {
-    const Node& n = m.graph->node(id);
-    if (n.kind != NodeKind::constant || n.shape != Shape{3, 3}) continue;
-    CHECK(n.values == std::vector<double>{1, 0, 0, 0, 1, 0, 0, 0, 1});
-    ++found;
-  }
-  CHECK(found == 1);
+  CHECK(constants(m, {3, 3}) == std::vector<std::vector<double>>{{1, 0, 0, 0, 1, 0, 0, 0, 1}});
   CHECK_THAT(error_of(graph("c = eye(B)\n")), Catch::Contains("cannot depend on the batch size B"));
   CHECK_THAT(error_of(graph("c = eye(0)\n")), Catch::Contains("at least 1"));
   CHECK_THAT(error_of(graph("c = eye(2000)\n")), Catch::Contains("is over 1048576 elements"));
