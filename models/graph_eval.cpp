@@ -147,6 +147,19 @@ void GraphBuilder::input_images(const Statement& s) {
   bind(globals_, "x", GraphVal::of(x_images_, true), s.name_pos);
 }
 
+void GraphBuilder::assign(Scope& scope, const Statement& s, Scope* local) {
+  GraphVal v = eval(*s.value, local);
+  if (s.unpack.empty()) return bind(scope, s.name, std::move(v), s.name_pos);
+  if (v.kind != GraphVal::Kind::list || v.items.size() != s.unpack.size())
+    fail(s.value->pos, fmt::format("{} names are unpacked from {}; it must be a list of {} (a function "
+                                   "returns several values as [a, b])",
+                                   s.unpack.size(),
+                                   v.kind == GraphVal::Kind::list ? fmt::format("a list of {}", v.items.size()) : kind_name(v.kind),
+                                   s.unpack.size()));
+  for (std::size_t i = 0; i < s.unpack.size(); ++i)
+    bind(scope, s.unpack[i].first, std::move(v.items[i]), s.unpack[i].second);
+}
+
 void GraphBuilder::bind(Scope& scope, const std::string& name, GraphVal v, SourcePos pos) {
   auto clash = [&](SourcePos first, const char* what) {
     fail(pos, fmt::format("'{}' is {} on line {}; values are assigned once (name this one anew)",
@@ -209,7 +222,7 @@ void GraphBuilder::statement(const Statement& s) {
                                      functions_.at(s.name)->pos.line));
       functions_[s.name] = &s;
       break;
-    case K::assign: bind(globals_, s.name, eval(*s.value, nullptr), s.name_pos); break;
+    case K::assign: assign(globals_, s, nullptr); break;
     case K::role: {
       if (std::find(role_names().begin(), role_names().end(), s.name) == role_names().end()) {
         std::string hint = closest_name(s.name, role_names());
@@ -587,7 +600,7 @@ GraphVal GraphBuilder::call_function(const Statement& def, const Expr& e, std::v
     if (local.count(def.params[i])) fail(def.pos, fmt::format("parameter '{}' is named twice", def.params[i]));
     local[def.params[i]] = {std::move(args[i]), def.pos};
   }
-  for (const auto& s : def.body) bind(local, s->name, eval(*s->value, &local), s->name_pos);
+  for (const auto& s : def.body) assign(local, *s, &local);
   GraphVal result = eval(*def.value, &local);
   calls_.pop_back();
   return result;

@@ -60,6 +60,8 @@ class GraphBuilder {
   void statement(const Statement& s);
   void input_images(const Statement& s);  // input x [B, C, H, W]
   void bind(Scope& scope, const std::string& name, GraphVal v, SourcePos pos);
+  // An assignment statement: one name, or a list unpacked into several (`a, b = f(x)`).
+  void assign(Scope& scope, const Statement& s, Scope* local);
   GraphVal eval(const Expr& e, Scope* local);
   GraphVal lookup(const Expr& e, Scope* local);
   GraphVal call(const Expr& e, Scope* local);

@@ -149,8 +149,16 @@ class Parser {
       s->kind = Statement::Kind::assign;
       s->name = w;
       s->name_pos = first.pos;
+      if (at_punct(",")) {
+        s->unpack.emplace_back(w, first.pos);
+        while (at_punct(",")) {
+          take();
+          Token t = expect_name("a name to unpack into");
+          s->unpack.emplace_back(t.text, t.pos);
+        }
+      }
       expect("=", fmt::format("after '{}' (statements are input, param, def, role, term, schedule, "
-                              "prior, or NAME = expression)", w));
+                              "prior, NAME = expression, or NAME, NAME = a list)", w));
       s->value = expr();
     }
     return s;

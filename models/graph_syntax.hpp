@@ -17,8 +17,8 @@
 //
 //   statement  = "input" NAME shape | "param" NAME shape init | "def" NAME "(" [names] ")" body
 //              | "role" NAME "=" expr | "term" NAME "=" expr | "schedule" NAME "=" expr
-//              | "prior" NAME | NAME "=" expr
-//   body       = "=" expr | "{" { NAME "=" expr } "return" expr "}"
+//              | "prior" NAME | NAME {"," NAME} "=" expr
+//   body       = "=" expr | "{" { NAME {"," NAME} "=" expr } "return" expr "}"
 //   shape      = "[" [expr {"," expr}] "]"          init = NAME ["(" expr ")"]
 //   expr       = term {("+" | "-") term}            term = unary {("*" | "/" | "@") unary}
 //   unary      = "-" unary | primary                primary = NUMBER | STRING | NAME
@@ -77,6 +77,9 @@ struct Statement {
   ExprPtr value;               // assign, role, term, schedule; def: the returned expression
   std::vector<std::string> params;  // def
   std::vector<std::unique_ptr<Statement>> body;  // def (block form): its assignments
+  // assign of a list to several names, `a, b = f(x)`: every name with its position (the first
+  // is also `name`); empty for one name.
+  std::vector<std::pair<std::string, SourcePos>> unpack;
 };
 using StatementPtr = std::unique_ptr<Statement>;
 

@@ -275,6 +275,27 @@ TEST_CASE("eye(n) is the identity matrix", "[models][graphfile]") {
   CHECK_THAT(error_of(graph("c = eye(x)\n")), Catch::Contains("eye's size must be a number"));
 }
 
+// A function returns several values as a list, unpacked by `a, b = ...`, in the file and in a
+// function's body alike; the count must match, and each name is assigned once as ever.
+TEST_CASE("a list unpacks into several names", "[models][graphfile]") {
+  const std::string f = "def split(v) = [slice(v, axis=1, begin=0, end=2), slice(v, axis=1, begin=2, end=6)]\n"
+                        "def swap(v) {\n  a, b = split(v)\n  return concat(b, a, axis=1)\n}\n";
+  Model m = build_graph_model(
+      parse_graph_text(graph(f + "head, tail = split(x)\nw = swap(x)\nterm n = sum(head, axes=[1]) + sum(tail, axes=[1]) - sum(w, axes=[1])\n"),
+                       "t.graph"),
+      {}, 16, 6);
+  TrainConfig config;
+  config.batch = 16;
+  Trainer trainer(m, config);
+  CHECK(trainer.evaluate(noise(20, 3, 7)).terms.at("n") == 0);  // [B, 2] + [B, 4] are x's 6 columns
+
+  CHECK_THAT(error_of(graph(f + "a, b, c = split(x)\n")),
+             Catch::Contains("t.graph:11:11: 3 names are unpacked from a list of 2; it must be a list of 3"));
+  CHECK_THAT(error_of(graph("a, b = x\n")), Catch::Contains("2 names are unpacked from a tensor"));
+  CHECK_THAT(error_of(graph("a, a = [x, x]\n")), Catch::Contains("'a' is already assigned on line 6"));
+  CHECK_THAT(error_of(graph("a, = [x]\n")), Catch::Contains("a name to unpack into"));
+}
+
 TEST_CASE("a parameter named twice is the same weights", "[models][graphfile]") {
   auto syntax = parse_graph_text(graph("def f(v) = v @ param(\"w\", [D, D], zeros)\na = f(x)\nb = f(z)\n"), "t.graph");
   Model m = build_graph_model(syntax, {}, 4, 6);
