@@ -1,5 +1,6 @@
 // The conv VAE's convolutions (issue 22) at batch 128, float32, kernel by kernel: each layer's
-// forward and its two backward products, and im2col / col2im on their own, at 1 and 2 threads.
+// forward and its two backward products, and im2col / col2im on their own, at 1 and 2 threads,
+// on im2col + sgemm and on tap products.
 // Medians of --reps runs after one warm-up, with the rate in GFLOP/s (2 multiply-adds per
 // product term, the padding's zeros included as im2col computes them).
 //
@@ -188,6 +189,13 @@ int main(int argc, char** argv) {
   fmt::print("sgemm 512^3 on one thread: {:.2f} ms, {:.0f} GFLOP/s\n\n", gemm_ms,
              2.0 * 512 * 512 * 512 / gemm_ms * 1e-6);
   auto layers = vae_layers(128);
-  for (int t : threads) run(layers, t, reps);
+  // The kernels float32 convolutions ran on before tap products, then the ones they run on now:
+  // the last limit printed is graphrun's (bench/compare.sh reads it).
+  for (int t : threads)
+    for (bool taps : {false, true}) {
+      graphrun::ops::set_conv_tap_products(taps);
+      fmt::print("{}\n", taps ? "tap products (ops/tap_product.hpp, graphrun's default)" : "im2col + sgemm");
+      run(layers, t, reps);
+    }
   return 0;
 }

@@ -11,6 +11,8 @@
 #include <graphrun/ops/conv_kernels.hpp>
 #include <graphrun/ops/gemm.hpp>
 #include <graphrun/ops/kernel_util.hpp>
+#include <graphrun/ops/scratch.hpp>
+#include <graphrun/ops/tap_product.hpp>
 
 
 #include <algorithm>
@@ -37,33 +39,6 @@ constexpr std::int64_t kMinBlocks = 8;
 // at 1 thread and 1.1x to 1.4x at 2 (bench/RESULTS.md, 2026-12-02). Fixed, never the thread
 // count, so the bits do not depend on it.
 constexpr std::int64_t kWeightTasks = 2;
-
-// Every thread grows to the largest size any thread has asked for, not only to its own: which
-// thread runs which block changes from step to step, and a thread that first meets a layer's
-// largest block late would allocate mid-training.
-template <class T>
-T* scratch(std::int64_t n) {
-  constexpr std::align_val_t kAlign{64};
-  struct Buffer {
-    T* data = nullptr;
-    std::int64_t size = 0;
-    ~Buffer() { ::operator delete[](data, kAlign); }
-  };
-  static std::atomic<std::int64_t> largest{0};
-  thread_local Buffer buffer;
-  if (buffer.size < n || buffer.size < largest.load(std::memory_order_relaxed)) {
-    std::int64_t before = largest.load(std::memory_order_relaxed);
-    while (before < n && !largest.compare_exchange_weak(before, n, std::memory_order_relaxed)) {
-    }
-    n = std::max(n, before);
-    ::operator delete[](buffer.data, kAlign);
-    buffer.data = nullptr;
-    buffer.size = 0;
-    buffer.data = static_cast<T*>(::operator new[](static_cast<std::size_t>(n) * sizeof(T), kAlign));
-    buffer.size = n;
-  }
-  return buffer.data;
-}
 
 // Rounds a scratch offset up to a cache line, so each packed matrix starts on one.
 std::int64_t lines(std::int64_t n) { return (n + 15) / 16 * 16; }
@@ -193,6 +168,204 @@ void col2im(const ConvGeometry& g, const T* col, std::int64_t count, T* x) {
     }
 }
 
+std::atomic<bool> tap_products{true};
+
+namespace {
+
+// A strided convolution's input as its taps read it: phase (rh, rw) of an image's channel is the
+// plane of padded pixels (u s_h + rh, v s_w + rw), u < hp, v < wp, so tap (a, b) reads phase
+// (a d_h mod s_h, b d_w mod s_w) from the offset (a d_h / s_h, b d_w / s_w) on, a contiguous run
+// like a stride-1 convolution's. Output (i, j) sits at column i wp + j of its image's plane; the
+// columns past ow and rows past oh are computed and thrown away. A phase is a matrix of
+// channels by `count` planes side by side, each row followed by a tail its last taps read.
+struct PhaseLayout {
+  std::int64_t hp = 0, wp = 0, plane = 0, count = 0, ld = 0, channels = 0;
+};
+
+PhaseLayout phase_layout(const ConvGeometry& g, std::int64_t count, std::int64_t channels) {
+  PhaseLayout l;
+  l.hp = g.oh + (g.kh - 1) * g.dilation[0] / g.stride[0];
+  l.wp = g.ow + (g.kw - 1) * g.dilation[1] / g.stride[1];
+  l.plane = l.hp * l.wp;
+  l.count = count;
+  l.channels = channels;
+  const std::int64_t farthest = (l.hp - g.oh) * l.wp + (l.wp - g.ow);
+  l.ld = lines(count * l.plane + farthest + kTapReadPast);
+  return l;
+}
+
+std::int64_t phase_count(const ConvGeometry& g) { return g.stride[0] * g.stride[1]; }
+
+// Where tap (a, b) reads channel 0 of image 0: its phase matrix plus its offset.
+const float* tap_start(const ConvGeometry& g, const PhaseLayout& l, const float* phases,
+                       std::int64_t a, std::int64_t b) {
+  const std::int64_t ra = a * g.dilation[0], rb = b * g.dilation[1];
+  const std::int64_t q = (ra % g.stride[0]) * g.stride[1] + rb % g.stride[1];
+  return phases + q * l.channels * l.ld + (ra / g.stride[0]) * l.wp + rb / g.stride[1];
+}
+
+// Whether any tap reads phase row rh (along = 0) or phase column rh (along = 1).
+bool phase_read(const ConvGeometry& g, int along, std::int64_t r) {
+  const std::int64_t k = along == 0 ? g.kh : g.kw;
+  for (std::int64_t a = 0; a < k; ++a)
+    if ((a * g.dilation[along]) % g.stride[along] == r) return true;
+  return false;
+}
+
+struct PaddedRow {};
+
+// Channels [c0, c0 + l.channels) of `count` images at x into their phase matrices; phases no tap
+// reads are left alone. Each image row is copied once into a zero-bordered row, from which every
+// phase's row is taken at a fixed stride without bounds checks.
+void phase_split(const ConvGeometry& g, const PhaseLayout& l, const float* x, std::int64_t c0,
+                 float* phases) {
+  const std::int64_t sh = g.stride[0], sw = g.stride[1], wp = l.wp, ph = g.padding[0];
+  const std::int64_t width = wp * sw, left = std::min(g.padding[1], width);
+  const std::int64_t right = std::clamp<std::int64_t>(width - g.padding[1], 0, g.w);
+  float* padded = scratch<float, PaddedRow>(width + sw);
+  std::fill(padded, padded + width, 0.0f);
+  bool* cols = reinterpret_cast<bool*>(padded + width);
+  for (std::int64_t rw = 0; rw < sw; ++rw) cols[rw] = phase_read(g, 1, rw);
+  for (std::int64_t c = 0; c < l.channels; ++c) {
+    for (std::int64_t m = 0; m < l.count; ++m) {
+      const float* src = x + (m * g.c + c0 + c) * g.h * g.w;
+      for (std::int64_t rh = 0; rh < sh; ++rh) {
+        if (!phase_read(g, 0, rh)) continue;
+        for (std::int64_t u = 0; u < l.hp; ++u) {
+          const std::int64_t row = u * sh + rh - ph;
+          const bool inside = row >= 0 && row < g.h;
+          if (inside)
+            for (std::int64_t q = 0; q < right; ++q) padded[left + q] = src[row * g.w + q];
+          for (std::int64_t rw = 0; rw < sw; ++rw) {
+            if (!cols[rw]) continue;
+            float* __restrict d = phases + ((rh * sw + rw) * l.channels + c) * l.ld + m * l.plane + u * wp;
+            if (!inside) {
+              std::fill(d, d + wp, 0.0f);
+              continue;
+            }
+            const float* __restrict p = padded + rw;
+            by_stride(sw, [&](auto step) {
+              for (std::int64_t v = 0; v < wp; ++v) d[v] = p[v * step];
+            });
+          }
+        }
+      }
+    }
+    for (std::int64_t q = 0; q < sh * sw; ++q) {
+      float* row = phases + (q * l.channels + c) * l.ld;
+      if (phase_read(g, 0, q / sw) && cols[q % sw]) std::fill(row + l.count * l.plane, row + l.ld, 0.0f);
+    }
+  }
+}
+
+struct TapPointers {};
+
+// conv2d in float32 by tap products: per block of images, the phases of the input, then one
+// product summing every tap, then the valid columns into y.
+void conv2d_forward_taps(const ConvGeometry& g, const float* x, const float* w, float* y) {
+  const std::int64_t taps = g.kh * g.kw, K = g.k(), P = g.p();
+  const PhaseLayout one = phase_layout(g, 1, g.c);
+  Blocks blocks = image_blocks(g.n, (phase_count(g) * g.c + g.f) * one.plane);
+  parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t blk = lo; blk < hi; ++blk) {
+      const std::int64_t first = blocks.first(blk), count = blocks.length(blk, g.n);
+      const PhaseLayout l = phase_layout(g, count, g.c);
+      const std::int64_t n = count * l.plane;
+      float* phases = scratch<float>(phase_count(g) * g.c * l.ld + g.f * n);
+      float* out = phases + phase_count(g) * g.c * l.ld;
+      const float** ptrs = scratch<const float*, TapPointers>(2 * taps);
+      phase_split(g, l, x + first * g.image(), 0, phases);
+      for (std::int64_t a = 0; a < g.kh; ++a)
+        for (std::int64_t b = 0; b < g.kw; ++b) {
+          ptrs[a * g.kw + b] = w + a * g.kw + b;
+          ptrs[taps + a * g.kw + b] = tap_start(g, l, phases, a, b);
+        }
+      tap_product({g.f, n, g.c, taps, ptrs, K, taps, ptrs + taps, l.ld, out, n});
+      for (std::int64_t m = 0; m < count; ++m)
+        for (std::int64_t f = 0; f < g.f; ++f) {
+          const float* __restrict src = out + f * n + m * l.plane;
+          float* __restrict dst = y + ((first + m) * g.f + f) * P;
+          for (std::int64_t i = 0; i < g.oh; ++i)
+            for (std::int64_t j = 0; j < g.ow; ++j) dst[i * g.ow + j] = src[i * l.wp + j];
+        }
+    }
+  });
+}
+
+// dy of `count` images as [pixel of the phase planes, f], zeros where no output is: 16 filters at
+// a time, so 16 rows are read along and whole cache lines written.
+void transpose_onto_planes(const ConvGeometry& g, const PhaseLayout& l, const float* dy, float* dyt) {
+  const std::int64_t P = g.p(), F = g.f;
+  for (std::int64_t m = 0; m < l.count; ++m) {
+    float* plane = dyt + m * l.plane * F;
+    for (std::int64_t i = 0; i < l.hp; ++i) {
+      float* row = plane + i * l.wp * F;
+      if (i >= g.oh) {
+        std::fill(row, row + l.wp * F, 0.0f);
+        continue;
+      }
+      std::fill(row + g.ow * F, row + l.wp * F, 0.0f);
+      std::int64_t f0 = 0;
+      for (; f0 + 16 <= F; f0 += 16) {
+        const float* __restrict s = dy + (m * F + f0) * P + i * g.ow;
+        float* __restrict d = row + f0;
+        for (std::int64_t j = 0; j < g.ow; ++j)
+#pragma GCC unroll 16
+          for (std::int64_t f = 0; f < 16; ++f) d[j * F + f] = s[f * P + j];
+      }
+      for (std::int64_t f = f0; f < F; ++f)
+        for (std::int64_t j = 0; j < g.ow; ++j) row[j * F + f] = dy[(m * F + f) * P + i * g.ow + j];
+    }
+  }
+}
+
+struct WeightRows {};
+
+// The weight gradient in float32: dw[f, (c, a, b)] is a sum over every output pixel of dy times
+// the pixel tap (a, b) reads, so with the input in phases and dy laid out on the same planes
+// (zeros where the columns are thrown away), each (c, a, b) is a row of a phase matrix read in
+// place and dy is the right operand, transposed to [pixel, f]. Each dw element is one chain of
+// fused multiply-adds over the images and pixels in order, however the rows are grouped and the
+// images blocked: so tasks own one channel group per thread (each transposes dy for itself) and
+// the bits still do not depend on the thread count.
+void conv2d_backward_weight_taps(const ConvGeometry& g, const float* x, const float* dy, float* dw) {
+  const std::int64_t taps = g.kh * g.kw, K = g.k(), P = g.p();
+  const std::int64_t groups = std::min<std::int64_t>(g.c, num_threads());
+  parallel_for(groups, 1, [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t t = lo; t < hi; ++t) {
+      const std::int64_t c0 = g.c * t / groups, c1 = g.c * (t + 1) / groups, rows = (c1 - c0) * taps;
+      const PhaseLayout one = phase_layout(g, 1, c1 - c0);
+      Blocks blocks = image_blocks(g.n, (phase_count(g) * (c1 - c0) + g.f) * one.plane);
+      const PhaseLayout most = phase_layout(g, blocks.size, c1 - c0);
+      const std::int64_t phase_size = phase_count(g) * (c1 - c0) * most.ld;
+      const std::int64_t dyt_size = lines(blocks.size * most.plane * g.f + kTapReadPast);
+      float* phases = scratch<float>(phase_size + dyt_size + rows * g.f);
+      float* dyt = phases + phase_size;
+      float* sum = dyt + dyt_size;  // [(c - c0, a, b), f]
+      const float** ptrs = scratch<const float*, WeightRows>(rows);
+      for (std::int64_t blk = 0; blk < blocks.count; ++blk) {
+        const std::int64_t first = blocks.first(blk), count = blocks.length(blk, g.n);
+        const PhaseLayout l = phase_layout(g, count, c1 - c0);
+        const std::int64_t n = count * l.plane;
+        phase_split(g, l, x + first * g.image(), c0, phases);
+        transpose_onto_planes(g, l, dy + first * g.f * P, dyt);
+        for (std::int64_t c = 0; c < c1 - c0; ++c)
+          for (std::int64_t a = 0; a < g.kh; ++a)
+            for (std::int64_t b = 0; b < g.kw; ++b)
+              ptrs[(c * g.kh + a) * g.kw + b] = tap_start(g, l, phases, a, b) + c * l.ld;
+        row_product(rows, g.f, n, ptrs, dyt, g.f, sum, g.f, blk > 0);
+      }
+      for (std::int64_t f = 0; f < g.f; ++f)
+        for (std::int64_t r = 0; r < rows; ++r) dw[f * K + c0 * taps + r] = sum[r * g.f + f];
+    }
+  });
+}
+
+}  // namespace
+
+void set_conv_tap_products(bool on) { tap_products.store(on, std::memory_order_relaxed); }
+bool conv_tap_products() { return tap_products.load(std::memory_order_relaxed); }
+
 template <class T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
   const std::int64_t K = g.k(), P = g.p();
@@ -201,6 +374,10 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
     std::fill(y, y + g.n * g.f * P, T(0));
     return;
   }
+  // A tile's sum over few (channel, tap) rows (an image's single channel has 9) is short beside
+  // its setup and stores, and the phases cost as much: im2col's product is faster there.
+  if constexpr (std::is_same_v<T, float>)
+    if (conv_tap_products() && K >= 64) return conv2d_forward_taps(g, x, w, y);
   Blocks blocks = image_blocks(g.n, (K + g.f) * P);
   parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t blk = lo; blk < hi; ++blk) {
@@ -290,7 +467,10 @@ void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T*
   const AxisPad pw = axis_pad(g.w, g.kw, sw, g.padding[1], g.dilation[1], g.ow);
   const std::int64_t plane = ph.size * pw.size;
   // The farthest any tap reads past a column: the matrix of dy gets that many zeros at its end.
-  const std::int64_t tail = lines((ph.size - 1) * pw.size + pw.size);
+  const std::int64_t tail = lines((ph.size - 1) * pw.size + pw.size + kTapReadPast);
+  // float32 sums a phase's taps in one tap product (ops/tap_product.hpp), float64 by a product
+  // per tap accumulating in the output.
+  const bool taps_here = std::is_same_v<T, float> && conv_tap_products();
   Blocks blocks = image_blocks(g.n, (g.f + g.c) * plane);
   parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t blk = lo; blk < hi; ++blk) {
@@ -302,6 +482,7 @@ void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T*
       T* wt = scratch<T>(wsize + g.f * ld + g.c * n);
       T* packed = wt + wsize;
       T* out = packed + g.f * ld;
+      const T** ptrs = scratch<const T*, TapPointers>(2 * khw);
       for (std::int64_t f = 0; f < g.f; ++f)
         for (std::int64_t c = 0; c < g.c; ++c)
           for (std::int64_t t = 0; t < khw; ++t)
@@ -325,9 +506,17 @@ void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T*
               const std::int64_t a = h.top - i * h.a_step, b = v.top - j * v.a_step;
               const std::int64_t shift = (h.off + i * h.step + ph.before) * pw.size +
                                          v.off + j * v.step + pw.before;
-              gemm(false, false, g.c, n, g.f, wt + (a * g.kw + b) * g.c * g.f, g.f,
-                   packed + shift, ld, i + j == 0 ? T(0) : T(1), out, n);
+              if (taps_here) {
+                ptrs[i * v.taps + j] = wt + (a * g.kw + b) * g.c * g.f;
+                ptrs[khw + i * v.taps + j] = packed + shift;
+              } else {
+                gemm(false, false, g.c, n, g.f, wt + (a * g.kw + b) * g.c * g.f, g.f,
+                     packed + shift, ld, i + j == 0 ? T(0) : T(1), out, n);
+              }
             }
+          if constexpr (std::is_same_v<T, float>)
+            if (taps_here && h.taps * v.taps > 0)
+              tap_product({g.c, n, g.f, h.taps * v.taps, ptrs, g.f, 1, ptrs + khw, ld, out, n});
           for (std::int64_t m = 0; m < count; ++m)
             for (std::int64_t c = 0; c < g.c; ++c) {
               const T* __restrict src = out + c * n + m * plane;
@@ -353,7 +542,10 @@ void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* w, T* dx)
     std::fill(dx, dx + g.n * g.image(), T(0));
     return;
   }
-  if (transpose_by_phases(g)) return conv2d_backward_data_by_phases(g, dy, w, dx);
+  // Tap products have no col2im to save but pay for no products of few rows either: they take
+  // every layer wide enough to fill a tile's rows.
+  if (transpose_by_phases(g) || (std::is_same_v<T, float> && conv_tap_products() && g.c >= 8))
+    return conv2d_backward_data_by_phases(g, dy, w, dx);
   Blocks blocks = image_blocks(g.n, (K + g.f) * P);
   parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t blk = lo; blk < hi; ++blk) {
@@ -383,6 +575,10 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* d
     std::fill(dw, dw + g.f * K, T(0));
     return;
   }
+  // Tap products transpose dy, once per thread: with few (channel, tap) rows to spread that
+  // over, im2col's product is faster, as for the forward.
+  if constexpr (std::is_same_v<T, float>)
+    if (conv_tap_products() && K >= 64) return conv2d_backward_weight_taps(g, x, dy, dw);
   std::int64_t cg = std::min(g.c, kWeightTasks);
   std::int64_t fg = std::clamp<std::int64_t>(kWeightTasks / cg, 1, std::max<std::int64_t>(1, g.f / 16));
   parallel_for(cg * fg, 1, [&](std::int64_t lo, std::int64_t hi) {

@@ -58,6 +58,11 @@ bool transpose_by_phases(const ConvGeometry& g);
 template <class T>
 void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T* w, T* dx);
 
+// Whether float32 convolutions run on tap products (ops/tap_product.hpp, the default) rather than
+// im2col and the sgemm library; process-wide, for benchmarks and tests to compare the two.
+void set_conv_tap_products(bool on);
+bool conv_tap_products();
+
 // y = conv2d(x, w): x [n, c, h, w], w [f, k], y [n, f, p].
 template <class T>
 void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y);

@@ -121,6 +121,10 @@ std::vector<Config> configs() {
       {{9, 2, 8, 8}, {3, 2, 3, 3}, {1, 1}, {2, 2}, {2, 2}},
       {{4, 2, 7, 12}, {2, 2, 5, 3}, {3, 2}, {2, 1}, {1, 3}},
       {{6, 2, 11, 10}, {3, 2, 3, 3}, {2, 2}, {1, 2}, {2, 3}},  // strided and dilated on both axes
+      // Wide enough for every float32 tap product (ops/tap_product.hpp), with rows and columns
+      // past their tiles' ends.
+      {{5, 8, 9, 10}, {17, 8, 3, 3}, {2, 2}, {1, 1}, {1, 1}},
+      {{3, 9, 7, 6}, {10, 9, 3, 2}, {1, 2}, {0, 1}, {2, 1}},
   };
 }
 
