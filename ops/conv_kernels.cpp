@@ -224,8 +224,8 @@ void phase_split(const ConvGeometry& g, const PhaseLayout& l, const float* x, st
   const std::int64_t right = std::clamp<std::int64_t>(width - g.padding[1], 0, g.w);
   float* padded = scratch<float, PaddedRow>(width + sw);
   std::fill(padded, padded + width, 0.0f);
-  bool* cols = reinterpret_cast<bool*>(padded + width);
-  for (std::int64_t rw = 0; rw < sw; ++rw) cols[rw] = phase_read(g, 1, rw);
+  float* cols = padded + width;  // 1 where a tap reads phase column rw
+  for (std::int64_t rw = 0; rw < sw; ++rw) cols[rw] = phase_read(g, 1, rw) ? 1.0f : 0.0f;
   for (std::int64_t c = 0; c < l.channels; ++c) {
     for (std::int64_t m = 0; m < l.count; ++m) {
       const float* src = x + (m * g.c + c0 + c) * g.h * g.w;
@@ -237,7 +237,7 @@ void phase_split(const ConvGeometry& g, const PhaseLayout& l, const float* x, st
           if (inside)
             for (std::int64_t q = 0; q < right; ++q) padded[left + q] = src[row * g.w + q];
           for (std::int64_t rw = 0; rw < sw; ++rw) {
-            if (!cols[rw]) continue;
+            if (cols[rw] == 0.0f) continue;
             float* __restrict d = phases + ((rh * sw + rw) * l.channels + c) * l.ld + m * l.plane + u * wp;
             if (!inside) {
               std::fill(d, d + wp, 0.0f);
@@ -253,7 +253,7 @@ void phase_split(const ConvGeometry& g, const PhaseLayout& l, const float* x, st
     }
     for (std::int64_t q = 0; q < sh * sw; ++q) {
       float* row = phases + (q * l.channels + c) * l.ld;
-      if (phase_read(g, 0, q / sw) && cols[q % sw]) std::fill(row + l.count * l.plane, row + l.ld, 0.0f);
+      if (phase_read(g, 0, q / sw) && cols[q % sw] != 0.0f) std::fill(row + l.count * l.plane, row + l.ld, 0.0f);
     }
   }
 }
