@@ -22,6 +22,10 @@
 #include <numeric>
 #include <type_traits>
 
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
 namespace graphrun::ops {
 namespace {
 
@@ -168,6 +172,136 @@ void col2im(const ConvGeometry& g, const T* col, std::int64_t count, T* x) {
     }
 }
 
+namespace {
+
+// Rows of 7 to 30 floats, moved many thousand times a step: GCC's vector loops run rows this short
+// in their scalar remainder, so with AVX-512 they move as masked vectors (masked-off lanes are
+// neither read nor written, so a row may end at its buffer's end). Other machines and float64
+// take the plain loops.
+template <class T>
+void move_row(T* __restrict d, const T* __restrict s, std::int64_t n) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    // Longer rows as memmove: GCC turns a loop of whole vectors into a call of it anyway, which
+    // then costs every short row a call.
+    if (n > 16) {
+      std::memmove(d, s, static_cast<std::size_t>(n) * sizeof(float));
+      return;
+    }
+    if (n > 0) {
+      const __mmask16 k = static_cast<__mmask16>((1u << n) - 1);
+      _mm512_mask_storeu_ps(d, k, _mm512_maskz_loadu_ps(k, s));
+    }
+    return;
+  }
+#endif
+  for (std::int64_t v = 0; v < n; ++v) d[v] = s[v];
+}
+
+// d[v] = s[2 v], v < n.
+template <class T>
+void gather2_row(T* __restrict d, const T* __restrict s, std::int64_t n) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    for (; n > 0; n -= 16, d += 16, s += 32) {
+      const std::int64_t m = std::min<std::int64_t>(n, 16), read = 2 * m - 1;
+      const __mmask16 lo = static_cast<__mmask16>(read >= 16 ? 0xffffu : (1u << read) - 1);
+      const __mmask16 hi = static_cast<__mmask16>(read > 16 ? (1u << (read - 16)) - 1 : 0u);
+      const __m512 v = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(lo, s), even,
+                                              _mm512_maskz_loadu_ps(hi, s + 16));
+      _mm512_mask_storeu_ps(d, static_cast<__mmask16>(m >= 16 ? 0xffffu : (1u << m) - 1), v);
+    }
+    return;
+  }
+#endif
+  for (std::int64_t v = 0; v < n; ++v) d[v] = s[2 * v];
+}
+
+// d[2 j] = s0[j] for j < n0 and d[2 j + 1] = s1[j] for j < n1 (n0 - n1 is 0 or 1): two rows of
+// a row's two column phases, stored once.
+template <class T>
+void interleave2_row(T* __restrict d, const T* __restrict s0, std::int64_t n0,
+                     const T* __restrict s1, std::int64_t n1) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    auto mask = [](std::int64_t k) {
+      return static_cast<__mmask16>(k >= 16 ? 0xffffu : k <= 0 ? 0u : (1u << k) - 1);
+    };
+    for (std::int64_t left = n0 + n1; left > 0; left -= 32, d += 32, s0 += 16, s1 += 16, n0 -= 16, n1 -= 16) {
+      const __m512 a = _mm512_maskz_loadu_ps(mask(n0), s0), b = _mm512_maskz_loadu_ps(mask(n1), s1);
+      _mm512_mask_storeu_ps(d, mask(left), _mm512_permutex2var_ps(a, lo, b));
+      if (left > 16) _mm512_mask_storeu_ps(d + 16, mask(left - 16), _mm512_permutex2var_ps(a, hi, b));
+    }
+    return;
+  }
+#endif
+  for (std::int64_t j = 0; j < n0; ++j) d[2 * j] = s0[j];
+  for (std::int64_t j = 0; j < n1; ++j) d[2 * j + 1] = s1[j];
+}
+
+// d[2 v] = s[v], v < n; the odd elements of d are left as they are.
+template <class T>
+void scatter2_row(T* __restrict d, const T* __restrict s, std::int64_t n) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<T, float>) {
+    const __m512i spread = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m512i spread_hi = _mm512_setr_epi32(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    for (; n > 0; n -= 16, d += 32, s += 16) {
+      const std::int64_t m = std::min<std::int64_t>(n, 16);
+      const __m512 v = _mm512_maskz_loadu_ps(static_cast<__mmask16>(m >= 16 ? 0xffffu : (1u << m) - 1), s);
+      // Even lanes of each half: bit 2 i for the i-th value there.
+      const std::int64_t low = std::min<std::int64_t>(m, 8), high = m - low;
+      const unsigned lo_mask = 0x5555u & ((1u << (2 * low)) - 1);
+      const unsigned hi_mask = high > 0 ? 0x5555u & ((1u << (2 * high)) - 1) : 0u;
+      _mm512_mask_storeu_ps(d, static_cast<__mmask16>(lo_mask), _mm512_maskz_permutexvar_ps(0xffff, spread, v));
+      if (hi_mask)
+        _mm512_mask_storeu_ps(d + 16, static_cast<__mmask16>(hi_mask), _mm512_maskz_permutexvar_ps(0xffff, spread_hi, v));
+    }
+    return;
+  }
+#endif
+  for (std::int64_t v = 0; v < n; ++v) d[2 * v] = s[v];
+}
+
+// d[c ld_d + r] = s[r ld_s + c] for 16 rows r and cols <= 16 columns c: with AVX-512 sixteen
+// masked loads, the usual 64 shuffles and a store per column.
+inline void transpose16(const float* __restrict s, std::int64_t ld_s, std::int64_t cols,
+                        float* __restrict d, std::int64_t ld_d) {
+#if defined(__AVX512F__)
+  const __mmask16 k = static_cast<__mmask16>(cols >= 16 ? 0xffffu : (1u << cols) - 1);
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_maskz_loadu_ps(k, s + i * ld_s);
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_maskz_unpacklo_ps(0xffff, r[i], r[i + 1]);
+    t[i + 1] = _mm512_maskz_unpackhi_ps(0xffff, r[i], r[i + 1]);
+  }
+  // u[4 g + q]: rows 4 g .. 4 g + 3 at columns 4 lane + q.
+  __m512 u[16];
+  for (int g = 0; g < 4; ++g) {
+    u[4 * g + 0] = _mm512_maskz_shuffle_ps(0xffff, t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm512_maskz_shuffle_ps(0xffff, t[4 * g], t[4 * g + 2], 0xee);
+    u[4 * g + 2] = _mm512_maskz_shuffle_ps(0xffff, t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm512_maskz_shuffle_ps(0xffff, t[4 * g + 1], t[4 * g + 3], 0xee);
+  }
+  for (int q = 0; q < 4; ++q) {
+    const __m512 x0 = _mm512_maskz_shuffle_f32x4(0xffff, u[q], u[4 + q], 0x88), x1 = _mm512_maskz_shuffle_f32x4(0xffff, u[q], u[4 + q], 0xdd);
+    const __m512 y0 = _mm512_maskz_shuffle_f32x4(0xffff, u[8 + q], u[12 + q], 0x88), y1 = _mm512_maskz_shuffle_f32x4(0xffff, u[8 + q], u[12 + q], 0xdd);
+    const __m512 c[4] = {_mm512_maskz_shuffle_f32x4(0xffff, x0, y0, 0x88), _mm512_maskz_shuffle_f32x4(0xffff, x1, y1, 0x88),
+                         _mm512_maskz_shuffle_f32x4(0xffff, x0, y0, 0xdd), _mm512_maskz_shuffle_f32x4(0xffff, x1, y1, 0xdd)};
+    for (int lane = 0; lane < 4; ++lane)
+      if (4 * lane + q < cols) _mm512_storeu_ps(d + (4 * lane + q) * ld_d, c[lane]);
+  }
+#else
+  for (std::int64_t c = 0; c < cols; ++c)
+    for (std::int64_t i = 0; i < 16; ++i) d[c * ld_d + i] = s[i * ld_s + c];
+#endif
+}
+
+}  // namespace
+
 std::atomic<bool> tap_products{true};
 
 namespace {
@@ -222,10 +356,63 @@ void phase_split(const ConvGeometry& g, const PhaseLayout& l, const float* x, st
   const std::int64_t sh = g.stride[0], sw = g.stride[1], wp = l.wp, ph = g.padding[0];
   const std::int64_t width = wp * sw, left = std::min(g.padding[1], width);
   const std::int64_t right = std::clamp<std::int64_t>(width - g.padding[1], 0, g.w);
-  float* padded = scratch<float, PaddedRow>(width + sw);
+  float* padded = scratch<float, PaddedRow>(width);
   std::fill(padded, padded + width, 0.0f);
-  float* cols = padded + width;  // 1 where a tap reads phase column rw
-  for (std::int64_t rw = 0; rw < sw; ++rw) cols[rw] = phase_read(g, 1, rw) ? 1.0f : 0.0f;
+  // The phase columns some tap reads, kept out of memory: a flag stored beside the row just
+  // copied in made every read of it wait for that masked store (40% of this function).
+  std::uint64_t read_cols = 0;
+  for (std::int64_t rw = 0; rw < std::min<std::int64_t>(sw, 64); ++rw)
+    if (phase_read(g, 1, rw)) read_cols |= std::uint64_t{1} << rw;
+  auto column_read = [&](std::int64_t rw) {
+    return rw < 64 ? (read_cols >> rw & 1) != 0 : phase_read(g, 1, rw);
+  };
+#if defined(__AVX512F__)
+  // Stride 2 across rows of at most 32 pixels (every layer of the conv VAE): the row stays in two
+  // registers and each phase row is one permute of them, the padding's zeros masked in. Through
+  // `padded` each phase's loads waited for the masked store just made there.
+  if (sw == 2 && g.w <= 32 && wp <= 16) {
+    __m512i index[2];
+    __mmask16 valid[2];
+    const __mmask16 row_mask = static_cast<__mmask16>(g.w >= 16 ? 0xffffu : (1u << g.w) - 1);
+    const __mmask16 high_mask = static_cast<__mmask16>(g.w > 16 ? (1u << (g.w - 16)) - 1 : 0u);
+    const __mmask16 out_mask = static_cast<__mmask16>(wp >= 16 ? 0xffffu : (1u << wp) - 1);
+    for (int rw = 0; rw < 2; ++rw) {
+      alignas(64) std::int32_t at[16];
+      unsigned ok = 0;
+      for (int v = 0; v < 16; ++v) {
+        const std::int64_t col = 2 * v + rw - g.padding[1];
+        at[v] = static_cast<std::int32_t>(col >= 0 && col < g.w ? col : 0);
+        if (col >= 0 && col < g.w && v < wp) ok |= 1u << v;
+      }
+      index[rw] = _mm512_load_si512(at);
+      valid[rw] = static_cast<__mmask16>(ok);
+    }
+    for (std::int64_t c = 0; c < l.channels; ++c) {
+      for (std::int64_t m = 0; m < l.count; ++m) {
+        const float* src = x + (m * g.c + c0 + c) * g.h * g.w;
+        for (std::int64_t rh = 0; rh < sh; ++rh) {
+          if (!phase_read(g, 0, rh)) continue;
+          for (std::int64_t u = 0; u < l.hp; ++u) {
+            const std::int64_t row = u * sh + rh - ph;
+            const bool inside = row >= 0 && row < g.h;
+            const __m512 lo = inside ? _mm512_maskz_loadu_ps(row_mask, src + row * g.w) : _mm512_setzero_ps();
+            const __m512 hi = inside ? _mm512_maskz_loadu_ps(high_mask, src + row * g.w + 16) : _mm512_setzero_ps();
+            for (int rw = 0; rw < 2; ++rw) {
+              if (!column_read(rw)) continue;
+              float* d = phases + ((rh * sw + rw) * l.channels + c) * l.ld + m * l.plane + u * wp;
+              _mm512_mask_storeu_ps(d, out_mask, _mm512_maskz_permutex2var_ps(valid[rw], lo, index[rw], hi));
+            }
+          }
+        }
+      }
+      for (std::int64_t q = 0; q < sh * sw; ++q) {
+        float* row = phases + (q * l.channels + c) * l.ld;
+        if (phase_read(g, 0, q / sw) && column_read(q % sw)) std::fill(row + l.count * l.plane, row + l.ld, 0.0f);
+      }
+    }
+    return;
+  }
+#endif
   for (std::int64_t c = 0; c < l.channels; ++c) {
     for (std::int64_t m = 0; m < l.count; ++m) {
       const float* src = x + (m * g.c + c0 + c) * g.h * g.w;
@@ -234,26 +421,25 @@ void phase_split(const ConvGeometry& g, const PhaseLayout& l, const float* x, st
         for (std::int64_t u = 0; u < l.hp; ++u) {
           const std::int64_t row = u * sh + rh - ph;
           const bool inside = row >= 0 && row < g.h;
-          if (inside)
-            for (std::int64_t q = 0; q < right; ++q) padded[left + q] = src[row * g.w + q];
+          if (inside) move_row(padded + left, src + row * g.w, right);
           for (std::int64_t rw = 0; rw < sw; ++rw) {
-            if (cols[rw] == 0.0f) continue;
+            if (!column_read(rw)) continue;
             float* __restrict d = phases + ((rh * sw + rw) * l.channels + c) * l.ld + m * l.plane + u * wp;
             if (!inside) {
               std::fill(d, d + wp, 0.0f);
               continue;
             }
             const float* __restrict p = padded + rw;
-            by_stride(sw, [&](auto step) {
-              for (std::int64_t v = 0; v < wp; ++v) d[v] = p[v * step];
-            });
+            if (sw == 1) move_row(d, p, wp);
+            else if (sw == 2) gather2_row(d, p, wp);
+            else for (std::int64_t v = 0; v < wp; ++v) d[v] = p[v * sw];
           }
         }
       }
     }
     for (std::int64_t q = 0; q < sh * sw; ++q) {
       float* row = phases + (q * l.channels + c) * l.ld;
-      if (phase_read(g, 0, q / sw) && cols[q % sw] != 0.0f) std::fill(row + l.count * l.plane, row + l.ld, 0.0f);
+      if (phase_read(g, 0, q / sw) && column_read(q % sw)) std::fill(row + l.count * l.plane, row + l.ld, 0.0f);
     }
   }
 }
@@ -286,7 +472,7 @@ void conv2d_forward_taps(const ConvGeometry& g, const float* x, const float* w, 
           const float* __restrict src = out + f * n + m * l.plane;
           float* __restrict dst = y + ((first + m) * g.f + f) * P;
           for (std::int64_t i = 0; i < g.oh; ++i)
-            for (std::int64_t j = 0; j < g.ow; ++j) dst[i * g.ow + j] = src[i * l.wp + j];
+            move_row(dst + i * g.ow, src + i * l.wp, g.ow);
         }
     }
   });
@@ -306,13 +492,10 @@ void transpose_onto_planes(const ConvGeometry& g, const PhaseLayout& l, const fl
       }
       std::fill(row + g.ow * F, row + l.wp * F, 0.0f);
       std::int64_t f0 = 0;
-      for (; f0 + 16 <= F; f0 += 16) {
-        const float* __restrict s = dy + (m * F + f0) * P + i * g.ow;
-        float* __restrict d = row + f0;
-        for (std::int64_t j = 0; j < g.ow; ++j)
-#pragma GCC unroll 16
-          for (std::int64_t f = 0; f < 16; ++f) d[j * F + f] = s[f * P + j];
-      }
+      for (; f0 + 16 <= F; f0 += 16)
+        for (std::int64_t j0 = 0; j0 < g.ow; j0 += 16)
+          transpose16(dy + (m * F + f0) * P + i * g.ow + j0, P, std::min<std::int64_t>(16, g.ow - j0),
+                      row + j0 * F + f0, F);
       for (std::int64_t f = f0; f < F; ++f)
         for (std::int64_t j = 0; j < g.ow; ++j) row[j * F + f] = dy[(m * F + f) * P + i * g.ow + j];
     }
@@ -472,35 +655,57 @@ void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T*
   // per tap accumulating in the output.
   const bool taps_here = std::is_same_v<T, float> && conv_tap_products();
   Blocks blocks = image_blocks(g.n, (g.f + g.c) * plane);
-  parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
+  const std::int64_t wsize = lines(khw * g.c * g.f);
+  // A few ranges of blocks per thread, so the weights are repacked a few times, not per block;
+  // each block is computed alone, so the partition does not change the bits.
+  const std::int64_t grain = std::max<std::int64_t>(1, blocks.count / (3 * num_threads()));
+  parallel_for(blocks.count, grain, [&](std::int64_t lo, std::int64_t hi) {
+    // Each tap's weights as a [c, f] matrix, wt[((a kw + b) c + c) f + f] = w[f, c, a, b],
+    // repacked by every task (small beside its products): a buffer filled before parallel_for
+    // could be overwritten by another node this thread runs while it waits (run_dag).
+    const std::int64_t most = blocks.size * plane;
+    T* wt = scratch<T>(wsize + g.f * (most + tail) + 2 * g.c * most);
+    // Written in order: written across, every store went to its own line (22% of the kernel).
+    for (std::int64_t t = 0; t < khw; ++t)
+      for (std::int64_t c = 0; c < g.c; ++c)
+        for (std::int64_t f = 0; f < g.f; ++f)
+          wt[(t * g.c + c) * g.f + f] = w[(f * g.c + c) * khw + t];
     for (std::int64_t blk = lo; blk < hi; ++blk) {
       const std::int64_t first = blocks.first(blk), count = blocks.length(blk, g.n);
-      const std::int64_t n = count * plane, ld = n + tail, wsize = lines(khw * g.c * g.f);
-      // Each tap's weights as a [c, f] matrix, wt[((a kw + b) c + c) f + f] = w[f, c, a, b],
-      // repacked per block (small beside its products): a buffer filled before parallel_for
-      // could be overwritten by another node this thread runs while it waits (run_dag).
-      T* wt = scratch<T>(wsize + g.f * ld + g.c * n);
+      const std::int64_t n = count * plane, ld = n + tail;
       T* packed = wt + wsize;
       T* out = packed + g.f * ld;
       const T** ptrs = scratch<const T*, TapPointers>(2 * khw);
-      for (std::int64_t f = 0; f < g.f; ++f)
-        for (std::int64_t c = 0; c < g.c; ++c)
-          for (std::int64_t t = 0; t < khw; ++t)
-            wt[(t * g.c + c) * g.f + f] = w[(f * g.c + c) * khw + t];
-      std::fill(packed, packed + g.f * ld, T(0));
-      for (std::int64_t f = 0; f < g.f; ++f)
+      // dy's rows into the bordered planes, the borders and the tail written as zeros.
+      for (std::int64_t f = 0; f < g.f; ++f) {
+        T* row = packed + f * ld;
         for (std::int64_t m = 0; m < count; ++m) {
           const T* src = dy + ((first + m) * g.f + f) * g.p();
-          T* dst = packed + f * ld + m * plane + ph.before * pw.size + pw.before;
-          for (std::int64_t i = 0; i < g.oh; ++i)
-            std::copy(src + i * g.ow, src + (i + 1) * g.ow, dst + i * pw.size);
+          T* dst = row + m * plane;
+          std::fill(dst, dst + ph.before * pw.size, T(0));
+          for (std::int64_t i = 0; i < g.oh; ++i) {
+            T* d = dst + (ph.before + i) * pw.size;
+            for (std::int64_t j = 0; j < pw.before; ++j) d[j] = T(0);
+            move_row(d + pw.before, src + i * g.ow, g.ow);
+            for (std::int64_t j = pw.before + g.ow; j < pw.size; ++j) d[j] = T(0);
+          }
+          std::fill(dst + (ph.before + g.oh) * pw.size, dst + plane, T(0));
         }
-      for (std::int64_t rh = 0; rh < sh; ++rh)
+        std::fill(row + n, row + ld, T(0));
+      }
+      // With two column phases that both exist, each keeps its own output and a row of dx is
+      // stored once, interleaved: stored phase by phase, every line of dx (which is far larger
+      // than the caches) was fetched twice.
+      const bool pairs = sw == 2 && axis_phase(0, g.w, g.kw, 2, g.padding[1], g.dilation[1]).count > 0 &&
+                         axis_phase(1, g.w, g.kw, 2, g.padding[1], g.dilation[1]).count > 0;
+      for (std::int64_t rh = 0; rh < sh; ++rh) {
+        AxisPhase h = axis_phase(rh, g.h, g.kh, sh, g.padding[0], g.dilation[0]);
+        if (h.count == 0) continue;
         for (std::int64_t rw = 0; rw < sw; ++rw) {
-          AxisPhase h = axis_phase(rh, g.h, g.kh, sh, g.padding[0], g.dilation[0]);
           AxisPhase v = axis_phase(rw, g.w, g.kw, sw, g.padding[1], g.dilation[1]);
-          if (h.count == 0 || v.count == 0) continue;
-          if (h.taps == 0 || v.taps == 0) std::fill(out, out + g.c * n, T(0));
+          if (v.count == 0) continue;
+          T* phase_out = pairs ? out + rw * g.c * n : out;
+          if (h.taps == 0 || v.taps == 0) std::fill(phase_out, phase_out + g.c * n, T(0));
           for (std::int64_t i = 0; i < h.taps; ++i)
             for (std::int64_t j = 0; j < v.taps; ++j) {
               const std::int64_t a = h.top - i * h.a_step, b = v.top - j * v.a_step;
@@ -511,25 +716,38 @@ void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T*
                 ptrs[khw + i * v.taps + j] = packed + shift;
               } else {
                 gemm(false, false, g.c, n, g.f, wt + (a * g.kw + b) * g.c * g.f, g.f,
-                     packed + shift, ld, i + j == 0 ? T(0) : T(1), out, n);
+                     packed + shift, ld, i + j == 0 ? T(0) : T(1), phase_out, n);
               }
             }
           if constexpr (std::is_same_v<T, float>)
             if (taps_here && h.taps * v.taps > 0)
-              tap_product({g.c, n, g.f, h.taps * v.taps, ptrs, g.f, 1, ptrs + khw, ld, out, n});
+              tap_product({g.c, n, g.f, h.taps * v.taps, ptrs, g.f, 1, ptrs + khw, ld, phase_out, n});
+          if (pairs) continue;
           for (std::int64_t m = 0; m < count; ++m)
             for (std::int64_t c = 0; c < g.c; ++c) {
-              const T* __restrict src = out + c * n + m * plane;
+              const T* __restrict src = phase_out + c * n + m * plane;
               T* __restrict img = dx + ((first + m) * g.c + c) * g.h * g.w;
               for (std::int64_t u = 0; u < h.count; ++u) {
                 T* __restrict row = img + (h.first + u * sh) * g.w + v.first;
                 const T* __restrict s = src + u * pw.size;
-                by_stride(sw, [&](auto step) {
-                  for (std::int64_t j = 0; j < v.count; ++j) row[j * step] = s[j];
-                });
+                if (sw == 1) move_row(row, s, v.count);
+                else if (sw == 2) scatter2_row(row, s, v.count);
+                else for (std::int64_t j = 0; j < v.count; ++j) row[j * sw] = s[j];
               }
             }
         }
+        if (!pairs) continue;
+        const std::int64_t even = (g.w + 1) / 2, odd = g.w / 2;  // phase 0's columns, phase 1's
+        for (std::int64_t m = 0; m < count; ++m)
+          for (std::int64_t c = 0; c < g.c; ++c) {
+            const T* s0 = out + c * n + m * plane;
+            const T* s1 = s0 + g.c * n;
+            T* img = dx + ((first + m) * g.c + c) * g.h * g.w;
+            for (std::int64_t u = 0; u < h.count; ++u)
+              interleave2_row(img + (h.first + u * sh) * g.w, s0 + u * pw.size, even,
+                              s1 + u * pw.size, odd);
+          }
+      }
     }
   });
 }
