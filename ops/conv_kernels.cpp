@@ -370,12 +370,13 @@ void phase_split(const ConvGeometry& g, const PhaseLayout& l, const float* x, st
   // Stride 2 across rows of at most 32 pixels (every layer of the conv VAE): the row stays in two
   // registers and each phase row is one permute of them, the padding's zeros masked in. Through
   // `padded` each phase's loads waited for the masked store just made there.
-  if (sw == 2 && g.w <= 32 && wp <= 16) {
+  if (sw == 2 && sh <= 2 && g.w <= 32 && wp <= 16) {
     __m512i index[2];
     __mmask16 valid[2];
     const __mmask16 row_mask = static_cast<__mmask16>(g.w >= 16 ? 0xffffu : (1u << g.w) - 1);
     const __mmask16 high_mask = static_cast<__mmask16>(g.w > 16 ? (1u << (g.w - 16)) - 1 : 0u);
     const __mmask16 out_mask = static_cast<__mmask16>(wp >= 16 ? 0xffffu : (1u << wp) - 1);
+    const bool rows_read[2] = {phase_read(g, 0, 0), sh > 1 && phase_read(g, 0, 1)};
     for (int rw = 0; rw < 2; ++rw) {
       alignas(64) std::int32_t at[16];
       unsigned ok = 0;
@@ -390,9 +391,10 @@ void phase_split(const ConvGeometry& g, const PhaseLayout& l, const float* x, st
     for (std::int64_t c = 0; c < l.channels; ++c) {
       for (std::int64_t m = 0; m < l.count; ++m) {
         const float* src = x + (m * g.c + c0 + c) * g.h * g.w;
-        for (std::int64_t rh = 0; rh < sh; ++rh) {
-          if (!phase_read(g, 0, rh)) continue;
-          for (std::int64_t u = 0; u < l.hp; ++u) {
+        // The image's rows in order, so the plane streams in from memory.
+        for (std::int64_t u = 0; u < l.hp; ++u)
+          for (std::int64_t rh = 0; rh < sh; ++rh) {
+            if (!rows_read[rh]) continue;
             const std::int64_t row = u * sh + rh - ph;
             const bool inside = row >= 0 && row < g.h;
             const __m512 lo = inside ? _mm512_maskz_loadu_ps(row_mask, src + row * g.w) : _mm512_setzero_ps();
@@ -403,7 +405,6 @@ void phase_split(const ConvGeometry& g, const PhaseLayout& l, const float* x, st
               _mm512_mask_storeu_ps(d, out_mask, _mm512_maskz_permutex2var_ps(valid[rw], lo, index[rw], hi));
             }
           }
-        }
       }
       for (std::int64_t q = 0; q < sh * sw; ++q) {
         float* row = phases + (q * l.channels + c) * l.ld;
