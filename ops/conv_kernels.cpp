@@ -1,13 +1,16 @@
-// Convolution as im2col + gemm over blocks of images (as Caffe, Darknet and ggml do). Each image
-// is worked on by exactly one task, in blocks fixed by the shapes alone, and the weight gradient
-// is split by channels and filters, never summed across tasks: the bits do not depend on the
-// thread count. The BLAS runs single-threaded inside TBB tasks (ops/matmul.cpp).
+// Convolution in float32 by tap products (ops/tap_product.hpp): the input split into phase
+// planes so every tap reads a contiguous run, transposed convolutions by output phases, weight
+// gradients against dy transposed; every tap summed in registers. Layers with a single input
+// channel and every float64 convolution go by im2col + gemm over blocks of images (as Caffe,
+// Darknet and ggml do). Each image is worked on by exactly one task, in blocks, and the weight
+// gradient is split by channels (and, on im2col, filters), never summed across tasks: the bits do
+// not depend on the thread count. The BLAS runs single-threaded inside TBB tasks (ops/matmul.cpp).
 //
-// Scratch (a block's column matrix and packed operands) is thread_local, 64-byte aligned and grown
-// to the largest block any thread has run: once every thread has run one block after the largest
-// layer, a step allocates nothing. A task never waits on TBB while it holds the buffer, so no other task can
-// reuse it underneath. The products go through ops/gemm.hpp, so train.sgemm = onednn applies here
-// as to matmul (oneDNN's sgemm allocates on each call: only OpenBLAS keeps a step allocation-free).
+// Scratch (a block's phase planes or column matrix and packed operands) is thread_local, 64-byte
+// aligned and grown to the largest block any thread has run (ops/scratch.hpp): once every thread
+// has run one block after the largest layer, a step allocates nothing. A task never waits on TBB
+// while it holds the buffer, so no other task can reuse it underneath. The im2col products go
+// through ops/gemm.hpp, so train.sgemm = onednn applies to them as to matmul.
 #include <graphrun/ops/conv_kernels.hpp>
 #include <graphrun/ops/gemm.hpp>
 #include <graphrun/ops/kernel_util.hpp>
@@ -356,8 +359,6 @@ void phase_split(const ConvGeometry& g, const PhaseLayout& l, const float* x, st
   const std::int64_t sh = g.stride[0], sw = g.stride[1], wp = l.wp, ph = g.padding[0];
   const std::int64_t width = wp * sw, left = std::min(g.padding[1], width);
   const std::int64_t right = std::clamp<std::int64_t>(width - g.padding[1], 0, g.w);
-  float* padded = scratch<float, PaddedRow>(width);
-  std::fill(padded, padded + width, 0.0f);
   // The phase columns some tap reads, kept out of memory: a flag stored beside the row just
   // copied in made every read of it wait for that masked store (40% of this function).
   std::uint64_t read_cols = 0;
@@ -414,6 +415,8 @@ void phase_split(const ConvGeometry& g, const PhaseLayout& l, const float* x, st
     return;
   }
 #endif
+  float* padded = scratch<float, PaddedRow>(width);
+  std::fill(padded, padded + width, 0.0f);
   for (std::int64_t c = 0; c < l.channels; ++c) {
     for (std::int64_t m = 0; m < l.count; ++m) {
       const float* src = x + (m * g.c + c0 + c) * g.h * g.w;
@@ -503,7 +506,6 @@ void transpose_onto_planes(const ConvGeometry& g, const PhaseLayout& l, const fl
   }
 }
 
-struct WeightRows {};
 
 // The weight gradient in float32: dw[f, (c, a, b)] is a sum over every output pixel of dy times
 // the pixel tap (a, b) reads, so with the input in phases and dy laid out on the same planes
@@ -526,7 +528,7 @@ void conv2d_backward_weight_taps(const ConvGeometry& g, const float* x, const fl
       float* phases = scratch<float>(phase_size + dyt_size + rows * g.f);
       float* dyt = phases + phase_size;
       float* sum = dyt + dyt_size;  // [(c - c0, a, b), f]
-      const float** ptrs = scratch<const float*, WeightRows>(rows);
+      const float** ptrs = scratch<const float*, TapPointers>(rows);
       for (std::int64_t blk = 0; blk < blocks.count; ++blk) {
         const std::int64_t first = blocks.first(blk), count = blocks.length(blk, g.n);
         const PhaseLayout l = phase_layout(g, count, c1 - c0);
