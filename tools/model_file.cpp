@@ -29,8 +29,8 @@ const std::vector<SettingKey>& run_keys() {
       {"train", "seed", "1", "seeds init, data order and noise: the run follows from it"},
       {"train", "threads", "0", "worker threads, 0 = one per core (results do not change)"},
       {"train", "sgemm", "openblas",
-       "float32 products (matmul and convolutions): openblas, or onednn (faster on AVX-512, "
-       "allocates in every step)"},
+       "float32 matmul products (and convolutions off tap products): openblas, or onednn "
+       "(faster on AVX-512, allocates in every step)"},
       {"train", "check_numerics", "false", "stop at the first node making NaN or Inf (slower)"},
       {"train", "shards", "0",
        "under mpirun: 0 = one part per rank (same bits for the same ranks); K = K fixed shards "
