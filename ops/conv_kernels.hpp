@@ -58,8 +58,9 @@ bool transpose_by_phases(const ConvGeometry& g);
 template <class T>
 void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T* w, T* dx);
 
-// Whether float32 convolutions run on tap products (ops/tap_product.hpp, the default) rather than
-// im2col and the sgemm library; process-wide, for benchmarks and tests to compare the two.
+// Whether float32 convolutions run on tap products (ops/tap_product.hpp; the default in builds
+// with AVX-512) rather than im2col and the sgemm library; process-wide, for benchmarks and tests
+// to compare the two.
 void set_conv_tap_products(bool on);
 bool conv_tap_products();
 

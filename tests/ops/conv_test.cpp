@@ -28,6 +28,12 @@ struct ThreadGuard {
   ~ThreadGuard() { set_num_threads(0); }
 };
 
+// Restores the build's choice of conv kernels when a test ends.
+struct TapGuard {
+  bool taps = ops::conv_tap_products();
+  ~TapGuard() { ops::set_conv_tap_products(taps); }
+};
+
 Tensor random(const Shape& s, std::uint32_t stream) {
   return testing::random_tensor(s, {-1.0, 1.0}, stream, 21);
 }
@@ -162,11 +168,15 @@ TEST_CASE("conv2d, its input and weight gradients match direct loops", "[ops][co
       };
       check(DType::f64, 1e-12);
       SgemmGuard guard;
-      for (SgemmLibrary library : testing::available_sgemm_libraries()) {
-        INFO("float32 products from " << sgemm_library_name(library));
-        set_sgemm_library(library);
-        check(DType::f32, 1e-4);
-      }
+      TapGuard taps;
+      for (bool tap_products : {false, true})
+        for (SgemmLibrary library : testing::available_sgemm_libraries()) {
+          INFO("float32 on " << (tap_products ? "tap products" : "im2col, products from ")
+                             << (tap_products ? "" : sgemm_library_name(library)));
+          ops::set_conv_tap_products(tap_products);
+          set_sgemm_library(library);
+          check(DType::f32, 1e-4);
+        }
     }
   }
 }
@@ -368,9 +378,12 @@ TEST_CASE("the transposed convolution by phases matches direct loops", "[ops][co
 TEST_CASE("conv ops give the same bits at 1 and 2 threads", "[ops][conv]") {
   ThreadGuard guard;
   SgemmGuard sgemm;
+  TapGuard taps;
   ConvStep step(37);  // blocks of 5 images, the last of 2
+  for (bool tap_products : {false, true})
   for (SgemmLibrary library : testing::available_sgemm_libraries()) {
-    INFO("float32 products from " << sgemm_library_name(library));
+    INFO("float32 " << (tap_products ? "tap products" : "im2col") << ", products from " << sgemm_library_name(library));
+    ops::set_conv_tap_products(tap_products);
     set_sgemm_library(library);
     std::vector<std::vector<double>> first;
     for (int threads : {1, 2}) {

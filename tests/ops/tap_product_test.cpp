@@ -17,7 +17,11 @@ namespace {
 using ops::TapIsa;
 
 struct IsaGuard {
-  ~IsaGuard() { ops::set_tap_isa(ops::tap_isas_built().back()); }
+  bool taps = ops::conv_tap_products();
+  ~IsaGuard() {
+    ops::set_tap_isa(ops::tap_isas_built().back());
+    ops::set_conv_tap_products(taps);
+  }
 };
 
 std::vector<float> noise(std::size_t n, unsigned seed) {
