@@ -130,8 +130,10 @@ inline CliResult run_cli_process(const std::vector<std::string>& args, const fs:
 }
 
 // A tiny MNIST-layout data set: 28x28 images whose class (0..9) sets a bright bar's row and
-// width, plus noise, so a model has something to learn in one epoch.
-inline void write_tiny_dataset(const fs::path& dir, std::int64_t train = 300, std::int64_t test = 100) {
+// width, plus noise below `noise` (0: a background of exact zeros, as Fashion-MNIST's), so a
+// model has something to learn in one epoch.
+inline void write_tiny_dataset(const fs::path& dir, std::int64_t train = 300, std::int64_t test = 100,
+                               int noise = 30) {
   std::mt19937 rng(42);
   auto make = [&](const std::string& prefix, std::int64_t n) {
     std::vector<std::uint8_t> pixels(static_cast<std::size_t>(n * 28 * 28)), labels;
@@ -141,7 +143,7 @@ inline void write_tiny_dataset(const fs::path& dir, std::int64_t train = 300, st
       for (int r = 0; r < 28; ++r)
         for (int c = 0; c < 28; ++c) {
           bool bar = r >= 3 + 2 * label && r < 7 + 2 * label && c >= 4 && c < 10 + 2 * label;
-          int v = bar ? 200 + static_cast<int>(rng() % 56) : static_cast<int>(rng() % 30);
+          int v = bar ? 200 + static_cast<int>(rng() % 56) : noise > 0 ? static_cast<int>(rng() % noise) : 0;
           pixels[static_cast<std::size_t>((i * 28 + r) * 28 + c)] = static_cast<std::uint8_t>(v);
         }
     }
