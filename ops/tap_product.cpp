@@ -268,15 +268,6 @@ void tap_product(const TapProduct& p) {
   dispatch([&](auto v) { tap_product_with<decltype(v)>(p); });
 }
 
-std::int64_t row_product_tile_rows(std::int64_t n) {
-  std::int64_t out = 0;
-  dispatch([&](auto v) {
-    using V = decltype(v);
-    out = row_tile_rows<V>(row_tile_vectors<V>(n));
-  });
-  return out;
-}
-
 void row_product(std::int64_t m, std::int64_t n, std::int64_t k, const float* const* rows,
                  const float* b, std::int64_t ldb, float* c, std::int64_t ldc, bool accumulate) {
   if (m <= 0 || n <= 0) return;

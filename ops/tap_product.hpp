@@ -44,7 +44,5 @@ void tap_product(const TapProduct& p);
 // Single-threaded.
 void row_product(std::int64_t m, std::int64_t n, std::int64_t k, const float* const* rows,
                  const float* b, std::int64_t ldb, float* c, std::int64_t ldc, bool accumulate);
-// The tiles row_product splits its rows into, so callers can hand tiles to threads themselves.
-std::int64_t row_product_tile_rows(std::int64_t n);
 
 }  // namespace graphrun::ops
