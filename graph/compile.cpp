@@ -223,14 +223,17 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
   const std::size_t steps = p.steps_.size();
   std::vector<int> last_use(p.slots_.size(), -1), writer(p.slots_.size(), -1);
   std::vector<std::vector<int>> readers(p.slots_.size());
+  std::vector<std::vector<int>> step_reads(steps), step_writes(steps);
   for (std::size_t s = 0; s < steps; ++s) {
-    for (int in : p.steps_[s].in_slots)
+    step_reads[s] = Program::reads(p.steps_[s]);
+    step_writes[s] = Program::writes(p.steps_[s]);
+    for (int in : step_reads[s])
       if (in >= 0) {
         last_use[static_cast<std::size_t>(in)] = static_cast<int>(s);
         auto& r = readers[static_cast<std::size_t>(in)];
         if (r.empty() || r.back() != static_cast<int>(s)) r.push_back(static_cast<int>(s));
       }
-    for (int out : p.steps_[s].out_slots) writer[static_cast<std::size_t>(out)] = static_cast<int>(s);
+    for (int out : step_writes[s]) writer[static_cast<std::size_t>(out)] = static_cast<int>(s);
   }
   for (int out : p.outputs_) last_use[static_cast<std::size_t>(out)] = kForever;
   std::vector<std::vector<int>> dies_after(steps);
@@ -240,9 +243,9 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
   // ancestors[s][j]: step s reads, directly or not, a result of step j.
   std::vector<std::vector<bool>> ancestors(steps, std::vector<bool>(steps));
   for (std::size_t s = 0; s < steps; ++s)
-    for (int in : p.steps_[s].in_slots) {
+    for (int in : step_reads[s]) {
       int w = in >= 0 ? writer[static_cast<std::size_t>(in)] : -1;
-      if (w < 0) continue;
+      if (w < 0 || w == static_cast<int>(s)) continue;  // an epilogue reads its producer's output
       auto& mine = ancestors[s];
       const auto& theirs = ancestors[static_cast<std::size_t>(w)];
       mine[static_cast<std::size_t>(w)] = true;
@@ -264,14 +267,14 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
       return true;
     };
     // Outputs are placed before the inputs are released: kernels may read inputs while writing.
-    for (int out : p.steps_[s].out_slots) {
+    for (int out : step_writes[s]) {
       auto& slot = p.slots_[static_cast<std::size_t>(out)];
       std::size_t bytes = static_cast<std::size_t>(numel(slot.shape)) * esize;
       slot.offset = planner.allocate(bytes, usable);
       p.plan_.buffer_bytes += bytes;
       ++p.plan_.buffers;
     }
-    for (int out : p.steps_[s].out_slots)
+    for (int out : step_writes[s])
       if (last_use[static_cast<std::size_t>(out)] < 0) {  // never read: free at once
         auto& slot = p.slots_[static_cast<std::size_t>(out)];
         planner.release(slot.offset, static_cast<std::size_t>(numel(slot.shape)) * esize, users_of(out));

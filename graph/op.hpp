@@ -32,6 +32,17 @@ struct RandomKey {
   std::uint64_t offset = 0;
 };
 
+// What a kernel of an op with OpDef::reports_ready calls as it finishes output elements
+// [first, first + count): compile() hangs the elementwise ops that follow (a bias and a relu) on
+// it, so they run on those elements while they are still in cache.
+struct ReadyCallback {
+  void (*fn)(const void* context, std::int64_t first, std::int64_t count) = nullptr;
+  const void* context = nullptr;
+  void operator()(std::int64_t first, std::int64_t count) const {
+    if (fn) fn(context, first, count);
+  }
+};
+
 template <class T>
 struct KernelArgs {
   std::span<const T* const> in;
@@ -41,6 +52,7 @@ struct KernelArgs {
   const Attrs* attrs = nullptr;
   RandomKey key;
   bool training = true;
+  ReadyCallback ready;  // set only for ops with OpDef::reports_ready
 
   std::int64_t out_numel() const { return numel(*out_shape); }
 };
@@ -130,6 +142,10 @@ struct OpDef {
   // set for ops whose true derivative is zero almost everywhere (one_hot_argmax, random ops):
   // there a declared-absent gradient is the right one.
   bool stops_gradient = false;
+  // The kernels call KernelArgs::ready once for every element of the output, each time for whole
+  // leading-axis slices (a range of images), as soon as those are final, from the thread that
+  // wrote them.
+  bool reports_ready = false;
 
   bool input_differentiable(std::size_t i) const {
     return differentiable.empty() || (i < differentiable.size() && differentiable[i]);

@@ -53,10 +53,15 @@ void Program::resolve() {
     if (!slot.ptr && slot.kind != Slot::Kind::fused)
       throw std::invalid_argument(fmt::format("run: '{}' ({}) is not bound", slot.name,
                                               to_string(slot.shape)));
-  for (auto& step : steps_)
+  auto point = [&](Step& step) {
     for (std::size_t i = 0; i < step.in_slots.size(); ++i)
       step.in_ptrs[i] = step.in_slots[i] < 0 ? nullptr  // shape-only: never read
                                              : slots_[static_cast<std::size_t>(step.in_slots[i])].ptr;
+  };
+  for (auto& step : steps_) {
+    point(step);
+    for (auto& e : step.epilogue) point(e);
+  }
   resolved_ = true;
 }
 
@@ -105,6 +110,8 @@ void Program::run_step(const Step& step, const RunOptions& options) {
   if (options.batch_offset > 0 && !out.shape.empty() && out.shape[0] > 0)
     args.key.offset = static_cast<std::uint64_t>(options.batch_offset * (numel(out.shape) / out.shape[0]));
   args.training = options.training;
+  EpilogueRun epilogue{this, step.epilogue.empty() ? nullptr : &step.epilogue.front()};
+  if (epilogue.step) args.ready = {&Program::run_epilogue<T>, &epilogue};
   if constexpr (std::is_same_v<T, float>) step.op->f32(args);
   else step.op->f64(args);
   if (check_numerics_) check_step(step);
@@ -137,8 +144,8 @@ void Program::plan_dependencies() {
   std::size_t n = steps_.size();
   std::vector<std::vector<Range>> reads(n), writes(n);
   for (std::size_t s = 0; s < n; ++s) {
-    reads[s] = ranges(steps_[s].in_slots);
-    writes[s] = ranges(steps_[s].out_slots);
+    reads[s] = ranges(Program::reads(steps_[s]));
+    writes[s] = ranges(Program::writes(steps_[s]));
   }
   successors_.assign(n, {});
   predecessors_.assign(n, 0);
@@ -200,8 +207,15 @@ std::string Program::step_summary(int i) const {
     for (const auto& f : step.fused) members.push_back(f.op->name);
     op += fmt::format("({})", fmt::join(members, "+"));
   }
+  std::string label = step.label;
+  for (const Step& e : step.epilogue) {
+    std::vector<std::string_view> members;
+    for (const auto& f : e.fused) members.push_back(f.op->name);
+    op += fmt::format(" then {}", fmt::join(members, "+"));
+    label += "; " + e.label;
+  }
   return fmt::format("{} {} -> {} [{}]", op, fmt::join(shapes, " "),
-                     to_string(slots_[static_cast<std::size_t>(step.out_slots.front())].shape), step.label);
+                     to_string(slots_[static_cast<std::size_t>(step.out_slots.front())].shape), label);
 }
 
 std::string Program::describe() const {
@@ -228,8 +242,10 @@ std::string Program::describe() const {
     std::vector<std::string> shapes, results;
     for (const auto& s : step.in_shapes) shapes.push_back(to_string(s));
     for (int o : step.out_slots) results.push_back(to_string(slots_[static_cast<std::size_t>(o)].shape));
+    std::string label = step.label;
+    for (const Step& e : step.epilogue) label += "; " + e.label;
     out += fmt::format("  {:>3} {:<14} {} -> {}   [{}]{}\n", i, step.op ? step.op->name : "fused",
-                       fmt::join(shapes, " "), fmt::join(results, " "), step.label,
+                       fmt::join(shapes, " "), fmt::join(results, " "), label,
                        after[i].empty() ? "" : fmt::format("  after {}", fmt::join(after[i], " ")));
   }
   return out;

@@ -144,9 +144,10 @@ class Program {
   // step's inputs taken whole, as one value, or as a row repeated along the output (a bias).
   struct FusedArg {
     // none: an input read only for its shape. column: one value per block of fused_column
-    // consecutive elements.
+    // consecutive elements, the blocks cycling through the input's values.
     enum class Kind { member, whole, scalar, row, column, none } kind = Kind::whole;
     int index = 0;  // member index, or index into the step's inputs
+    std::int64_t period = 1;  // the input's numel
   };
   struct FusedOp {
     const OpDef* op = nullptr;
@@ -154,6 +155,9 @@ class Program {
     std::array<FusedArg, 2> args{};
     int out_slot = -1;  // where the result is stored, or -1: only in chunk buffer `scratch`
     int scratch = -1;
+    // The result overwrites an input in place (an epilogue's over its producer's output): it is
+    // computed into a chunk buffer, then copied, as the run kernels do not expect aliasing.
+    bool in_place = false;
   };
   struct Step {
     int node = -1;
@@ -169,12 +173,33 @@ class Program {
     std::int64_t fused_numel = 0;      // elements of each fused op's output
     std::int64_t fused_row = 0;        // length of the repeated row of `row` arguments
     std::int64_t fused_column = 0;     // elements sharing one value of a `column` argument
+    std::int64_t fused_block = 0;      // chunks never straddle a block of this many elements
     bool fused_whole_rows = false;     // chunks take several short rows (row arguments repeated)
+    // A fused step run by this step's kernel on each range of its output it reports ready
+    // (OpDef::reports_ready); it reads and overwrites that output. At most one.
+    std::vector<Step> epilogue;
   };
+  // The slots a step reads and writes, its epilogue's included.
+  static std::vector<int> reads(const Step& step);
+  static std::vector<int> writes(const Step& step);
   template <class T>
   void run_step(const Step& step, const RunOptions& options);
   template <class T>
   void run_fused(const Step& step);
+  template <class T>
+  void run_fused_chunks(const Step& step, std::int64_t begin, std::int64_t end);
+  // How a fused step walks its elements (graph/fuse.cpp).
+  struct ChunkLayout {
+    std::int64_t block = 0, chunk = 0, per_block = 0, count = 0;
+  };
+  static ChunkLayout chunk_layout(const Step& step);
+  struct EpilogueRun {
+    Program* program = nullptr;
+    const Step* step = nullptr;
+  };
+  // A ReadyCallback: runs an epilogue (an EpilogueRun) on a range its producer finished.
+  template <class T>
+  static void run_epilogue(const void* context, std::int64_t first, std::int64_t count);
   void fuse_elementwise();
   void resolve();
   void follow_shared_arena();

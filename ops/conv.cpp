@@ -93,14 +93,15 @@ Shape conv2d_weight_grad_shape(std::span<const Shape> in, const Attrs& attrs) {
 
 template <class T>
 void conv2d_kernel(const KernelArgs<T>& a) {
-  conv2d_forward(conv_geometry(a.in_shapes[0], a.in_shapes[1], *a.attrs), a.in[0], a.in[1], a.out);
+  conv2d_forward(conv_geometry(a.in_shapes[0], a.in_shapes[1], *a.attrs), a.in[0], a.in[1], a.out,
+                 a.ready);
 }
 
 // Both transposed convolutions: the output is the image side.
 template <class T>
 void conv_transpose2d_kernel(const KernelArgs<T>& a) {
   conv2d_backward_data(conv_geometry(*a.out_shape, a.in_shapes[1], *a.attrs), a.in[0], a.in[1],
-                       a.out);
+                       a.out, a.ready);
 }
 
 template <class T>
@@ -143,8 +144,15 @@ OpDef with_like(OpDef op) {
   return op;
 }
 
+// The kernels report each block of images as it is finished, so a bias and an activation after
+// them run on it while it is in cache (OpDef::reports_ready).
+OpDef reporting_ready(OpDef op) {
+  op.reports_ready = true;
+  return op;
+}
+
 const OpRegistration registrations[] = {
-    OpRegistration(with_attributes(make_op(
+    OpRegistration(reporting_ready(with_attributes(make_op(
         "conv2d",
         "y[n,f,i,j] = sum_{c,a,b} w[f,c,a,b] x[n,c, i s - p + a d, j s - p + b d] (zeros outside); "
         "x [N,C,H,W], w [F,C,kh,kw] -> [N,F,(H+2p-d(kh-1)-1)/s+1, ...]; stride, padding, "
@@ -160,8 +168,8 @@ const OpRegistration registrations[] = {
          {{{2, 2, 7, 6}, {3, 2, 3, 2}}, window({2, 2}, {1, 1})},
          {{{2, 2, 6, 7}, {3, 2, 2, 3}}, window({1, 2}, {0, 1}, {2, 1})},
          {{{2, 3, 5, 4}, {3, 3, 1, 1}}, window({2, 3}, {0, 0})},
-         {{{2, 1, 6, 6}, {3, 1, 3, 3}}, window({1, 1}, {2, 2}, {2, 2})}}), {{"stride", Axes{1, 1}}, {"padding", Axes{0, 0}}, {"dilation", Axes{1, 1}}})),
-    OpRegistration(with_attributes(make_op(
+         {{{2, 1, 6, 6}, {3, 1, 3, 3}}, window({1, 1}, {2, 2}, {2, 2})}}), {{"stride", Axes{1, 1}}, {"padding", Axes{0, 0}}, {"dilation", Axes{1, 1}}}))),
+    OpRegistration(reporting_ready(with_attributes(make_op(
         "conv_transpose2d",
         "the adjoint of conv2d in x (PyTorch's ConvTranspose2d): x [N,F,H,W], w [F,C,kh,kw] -> "
         "[N,C,(H-1)s-2p+d(kh-1)+output_padding+1, ...]; output_padding below the stride",
@@ -170,8 +178,8 @@ const OpRegistration registrations[] = {
         {{{{2, 3, 3, 3}, {3, 2, 3, 3}}, transpose_window({2, 2}, {1, 1}, {1, 1})},
          {{{2, 3, 4, 3}, {3, 2, 2, 3}}, transpose_window({2, 1}, {0, 1}, {1, 0})},
          {{{2, 4, 3, 3}, {4, 1, 3, 3}}, transpose_window({1, 1}, {1, 1}, {0, 0}, {2, 2})},
-         {{{2, 3, 2, 3}, {3, 2, 3, 3}}, transpose_window({3, 3}, {1, 1}, {2, 1})}}), {{"stride", Axes{1, 1}}, {"padding", Axes{0, 0}}, {"output_padding", Axes{0, 0}}, {"dilation", Axes{1, 1}}})),
-    OpRegistration(with_attributes(with_like(make_op(
+         {{{2, 3, 2, 3}, {3, 2, 3, 3}}, transpose_window({3, 3}, {1, 1}, {2, 1})}}), {{"stride", Axes{1, 1}}, {"padding", Axes{0, 0}}, {"output_padding", Axes{0, 0}}, {"dilation", Axes{1, 1}}}))),
+    OpRegistration(reporting_ready(with_attributes(with_like(make_op(
         "conv_transpose2d_like",
         "conv_transpose2d(x, w) shaped like `like` [N,C,H,W] (values not read): the gradient of "
         "conv2d in x; conv2d(like, w) must have x's shape",
@@ -180,7 +188,7 @@ const OpRegistration registrations[] = {
         {{{{2, 3, 4, 4}, {3, 2, 3, 2}, {2, 2, 7, 6}}, window({2, 2}, {1, 1})},
          {{{2, 4, 3, 3}, {4, 3, 3, 3}, {2, 3, 5, 5}}, window({1, 1}, {0, 0})},
          {{{2, 3, 4, 4}, {3, 2, 2, 3}, {2, 2, 6, 7}}, window({1, 2}, {0, 1}, {2, 1})}},
-        {true, true, false})), {{"stride", Axes{1, 1}}, {"padding", Axes{0, 0}}, {"dilation", Axes{1, 1}}})),
+        {true, true, false})), {{"stride", Axes{1, 1}}, {"padding", Axes{0, 0}}, {"dilation", Axes{1, 1}}}))),
     OpRegistration(with_attributes(with_like(make_op(
         "conv2d_weight_grad",
         "dw[f,c,a,b] = sum_{n,i,j} dy[n,f,i,j] x[n,c, i s - p + a d, j s - p + b d]: the gradient "

@@ -459,7 +459,8 @@ struct TapPointers {};
 
 // conv2d in float32 by tap products: per block of images, the phases of the input, then one
 // product summing every tap, then the valid columns into y.
-void conv2d_forward_taps(const ConvGeometry& g, const float* x, const float* w, float* y) {
+void conv2d_forward_taps(const ConvGeometry& g, const float* x, const float* w, float* y,
+                         const ReadyCallback& ready) {
   const std::int64_t taps = g.kh * g.kw, K = g.k(), P = g.p();
   const PhaseLayout one = phase_layout(g, 1, g.c);
   Blocks blocks = image_blocks(g.n, (phase_count(g) * g.c + g.f) * one.plane);
@@ -485,6 +486,7 @@ void conv2d_forward_taps(const ConvGeometry& g, const float* x, const float* w, 
           for (std::int64_t i = 0; i < g.oh; ++i)
             move_row(dst + i * g.ow, src + i * l.wp, g.ow);
         }
+      ready(first * g.f * P, count * g.f * P);
     }
   });
 }
@@ -560,17 +562,18 @@ void set_conv_tap_products(bool on) { tap_products.store(on, std::memory_order_r
 bool conv_tap_products() { return tap_products.load(std::memory_order_relaxed); }
 
 template <class T>
-void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
+void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y, const ReadyCallback& ready) {
   const std::int64_t K = g.k(), P = g.p();
   if (g.n == 0 || g.f == 0 || P == 0) return;
   if (K == 0) {
     std::fill(y, y + g.n * g.f * P, T(0));
+    ready(0, g.n * g.f * P);
     return;
   }
   // A tile's sum over few (channel, tap) rows (an image's single channel has 9) is short beside
   // its setup and stores, and the phases cost as much: im2col's product is faster there.
   if constexpr (std::is_same_v<T, float>)
-    if (conv_tap_products() && K >= 64) return conv2d_forward_taps(g, x, w, y);
+    if (conv_tap_products() && K >= 64) return conv2d_forward_taps(g, x, w, y, ready);
   Blocks blocks = image_blocks(g.n, (K + g.f) * P);
   parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t blk = lo; blk < hi; ++blk) {
@@ -581,6 +584,7 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y) {
       T* out = count == 1 ? y + first * g.f * P : col + lines(K * ld);
       gemm(false, false, g.f, ld, K, w, K, col, ld, T(0), out, ld);
       if (count > 1) unpack_rows(g, out, count, y + first * g.f * P);
+      ready(first * g.f * P, count * g.f * P);
     }
   });
 }
@@ -654,7 +658,8 @@ bool transpose_by_phases(const ConvGeometry& g) {
 }
 
 template <class T>
-void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T* w, T* dx,
+                                    const ReadyCallback& ready) {
   const std::int64_t sh = g.stride[0], sw = g.stride[1], khw = g.kh * g.kw;
   const AxisPad ph = axis_pad(g.h, g.kh, sh, g.padding[0], g.dilation[0], g.oh);
   const AxisPad pw = axis_pad(g.w, g.kw, sw, g.padding[1], g.dilation[1], g.ow);
@@ -758,22 +763,25 @@ void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T*
                               s1 + u * pw.size, odd);
           }
       }
+      ready(first * g.image(), count * g.image());
     }
   });
 }
 
 template <class T>
-void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* w, T* dx) {
+void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* w, T* dx,
+                          const ReadyCallback& ready) {
   const std::int64_t K = g.k(), P = g.p();
   if (g.n == 0 || g.image() == 0) return;
   if (g.f == 0 || P == 0) {
     std::fill(dx, dx + g.n * g.image(), T(0));
+    ready(0, g.n * g.image());
     return;
   }
   // Tap products have no col2im to save but pay for no products of few rows either: they take
   // every layer wide enough to fill a tile's rows.
   if (transpose_by_phases(g) || (std::is_same_v<T, float> && conv_tap_products() && g.c >= 8))
-    return conv2d_backward_data_by_phases(g, dy, w, dx);
+    return conv2d_backward_data_by_phases(g, dy, w, dx, ready);
   Blocks blocks = image_blocks(g.n, (K + g.f) * P);
   parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t blk = lo; blk < hi; ++blk) {
@@ -787,6 +795,7 @@ void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* w, T* dx)
       }
       gemm(true, false, K, ld, g.f, w, K, in, ld, T(0), col, ld);
       col2im(g, col, count, dx + first * g.image());
+      ready(first * g.image(), count * g.image());
     }
   });
 }
@@ -855,15 +864,18 @@ template void im2col<double>(const ConvGeometry&, const double*, std::int64_t, s
                              std::int64_t, double*);
 template void col2im<float>(const ConvGeometry&, const float*, std::int64_t, float*);
 template void col2im<double>(const ConvGeometry&, const double*, std::int64_t, double*);
-template void conv2d_forward<float>(const ConvGeometry&, const float*, const float*, float*);
-template void conv2d_forward<double>(const ConvGeometry&, const double*, const double*, double*);
-template void conv2d_backward_data<float>(const ConvGeometry&, const float*, const float*, float*);
+template void conv2d_forward<float>(const ConvGeometry&, const float*, const float*, float*,
+                                     const ReadyCallback&);
+template void conv2d_forward<double>(const ConvGeometry&, const double*, const double*, double*,
+                                     const ReadyCallback&);
+template void conv2d_backward_data<float>(const ConvGeometry&, const float*, const float*, float*,
+                                          const ReadyCallback&);
 template void conv2d_backward_data<double>(const ConvGeometry&, const double*, const double*,
-                                           double*);
+                                           double*, const ReadyCallback&);
 template void conv2d_backward_data_by_phases<float>(const ConvGeometry&, const float*, const float*,
-                                                   float*);
+                                                   float*, const ReadyCallback&);
 template void conv2d_backward_data_by_phases<double>(const ConvGeometry&, const double*,
-                                                    const double*, double*);
+                                                    const double*, double*, const ReadyCallback&);
 template void conv2d_backward_weight<float>(const ConvGeometry&, const float*, const float*,
                                             float*);
 template void conv2d_backward_weight<double>(const ConvGeometry&, const double*, const double*,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <graphrun/graph/attrs.hpp>
+#include <graphrun/graph/op.hpp>
 #include <graphrun/graph/tensor.hpp>
 #include <graphrun/ops/conv.hpp>
 
@@ -56,7 +57,8 @@ bool transpose_by_phases(const ConvGeometry& g);
 // splits into s phases of rows, each reached by its own subset of the kernel's taps, so each
 // phase is a stride-1 convolution of dy whose product sums every pixel's taps at once.
 template <class T>
-void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T* w, T* dx);
+void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T* w, T* dx,
+                                    const ReadyCallback& ready = {});
 
 // Whether float32 convolutions run on tap products (ops/tap_product.hpp; the default in builds
 // with AVX-512) rather than im2col and the sgemm library; process-wide, for benchmarks and tests
@@ -64,12 +66,14 @@ void conv2d_backward_data_by_phases(const ConvGeometry& g, const T* dy, const T*
 void set_conv_tap_products(bool on);
 bool conv_tap_products();
 
-// y = conv2d(x, w): x [n, c, h, w], w [f, k], y [n, f, p].
+// y = conv2d(x, w): x [n, c, h, w], w [f, k], y [n, f, p]. Both report each block of images of
+// their output to `ready` as soon as it is final (OpDef::reports_ready).
 template <class T>
-void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y);
+void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y, const ReadyCallback& ready = {});
 // dx = the transposed convolution of dy: dy [n, f, p], w [f, k], dx [n, c, h, w].
 template <class T>
-void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* w, T* dx);
+void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* w, T* dx,
+                          const ReadyCallback& ready = {});
 // dw = sum over images of dy_n col(x_n)^T: x [n, c, h, w], dy [n, f, p], dw [f, k].
 template <class T>
 void conv2d_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* dw);

@@ -3,6 +3,8 @@
 #include <graphrun/graph/autodiff.hpp>
 #include <graphrun/graph/parallel.hpp>
 #include <graphrun/graph/parameters.hpp>
+#include <graphrun/ops/conv.hpp>
+#include <graphrun/ops/conv_kernels.hpp>
 #include <graphrun/ops/ops.hpp>
 
 #include <cstring>
@@ -151,6 +153,71 @@ TEST_CASE("fusion keeps results read elsewhere and plans less memory", "[graph][
   // check_numerics must name a single op, so it turns fusion off.
   Program checked = compile_program(g, {d}, {}, {.check_numerics = true});
   CHECK(checked.num_steps() == plain.num_steps());
+}
+
+TEST_CASE("a convolution runs the bias and relu after it, and relu's gradient, on each block it finishes",
+          "[graph][fuse][conv]") {
+  ThreadGuard guard;
+  const bool taps = ops::conv_tap_products();
+  struct TapGuard {
+    bool taps;
+    ~TapGuard() { ops::set_conv_tap_products(taps); }
+  } tap_guard{taps};
+  // 19 images go in blocks with a partial last one; 8 channels put the float32 layers on tap
+  // products, one channel on im2col.
+  Graph g;
+  Value x = g.input("x", {19, 1, 12, 10});
+  Value w1 = g.input("w1", {8, 1, 3, 3}), b1 = g.input("b1", {1, 8, 1, 1});
+  Value w2 = g.input("w2", {8, 8, 3, 3}), b2 = g.input("b2", {1, 8, 1, 1});
+  Value w3 = g.input("w3", {8, 8, 3, 3}), b3 = g.input("b3", {1, 8, 1, 1});
+  Value w4 = g.input("w4", {8, 1, 3, 3});
+  Value h1 = relu(conv2d(x, w1, {.padding = {1, 1}}) + b1);
+  Value h2 = relu(conv2d(h1, w2, {.stride = {2, 2}, .padding = {1, 1}}) + b2);
+  Value h3 = relu(conv_transpose2d(h2, w3, {.stride = {2, 2}, .padding = {1, 1}, .output_padding = {1, 1}}) + b3);
+  Value y = conv_transpose2d(h3, w4, {.padding = {1, 1}});
+  Value loss = sum(square(y - x));
+  std::vector<Value> outputs{loss};
+  for (Value v : grad(loss, {x, w1, b1, w2, b2, w3, b3, w4})) outputs.push_back(v);
+  ParameterStore values;
+  std::uint32_t seed = 1;
+  for (const auto& [name, shape] : std::vector<std::pair<std::string, Shape>>{
+           {"x", {19, 1, 12, 10}}, {"w1", {8, 1, 3, 3}}, {"b1", {1, 8, 1, 1}}, {"w2", {8, 8, 3, 3}},
+           {"b2", {1, 8, 1, 1}}, {"w3", {8, 8, 3, 3}}, {"b3", {1, 8, 1, 1}}, {"w4", {8, 1, 3, 3}}})
+    values.emplace(name, testing::random_tensor(shape, {-0.5, 0.5}, seed++, 6));
+
+  Program p = compile_program(g, outputs);
+  const std::string steps = p.describe();
+  CHECK_THAT(steps, Catch::Contains("then add+relu over [19, 8, 12, 10]"));
+  CHECK_THAT(steps, Catch::Contains("then add+relu over [19, 8, 6, 5]"));
+  CHECK_THAT(steps, Catch::Contains("then relu_backward"));
+  for (bool tap_products : {true, false}) {
+    ops::set_conv_tap_products(tap_products);
+    for (DType dtype : {DType::f32, DType::f64}) {
+      set_num_threads(1);
+      auto want = run_bytes(g, outputs, values, dtype, false);
+      for (int threads : {1, 2}) {
+        INFO(dtype_name(dtype) << ", tap products " << tap_products << ", " << threads << " threads");
+        set_num_threads(threads);
+        CHECK(run_bytes(g, outputs, values, dtype, true) == want);
+      }
+    }
+  }
+}
+
+TEST_CASE("a convolution whose output is read elsewhere keeps its elementwise ops apart",
+          "[graph][fuse][conv]") {
+  Graph g;
+  Value x = g.input("x", {4, 2, 6, 6});
+  Value w = g.input("w", {3, 2, 3, 3});
+  Value c = conv2d(x, w);
+  Value read_twice = relu(c + 1.0) + sum(c);  // c itself is read by the sum
+  Program p = compile_program(g, {read_twice});
+  CHECK_THAT(p.describe(), !Catch::Contains("then"));
+  ParameterStore values;
+  values.emplace("x", testing::random_tensor({4, 2, 6, 6}, {-1, 1}, 1, 7));
+  values.emplace("w", testing::random_tensor({3, 2, 3, 3}, {-1, 1}, 2, 7));
+  for (DType dtype : {DType::f32, DType::f64})
+    CHECK(run_bytes(g, {read_twice}, values, dtype, true) == run_bytes(g, {read_twice}, values, dtype, false));
 }
 
 }  // namespace graphrun
