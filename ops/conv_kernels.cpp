@@ -63,6 +63,16 @@ Blocks image_blocks(std::int64_t n, std::int64_t per_image) {
   return {size, (n + size - 1) / size};
 }
 
+// An image's own product is wide enough from this many output pixels (28 x 28 has 784): then
+// im2col's products go an image at a time and read and write [n, f, p] tensors in place, where
+// blocks of images copy them to and from [f, images x p] (3% of a conv VAE step for its
+// one-channel layers, which stay on im2col).
+constexpr std::int64_t kWideImage = 512;
+
+Blocks im2col_blocks(const ConvGeometry& g, std::int64_t per_image) {
+  return g.p() >= kWideImage ? Blocks{1, g.n} : image_blocks(g.n, per_image);
+}
+
 // The outputs [lo, hi) of `out` whose input o s + off lies in [0, in).
 struct Span {
   std::int64_t lo, hi;
@@ -574,7 +584,7 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y, const R
   // its setup and stores, and the phases cost as much: im2col's product is faster there.
   if constexpr (std::is_same_v<T, float>)
     if (conv_tap_products() && K >= 64) return conv2d_forward_taps(g, x, w, y, ready);
-  Blocks blocks = image_blocks(g.n, (K + g.f) * P);
+  Blocks blocks = im2col_blocks(g, (K + g.f) * P);
   parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t blk = lo; blk < hi; ++blk) {
       std::int64_t first = blocks.first(blk), count = blocks.length(blk, g.n), ld = count * P;
@@ -782,7 +792,7 @@ void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* w, T* dx,
   // every layer wide enough to fill a tile's rows.
   if (transpose_by_phases(g) || (std::is_same_v<T, float> && conv_tap_products() && g.c >= 8))
     return conv2d_backward_data_by_phases(g, dy, w, dx, ready);
-  Blocks blocks = image_blocks(g.n, (K + g.f) * P);
+  Blocks blocks = im2col_blocks(g, (K + g.f) * P);
   parallel_for(blocks.count, 1, [&](std::int64_t lo, std::int64_t hi) {
     for (std::int64_t blk = lo; blk < hi; ++blk) {
       std::int64_t first = blocks.first(blk), count = blocks.length(blk, g.n), ld = count * P;
@@ -823,14 +833,18 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* d
       std::int64_t c0 = g.c * (t / fg) / cg, c1 = g.c * (t / fg + 1) / cg;
       std::int64_t f0 = g.f * (t % fg) / fg, f1 = g.f * (t % fg + 1) / fg;
       std::int64_t kc = (c1 - c0) * khw, fc = f1 - f0;
-      Blocks blocks = image_blocks(g.n, (kc + fc) * P);
+      Blocks blocks = im2col_blocks(g, (kc + fc) * P);
       for (std::int64_t blk = 0; blk < blocks.count; ++blk) {
         std::int64_t first = blocks.first(blk), count = blocks.length(blk, g.n), ld = count * P;
         T* col = scratch<T>(lines(kc * ld) + fc * ld);
-        T* packed = col + lines(kc * ld);
+        const T* rows = dy + (first * g.f + f0) * P;  // one image's rows are in place
+        if (count > 1) {
+          T* packed = col + lines(kc * ld);
+          pack_rows(g, dy + first * g.f * P, count, f0, f1, packed);
+          rows = packed;
+        }
         im2col(g, x + first * g.image(), count, c0, c1, col);
-        pack_rows(g, dy + first * g.f * P, count, f0, f1, packed);
-        gemm(false, true, fc, kc, ld, packed, ld, col, ld, blk == 0 ? T(0) : T(1),
+        gemm(false, true, fc, kc, ld, rows, ld, col, ld, blk == 0 ? T(0) : T(1),
              dw + f0 * K + c0 * khw, K);
       }
     }
