@@ -24,11 +24,11 @@ double GradCheckReport::worst() const {
 }
 
 std::string GradCheckReport::to_string() const {
-  std::string out = fmt::format("{:<28} {:>8} {:>6} {:>12} {:>12}  {}\n", "tensor", "checked",
-                                "kinks", "worst rel", "worst abs", "verdict");
+  std::string out = fmt::format("{:<28} {:>8} {:>6} {:>6} {:>12} {:>12}  {}\n", "tensor", "checked",
+                                "finer", "kinks", "worst rel", "worst abs", "verdict");
   for (const auto& t : tensors)
-    out += fmt::format("{:<28} {:>8} {:>6} {:>12.3e} {:>12.3e}  {}\n", t.name, t.checked, t.kinks,
-                       t.worst_error, t.worst_abs, t.ok ? "ok" : "FAIL");
+    out += fmt::format("{:<28} {:>8} {:>6} {:>6} {:>12.3e} {:>12.3e}  {}\n", t.name, t.checked, t.finer,
+                       t.kinks, t.worst_error, t.worst_abs, t.ok ? "ok" : "FAIL");
   if (held > 0)
     out += fmt::format("{} output{} of {} held at {} value{} for the central differences: autodiff "
                        "passes no gradient through {}\n",
@@ -183,6 +183,9 @@ GradCheckReport check_gradients(Graph& graph, Value loss, const std::vector<std:
   GradCheckReport report;
   report.held = static_cast<int>(held.size());
   report.held_ops.assign(held_ops.begin(), held_ops.end());
+  // Steps eps, eps / 10, ... : an element is judged at the first pair of neighbouring steps that
+  // shows no kink (below), the finer step taken only when the coarser pair shows one.
+  constexpr int kSteps = 4;
   for (std::size_t k = 0; k < wrt.size(); ++k) {
     TensorCheck check;
     check.name = wrt[k];
@@ -191,78 +194,103 @@ GradCheckReport check_gradients(Graph& graph, Value loss, const std::vector<std:
     double* x = it->second.data<double>();
     Tensor g = analytic.output(k + 1);
     auto idx = sample_indices(it->second.numel(), options.max_elements);
-    std::vector<double> numeric(idx.size()), finer(idx.size()), smooth(idx.size()),
-        resolution(idx.size()), jump(idx.size());
+    // One element's losses: f0 at x, plus[s] and minus[s] at x +- eps / 10^s.
+    struct Differences {
+      double f0 = 0;
+      double plus[kSteps] = {}, minus[kSteps] = {};
+      int taken = 0;  // steps evaluated so far
+      int level = 0;  // the pair judged: steps level and level + 1
+    };
+    std::vector<Differences> diffs(idx.size());
+    auto step_of = [&](int s) { return options.eps / std::pow(10.0, s); };
+    auto take = [&](Differences& d, std::int64_t i, int s) {
+      const double saved = x[i];
+      x[i] = saved + step_of(s);
+      d.plus[s] = f();
+      x[i] = saved - step_of(s);
+      d.minus[s] = f();
+      x[i] = saved;
+      d.taken = s + 1;
+    };
+    auto central = [&](const Differences& d, int s) { return (d.plus[s] - d.minus[s]) / (2 * step_of(s)); };
+    // Each loss is rounded to float64, so the difference resolves no finer than about
+    // DBL_EPSILON |f| / step: for a loss of ~650 nats at eps 1e-4, ~1.4e-9.
+    auto resolution_of = [&](const Differences& d, int s) {
+      return std::numeric_limits<double>::epsilon() * std::max(std::abs(d.plus[s]), std::abs(d.minus[s])) / step_of(s);
+    };
+    // The one-sided differences at step s agree (no kink at x or between x and a neighbour that
+    // moves the slope by more than 1e-3 relative).
+    auto smooth_at = [&](const Differences& d, int s) {
+      const double right = (d.plus[s] - d.f0) / step_of(s), left = (d.f0 - d.minus[s]) / step_of(s);
+      return std::abs(right - left) <= 1e-3 * (1 + std::abs(right) + std::abs(left));
+    };
+    // A kink between the pair's steps: where the loss is smooth the two central differences
+    // agree to O(step^2); a relu of one of 500 rows crossing 0 within the coarse step moves the
+    // slope by far less than the one-sided test sees, but parts them. Judged on the numeric
+    // derivatives alone, so a wrong rule (analytic off, numerics agreeing) is never taken for a
+    // kink. The finer step resolves 10 times more coarsely.
+    auto apart_at = [&](const Differences& d, int s, double floor) {
+      const double coarse = central(d, s), fine = central(d, s + 1);
+      return std::abs(coarse - fine) > 0.5 * options.tolerance * std::max({std::abs(coarse), std::abs(fine), floor}) +
+                                           100 * resolution_of(d, s);
+    };
     double scale = 0;
     for (std::size_t j = 0; j < idx.size(); ++j) {
-      double saved = x[idx[j]];
-      double f0 = f();
-      x[idx[j]] = saved + options.eps;
-      double fp = f();
-      x[idx[j]] = saved - options.eps;
-      double fm = f();
-      // The same difference at a tenth of the step: where the loss is smooth the two agree to
-      // O(eps^2); a kink within eps of x (a relu of one of 500 rows crossing 0 moves the slope
-      // by far less than the one-sided test below sees) makes them differ.
-      const double step = options.eps / 10;
-      x[idx[j]] = saved + step;
-      double fp_fine = f();
-      x[idx[j]] = saved - step;
-      double fm_fine = f();
-      x[idx[j]] = saved;
-      numeric[j] = (fp - fm) / (2 * options.eps);
-      finer[j] = (fp_fine - fm_fine) / (2 * step);
-      // Each loss is rounded to float64, so the difference resolves no finer than about
-      // DBL_EPSILON |f| / eps: for a loss of ~650 nats at eps 1e-4, ~1.4e-9.
-      resolution[j] = std::numeric_limits<double>::epsilon() * std::max(std::abs(fp), std::abs(fm)) / options.eps;
-      // A kink exactly at x (a leaky relu whose input is 0, as a zero image through a zero bias
-      // gives at initialisation): both central differences take the mean of the two slopes and
-      // agree, and the one-sided test below misses a jump that is small against 1. The second
-      // difference (f(x + h) - 2 f(x) + f(x - h)) / h is the jump of the slope for every h there,
-      // where on a smooth loss it shrinks with h: at eps / 10 it is a tenth of that at eps.
-      jump[j] = (fp_fine - 2 * f0 + fm_fine) / step - (fp - 2 * f0 + fm) / options.eps / 10;
-      double right = (fp - f0) / options.eps, left = (f0 - fm) / options.eps;
-      smooth[j] = std::abs(right - left) <= 1e-3 * (1 + std::abs(right) + std::abs(left));
-      scale = std::max(scale, std::abs(numeric[j]));
+      diffs[j].f0 = f();
+      take(diffs[j], idx[j], 0);
+      take(diffs[j], idx[j], 1);
+      scale = std::max(scale, std::abs(central(diffs[j], 0)));
     }
     double floor = std::max(1e-4 * scale, 1e-9);
     for (std::size_t j = 0; j < idx.size(); ++j) {
-      // Judged on the two numeric derivatives alone, so a wrong rule (analytic off, numerics
-      // agreeing) is never taken for a kink. The finer step resolves 10 times more coarsely.
-      const double apart = std::abs(numeric[j] - finer[j]);
-      const bool kink = apart > 0.5 * options.tolerance * std::max({std::abs(numeric[j]), std::abs(finer[j]), floor}) +
-                                    100 * resolution[j];
-      if (!smooth[j] || kink) {
+      Differences& d = diffs[j];
+      // Many kinks within the step, as the conv VAE's mu.b has (a code unit moves every one of the
+      // decoder's ~50,000 relus an image, and some cross 0 within 1e-4): the crossings scale with
+      // the step, so a tenth of it sees a tenth of them. The element moves to the next finer pair
+      // until one shows no kink; a kink at x itself shows at every step and stays one.
+      while ((!smooth_at(d, d.level) || apart_at(d, d.level, floor)) && d.level + 2 < kSteps) {
+        ++d.level;
+        take(d, idx[j], d.level + 1);
+      }
+      const int s = d.level;
+      const double numeric = central(d, s), finer = central(d, s + 1), resolution = resolution_of(d, s);
+      if (!smooth_at(d, s) || apart_at(d, s, floor)) {
         ++check.kinks;
         continue;
       }
       const double a = g.item(idx[j]);
-      auto agrees = [&](double d, double slack) {
-        return std::abs(a - d) <= std::max(options.tolerance * std::max({std::abs(a), std::abs(d), floor}), slack);
+      auto agrees = [&](double v, double slack) {
+        return std::abs(a - v) <= std::max(options.tolerance * std::max({std::abs(a), std::abs(v), floor}), slack);
       };
       // Two kinks the tests above miss, told from a wrong rule only where the coarse difference
-      // disagrees with it. At the kink itself the slope's jump shows in the second difference, and
-      // the error it causes is at most about that jump; a smooth loss's jump is rounding noise,
-      // held below 400 resolutions (the fine second difference resolves ~40 times coarser). Between
-      // eps / 10 and eps the fine difference does not cross the kink: it parts from the coarse one
-      // by more than its own rounding and agrees with the rule, which a wrong rule does not, as
-      // the two differences agree where the loss is smooth.
-      if (!agrees(numeric[j], resolution[j])) {
-        const bool at_kink = std::abs(jump[j]) > 400 * resolution[j] && std::abs(a - numeric[j]) <= std::abs(jump[j]);
-        const bool between = apart > 20 * resolution[j] && agrees(finer[j], 10 * resolution[j]);
+      // disagrees with it. At the kink itself (a leaky relu whose input is 0, as a zero image
+      // through a zero bias gives at initialisation) both central differences take the mean of
+      // the two slopes and agree, and the one-sided test misses a jump small against 1; the second
+      // difference (f(x + h) - 2 f(x) + f(x - h)) / h is the jump of the slope for every h there,
+      // where on a smooth loss it shrinks with h, and the error the kink causes is at most about
+      // that jump; a smooth loss's jump is rounding noise, held below 400 resolutions (the fine
+      // second difference resolves ~40 times coarser). Between the two steps the fine difference
+      // does not cross the kink: it parts from the coarse one by more than its own rounding and
+      // agrees with the rule, which a wrong rule does not, as the two agree where the loss is smooth.
+      if (!agrees(numeric, resolution)) {
+        const double jump = (d.plus[s + 1] - 2 * d.f0 + d.minus[s + 1]) / step_of(s + 1) -
+                            (d.plus[s] - 2 * d.f0 + d.minus[s]) / step_of(s) / 10;
+        const double apart = std::abs(numeric - finer);
+        const bool at_kink = std::abs(jump) > 400 * resolution && std::abs(a - numeric) <= std::abs(jump);
+        const bool between = apart > 20 * resolution && agrees(finer, 10 * resolution);
         if (at_kink || between) {
           ++check.kinks;
           continue;
         }
       }
-      double n = numeric[j];
-      double abs_err = std::abs(a - n);
+      if (s > 0) ++check.finer;
+      double abs_err = std::abs(a - numeric);
       check.worst_abs = std::max(check.worst_abs, abs_err);
       // Below what the difference resolves an error is judged on that resolution: it passes
       // when within it, whatever the tolerance.
-      const double resolved = resolution[j] / options.tolerance;
-      check.resolution = std::max(check.resolution, resolution[j]);
-      check.worst_error = std::max(check.worst_error, abs_err / std::max({std::abs(a), std::abs(n), floor, resolved}));
+      const double resolved = resolution / options.tolerance;
+      check.resolution = std::max(check.resolution, resolution);
+      check.worst_error = std::max(check.worst_error, abs_err / std::max({std::abs(a), std::abs(numeric), floor, resolved}));
       ++check.checked;
     }
     check.ok = check.worst_error <= options.tolerance && check.checked > 0;

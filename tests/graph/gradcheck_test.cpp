@@ -80,30 +80,45 @@ TEST_CASE("the gradient checker skips kinks such as relu at 0", "[graph][gradche
   CHECK(report.tensors.at(0).checked == 2);
 }
 
-// One relu of many crossing 0 within the step: its slope change (1 against 1,000) is far below
-// what the one-sided differences call a kink, yet it moves the central difference by 0.35, a
-// relative error of 3.5e-4. The difference at a tenth of the step does not cross it, disagrees,
-// and the element is skipped as a kink; the rest of the loss stays checked.
-TEST_CASE("the gradient checker skips a kink that moves the slope a little", "[graph][gradcheck]") {
+// Relus of many crossing 0 within the step: each slope change (1 against 1,000) is far below what
+// the one-sided differences call a kink, yet the first moves the central difference at eps by
+// 0.35, a relative error of 3.5e-4. The kinks sit 3e-5 and 3e-6 from x, so the pairs of steps
+// (1e-4, 1e-5) and (1e-5, 1e-6) each disagree, and the element is judged at 1e-6 (against 1e-7),
+// where no kink is crossed: checked, at a finer step, and a wrong rule there still fails.
+GradCheckReport check_near_kinks(const OpDef& op, double at) {
   Graph g;
   Value x = g.parameter("x", {1}, Init::zeros());
   std::vector<double> offsets(100, 5.0), slopes(100, 10.0);
   offsets[0] = -0.5 + 3e-5;  // relu(x + offset) has its kink 3e-5 from x = 0.5
-  slopes[0] = 1.0;
+  offsets[1] = -0.5 - 3e-6;  // and this one 3e-6 on the other side
+  slopes[0] = slopes[1] = 1.0;
   Value rows = relu(x + g.constant({100}, offsets)) * g.constant({100}, slopes);
-  Value loss = sum(rows);
+  Value loss = sum(rows) + sum(g.apply(op, {x})) * 100.0;
   GradCheckOptions options;
   options.eps = 1e-4;
   options.tolerance = 1e-4;
-  auto report = check_gradients(g, loss, {"x"}, {{"x", make_tensor({1}, {0.5}, DType::f64)}}, options);
-  INFO(report.to_string());
-  CHECK(report.tensors.at(0).kinks == 1);
-  // The same loss away from the kink is checked, and a wrong rule there still fails (the cube
-  // test above): the second difference never hides an analytic error.
-  auto away = check_gradients(g, loss, {"x"}, {{"x", make_tensor({1}, {0.7}, DType::f64)}}, options);
+  return check_gradients(g, loss, {"x"}, {{"x", make_tensor({1}, {at}, DType::f64)}}, options);
+}
+
+TEST_CASE("the gradient checker steps below kinks that move the slope a little", "[graph][gradcheck]") {
+  static const OpDef right = cube_with_factor(3.0);
+  static const OpDef wrong = cube_with_factor(3.3);  // 10% off: 7.5 of a gradient of ~1,070
+  auto near = check_near_kinks(right, 0.5);
+  INFO(near.to_string());
+  CHECK(near.ok());
+  CHECK(near.tensors.at(0).kinks == 0);
+  CHECK(near.tensors.at(0).checked == 1);
+  CHECK(near.tensors.at(0).finer == 1);
+  auto wrong_near = check_near_kinks(wrong, 0.5);
+  INFO(wrong_near.to_string());
+  CHECK_FALSE(wrong_near.ok());
+  CHECK(wrong_near.tensors.at(0).kinks == 0);
+  // Away from the kinks the step stays eps.
+  auto away = check_near_kinks(right, 0.7);
   INFO(away.to_string());
-  CHECK(away.tensors.at(0).kinks == 0);
   CHECK(away.ok());
+  CHECK(away.tensors.at(0).finer == 0);
+  CHECK(away.tensors.at(0).checked == 1);
 }
 
 // Found in vae_gan.graph on Fashion-MNIST: a conv bias shared by many positions, a few of them

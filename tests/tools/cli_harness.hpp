@@ -100,8 +100,12 @@ class CliProcess {
   pid_t pid() const { return pid_; }
   std::string out() const { return read_text(out_); }
 
-  // Waits up to `limit` for the process to end; kills it (and fails) after that.
+  // Waits up to `limit` (times GRAPHRUN_TEST_SLOWDOWN in sanitizer builds) for the process to
+  // end; kills it (and fails) after that.
   CliResult wait(std::chrono::seconds limit = std::chrono::seconds(60)) {
+#ifdef GRAPHRUN_TEST_SLOWDOWN
+    limit *= GRAPHRUN_TEST_SLOWDOWN;
+#endif
     auto deadline = std::chrono::steady_clock::now() + limit;
     int status = 0;
     while (::waitpid(pid_, &status, WNOHANG) == 0) {
