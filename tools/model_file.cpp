@@ -467,7 +467,14 @@ fs::path find_model_file(const std::string& name) {
   }
   if (fs::is_regular_file(given, ec)) return given;
   std::vector<fs::path> names{given};
-  if (!given.has_extension()) names.push_back("model." + name);
+  // A bare name is a builder's model file first (vae: model.vae), then a graph file (conv_vae:
+  // conv_vae.graph, zoo/vq_vae: zoo/vq_vae.graph).
+  if (!given.has_extension()) {
+    names.push_back(given.parent_path() / ("model." + given.filename().string()));
+    names.push_back(name + ".graph");
+  }
+  for (std::size_t i = 1; i < names.size(); ++i)  // the current folder first, as for a full name
+    if (fs::is_regular_file(names[i], ec)) return names[i];
   std::vector<fs::path> looked;
   if (given.is_relative()) {
     for (const auto& dir : model_search_path()) {

@@ -64,6 +64,29 @@ TEST_CASE("graphrun runs a graph file with every verb", "[e2e][graphfile]") {
   CHECK(again.out.find("resuming after epoch 1") != std::string::npos);
 }
 
+// A bare name is model.NAME, then NAME.graph, each in the current folder before graphrun's
+// models/ folders (graphrun conv_vae: "cannot find the model file" before).
+TEST_CASE("a bare model name finds model.NAME or NAME.graph, the current folder first", "[e2e][graphfile]") {
+  TempDir tmp;
+  auto info = [&](const std::string& name) {
+    auto r = run_cli_process({"info", name, "--data", tiny_dataset().string()}, tmp.path());
+    INFO(describe(r));
+    CHECK(r.code == 0);
+    return r.out.substr(0, r.out.find('\n'));
+  };
+  const fs::path models = fs::path(GRAPHRUN_SOURCE_DIR) / "models";
+  CHECK_THAT(info("conv_vae"), Catch::EndsWith("from " + (models / "conv_vae.graph").string()));
+  CHECK_THAT(info("zoo/vq_vae"), Catch::EndsWith("from " + (models / "zoo" / "vq_vae.graph").string()));
+  CHECK_THAT(info("vae"), Catch::EndsWith("from " + (models / "model.vae").string()));
+  write(tmp / "beta.graph", readme_variant());
+  CHECK_THAT(info("beta"), Catch::EndsWith("from beta.graph"));
+  write(tmp / "model.vae", "[model]\nlatent = 3\n");
+  CHECK_THAT(info("vae"), Catch::Contains("latent=3") && Catch::EndsWith("from model.vae"));
+  auto missing = run_cli_process({"info", "no_such_model"}, tmp.path());
+  CHECK(missing.code == 2);
+  CHECK_THAT(missing.err, Catch::Contains("cannot find the model file 'no_such_model'"));
+}
+
 TEST_CASE("graphrun refuses a graph file changed since its checkpoint", "[e2e][graphfile]") {
   TempDir tmp;
   write(tmp / "beta.graph", readme_variant());
