@@ -229,8 +229,8 @@ Usage: graphrun [VERB] MODEL [options]
        graphrun --list | --list-ops [--markdown] | --list-keys MODEL [--markdown] | --version
 
 MODEL is a model file (model.vae), looked for in the current folder, then in graphrun's
-models/ folders; a bare name means model.NAME, else NAME.graph (vae: model.vae; conv_vae:
-conv_vae.graph). Its extension names the model.
+models/ folders; a bare name means model.NAME, else NAME.graph, else zoo/NAME.graph (vae:
+model.vae; conv_vae: conv_vae.graph; vq_vae: zoo/vq_vae.graph). Its extension names the model.
 
 Verbs (train is the default):
   train        train, checkpoint after every epoch, write metrics and figures to the run folder

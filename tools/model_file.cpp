@@ -483,6 +483,19 @@ fs::path find_model_file(const std::string& name) {
       looked.push_back(dir);
     }
   }
+  // A bare name may also be a graph file in a folder of the shipped ones (vae_gan:
+  // zoo/vae_gan.graph), when only one has that name.
+  if (!given.has_extension() && !given.has_parent_path()) {
+    std::vector<fs::path> found;
+    for (const auto& [listed, dir] : graph_files_on_search_path())
+      if (fs::path(listed).filename() == name + ".graph") found.push_back(dir / listed);
+    if (found.size() == 1) return found.front();
+    if (found.size() > 1) {
+      std::string which;
+      for (const auto& f : found) which += fmt::format("{}'{}'", which.empty() ? "" : ", ", f.string());
+      throw UsageError(fmt::format("the model name '{}' is more than one graph file ({}); give its path", name, which));
+    }
+  }
   std::string where = fmt::format("'{}'", fs::absolute(given, ec).parent_path().string());
   for (const auto& d : looked) where += fmt::format(", '{}'", d.string());
   throw UsageError(fmt::format("cannot find the model file '{}' (looked in {}); graphrun --list "

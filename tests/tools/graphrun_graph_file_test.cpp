@@ -65,8 +65,9 @@ TEST_CASE("graphrun runs a graph file with every verb", "[e2e][graphfile]") {
 }
 
 // A bare name is model.NAME, then NAME.graph, each in the current folder before graphrun's
-// models/ folders (graphrun conv_vae: "cannot find the model file" before).
-TEST_CASE("a bare model name finds model.NAME or NAME.graph, the current folder first", "[e2e][graphfile]") {
+// models/ folders, then NAME.graph in a folder of those (zoo/); graphrun conv_vae said "cannot
+// find the model file" before.
+TEST_CASE("a bare model name finds model.NAME or NAME.graph, the current folder first, then the zoo", "[e2e][graphfile]") {
   TempDir tmp;
   auto info = [&](const std::string& name) {
     auto r = run_cli_process({"info", name, "--data", tiny_dataset().string()}, tmp.path());
@@ -78,6 +79,7 @@ TEST_CASE("a bare model name finds model.NAME or NAME.graph, the current folder 
   CHECK_THAT(info("conv_vae"), Catch::EndsWith("from " + (models / "conv_vae.graph").string()));
   CHECK_THAT(info("zoo/vq_vae"), Catch::EndsWith("from " + (models / "zoo" / "vq_vae.graph").string()));
   CHECK_THAT(info("vae"), Catch::EndsWith("from " + (models / "model.vae").string()));
+  CHECK_THAT(info("vae_gan"), Catch::EndsWith("from " + (models / "zoo" / "vae_gan.graph").string()));
   write(tmp / "beta.graph", readme_variant());
   CHECK_THAT(info("beta"), Catch::EndsWith("from beta.graph"));
   write(tmp / "model.vae", "[model]\nlatent = 3\n");
