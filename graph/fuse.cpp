@@ -337,17 +337,58 @@ void Program::fuse_elementwise() {
   }
   rename(outputs_);
   steps_ = std::move(out);
+  attach_blockwise_reductions();
+}
+
+// A reduction with OpDef::blockwise whose input is the whole output of a step that reports ranges
+// ready (after that step's epilogue, if any) runs inside that step: its partials on each range
+// while the range is in cache, its finish after the kernel. It reads nothing else, so nothing it
+// needs comes later. A bias gradient's sum then costs no pass over a 13 MB tensor of its own.
+void Program::attach_blockwise_reductions() {
+  std::vector<int> producer(slots_.size(), -1);
+  for (std::size_t i = 0; i < steps_.size(); ++i)
+    if (steps_[i].op && steps_[i].op->reports_ready) producer[static_cast<std::size_t>(steps_[i].out_slots.front())] = static_cast<int>(i);
+  std::vector<Step> kept;
+  kept.reserve(steps_.size());
+  std::vector<int> moved_to(steps_.size(), -1);
+  for (std::size_t i = 0; i < steps_.size(); ++i) {
+    Step& r = steps_[i];
+    const int x = r.in_slots.empty() ? -1 : r.in_slots.front();
+    const int p = x >= 0 ? producer[static_cast<std::size_t>(x)] : -1;
+    const bool reads_only_x = std::all_of(r.in_slots.begin() + (r.in_slots.empty() ? 0 : 1), r.in_slots.end(),
+                                          [](int in) { return in < 0; });
+    const std::int64_t partials =
+        p >= 0 && reads_only_x && r.op && r.op->blockwise.partials && r.out_slots.size() == 1
+            ? r.op->blockwise.partials(r.in_shapes, r.attrs)
+            : 0;
+    if (partials <= 0) {
+      kept.push_back(std::move(r));
+      continue;
+    }
+    r.partials.assign(static_cast<std::size_t>(partials), 0.0);
+    moved_to[i] = p;
+  }
+  // Moved after the loop: a producer comes before its reader, and `kept` holds the producers.
+  std::vector<int> index_in_kept(steps_.size(), -1);
+  for (std::size_t i = 0, k = 0; i < steps_.size(); ++i)
+    if (moved_to[i] < 0) index_in_kept[i] = static_cast<int>(k++);
+  for (std::size_t i = 0; i < steps_.size(); ++i)
+    if (moved_to[i] >= 0)
+      kept[static_cast<std::size_t>(index_in_kept[static_cast<std::size_t>(moved_to[i])])].reductions.push_back(std::move(steps_[i]));
+  steps_ = std::move(kept);
 }
 
 std::vector<int> Program::reads(const Step& step) {
   std::vector<int> slots = step.in_slots;
   for (const Step& e : step.epilogue) slots.insert(slots.end(), e.in_slots.begin(), e.in_slots.end());
+  for (const Step& r : step.reductions) slots.insert(slots.end(), r.in_slots.begin(), r.in_slots.end());
   return slots;
 }
 
 std::vector<int> Program::writes(const Step& step) {
   std::vector<int> slots = step.out_slots;
   for (const Step& e : step.epilogue) slots.insert(slots.end(), e.out_slots.begin(), e.out_slots.end());
+  for (const Step& r : step.reductions) slots.insert(slots.end(), r.out_slots.begin(), r.out_slots.end());
   return slots;
 }
 
@@ -378,9 +419,17 @@ void Program::run_fused(const Step& step) {
 template <class T>
 void Program::run_epilogue(const void* context, std::int64_t first, std::int64_t count) {
   const auto& run = *static_cast<const EpilogueRun*>(context);
-  const ChunkLayout l = chunk_layout(*run.step);
-  run.program->run_fused_chunks<T>(*run.step, first / l.block * l.per_block,
-                                   (first + count) / l.block * l.per_block);
+  if (!run.step->epilogue.empty()) {
+    const Step& chain = run.step->epilogue.front();
+    const ChunkLayout l = chunk_layout(chain);
+    run.program->run_fused_chunks<T>(chain, first / l.block * l.per_block, (first + count) / l.block * l.per_block);
+  }
+  for (const Step& r : run.step->reductions) {
+    if constexpr (std::is_same_v<T, float>)
+      r.op->blockwise.f32_partial(run.program->kernel_args<T>(r), r.partials.data(), first, count);
+    else
+      r.op->blockwise.f64_partial(run.program->kernel_args<T>(r), r.partials.data(), first, count);
+  }
 }
 
 template <class T>

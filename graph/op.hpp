@@ -60,6 +60,14 @@ struct KernelArgs {
 template <class T>
 using Kernel = void (*)(const KernelArgs<T>&);
 
+// A reduction's kernel split in two (OpDef::blockwise): `partial` reduces input 0's elements
+// [first, first + count), whole leading-axis slices, into the op's partial results, each slice
+// into its own; `finish` combines all of them into the output.
+template <class T>
+using PartialKernel = void (*)(const KernelArgs<T>&, double* partials, std::int64_t first, std::int64_t count);
+template <class T>
+using FinishKernel = void (*)(const KernelArgs<T>&, const double* partials);
+
 // An elementwise op's loop over one chunk of n elements: in[i] points at n values, or at one value
 // standing for all n when scalar[i] is set. compile() runs chains of these chunk by chunk, so the
 // chain's intermediate results stay in a small buffer instead of going through memory.
@@ -146,6 +154,19 @@ struct OpDef {
   // leading-axis slices (a range of images), as soon as those are final, from the thread that
   // wrote them.
   bool reports_ready = false;
+  // A reduction that can also read input 0 range by range as the step computing it reports each
+  // range ready, while it is in cache, and combine the ranges' partial results after that step:
+  // compile() then runs it inside that step (a bias gradient's sum after the convolution and
+  // relu gradient that compute its input). `partials` gives how many doubles of partial results
+  // it keeps for these input shapes, 0 when it cannot run so on them. The kernels f32 / f64 must
+  // give the bits that partial over every range, then finish, give.
+  struct Blockwise {
+    std::int64_t (*partials)(std::span<const Shape> in_shapes, const Attrs& attrs) = nullptr;
+    PartialKernel<float> f32_partial = nullptr;
+    PartialKernel<double> f64_partial = nullptr;
+    FinishKernel<float> f32_finish = nullptr;
+    FinishKernel<double> f64_finish = nullptr;
+  } blockwise;
 
   bool input_differentiable(std::size_t i) const {
     return differentiable.empty() || (i < differentiable.size() && differentiable[i]);

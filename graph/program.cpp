@@ -61,6 +61,7 @@ void Program::resolve() {
   for (auto& step : steps_) {
     point(step);
     for (auto& e : step.epilogue) point(e);
+    for (auto& r : step.reductions) point(r);
   }
   resolved_ = true;
 }
@@ -94,11 +95,7 @@ void Program::check_step(const Step& step) const {
 }
 
 template <class T>
-void Program::run_step(const Step& step, const RunOptions& options) {
-  if (!step.op) {
-    run_fused<T>(step);
-    return;
-  }
+KernelArgs<T> Program::kernel_args(const Step& step) const {
   const auto& out = slots_[static_cast<std::size_t>(step.out_slots.front())];
   KernelArgs<T> args;
   args.in = {reinterpret_cast<const T* const*>(step.in_ptrs.data()), step.in_ptrs.size()};
@@ -106,14 +103,31 @@ void Program::run_step(const Step& step, const RunOptions& options) {
   args.out = static_cast<T*>(out.ptr);
   args.out_shape = &out.shape;
   args.attrs = &step.attrs;
+  return args;
+}
+template KernelArgs<float> Program::kernel_args<float>(const Step&) const;
+template KernelArgs<double> Program::kernel_args<double>(const Step&) const;
+
+template <class T>
+void Program::run_step(const Step& step, const RunOptions& options) {
+  if (!step.op) {
+    run_fused<T>(step);
+    return;
+  }
+  KernelArgs<T> args = kernel_args<T>(step);
+  const Shape& out = *args.out_shape;
   args.key = {options.seed, options.step, step.stream, 0};
-  if (options.batch_offset > 0 && !out.shape.empty() && out.shape[0] > 0)
-    args.key.offset = static_cast<std::uint64_t>(options.batch_offset * (numel(out.shape) / out.shape[0]));
+  if (options.batch_offset > 0 && !out.empty() && out[0] > 0)
+    args.key.offset = static_cast<std::uint64_t>(options.batch_offset * (numel(out) / out[0]));
   args.training = options.training;
-  EpilogueRun epilogue{this, step.epilogue.empty() ? nullptr : &step.epilogue.front()};
-  if (epilogue.step) args.ready = {&Program::run_epilogue<T>, &epilogue};
+  EpilogueRun epilogue{this, &step};
+  if (!step.epilogue.empty() || !step.reductions.empty()) args.ready = {&Program::run_epilogue<T>, &epilogue};
   if constexpr (std::is_same_v<T, float>) step.op->f32(args);
   else step.op->f64(args);
+  for (const Step& r : step.reductions) {
+    if constexpr (std::is_same_v<T, float>) r.op->blockwise.f32_finish(kernel_args<T>(r), r.partials.data());
+    else r.op->blockwise.f64_finish(kernel_args<T>(r), r.partials.data());
+  }
   if (check_numerics_) check_step(step);
 }
 
@@ -214,6 +228,10 @@ std::string Program::step_summary(int i) const {
     op += fmt::format(" then {}", fmt::join(members, "+"));
     label += "; " + e.label;
   }
+  for (const Step& r : step.reductions) {
+    op += fmt::format(" then {}", r.op->name);
+    label += fmt::format("; then {} over its ranges, {}", r.op->name, r.label);
+  }
   return fmt::format("{} {} -> {} [{}]", op, fmt::join(shapes, " "),
                      to_string(slots_[static_cast<std::size_t>(step.out_slots.front())].shape), label);
 }
@@ -244,6 +262,7 @@ std::string Program::describe() const {
     for (int o : step.out_slots) results.push_back(to_string(slots_[static_cast<std::size_t>(o)].shape));
     std::string label = step.label;
     for (const Step& e : step.epilogue) label += "; " + e.label;
+    for (const Step& r : step.reductions) label += fmt::format("; then {} over its ranges, {}", r.op->name, r.label);
     out += fmt::format("  {:>3} {:<14} {} -> {}   [{}]{}\n", i, step.op ? step.op->name : "fused",
                        fmt::join(shapes, " "), fmt::join(results, " "), label,
                        after[i].empty() ? "" : fmt::format("  after {}", fmt::join(after[i], " ")));

@@ -178,8 +178,13 @@ class Program {
     // A fused step run by this step's kernel on each range of its output it reports ready
     // (OpDef::reports_ready); it reads and overwrites that output. At most one.
     std::vector<Step> epilogue;
+    // Reductions (OpDef::blockwise) of this step's output run on each range it reports ready,
+    // after the epilogue, and finished after the kernel; `partials` holds a reduction's partial
+    // results between the two.
+    std::vector<Step> reductions;
+    mutable std::vector<double> partials;
   };
-  // The slots a step reads and writes, its epilogue's included.
+  // The slots a step reads and writes, its epilogue's and reductions' included.
   static std::vector<int> reads(const Step& step);
   static std::vector<int> writes(const Step& step);
   template <class T>
@@ -195,12 +200,16 @@ class Program {
   static ChunkLayout chunk_layout(const Step& step);
   struct EpilogueRun {
     Program* program = nullptr;
-    const Step* step = nullptr;
+    const Step* step = nullptr;  // the producer
   };
-  // A ReadyCallback: runs an epilogue (an EpilogueRun) on a range its producer finished.
+  template <class T>
+  KernelArgs<T> kernel_args(const Step& step) const;
+  // A ReadyCallback: runs a step's epilogue, then its reductions' partials (an EpilogueRun), on a
+  // range the step's kernel finished.
   template <class T>
   static void run_epilogue(const void* context, std::int64_t first, std::int64_t count);
   void fuse_elementwise();
+  void attach_blockwise_reductions();
   void resolve();
   void follow_shared_arena();
   void plan_dependencies();

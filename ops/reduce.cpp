@@ -12,6 +12,70 @@ namespace {
 using R = std::vector<Value>;
 using Mask = std::array<bool, kMaxRank>;
 
+// How reduce_masked walks x: all of it into one value; each output a contiguous run (the reduced
+// dimensions trailing); rows streamed into a block of outputs (the reduced dimensions leading, a
+// bias gradient [B, N] -> [N]); x as [outer, kept, run] with the kept dimensions one block between
+// reduced ones (a conv bias gradient [N, F, H, W] -> [F]); or index arithmetic per element.
+struct ReducePath {
+  enum class Kind { all, trailing, leading, sandwich, general, empty } kind = Kind::general;
+  std::int64_t total = 1, kept = 1, reduced = 1, inner = 1, outer = 1, run = 1;
+};
+
+ReducePath reduce_path(const Shape& xs, const Mask& mask) {
+  auto d = padded_dims(xs);
+  ReducePath p;
+  for (int i = 0; i < kMaxRank; ++i) {
+    p.total *= d[i];
+    p.kept *= mask[i] ? 1 : d[i];
+  }
+  int first_reduced = kMaxRank;
+  while (first_reduced > 0 && mask[first_reduced - 1]) --first_reduced;
+  bool trailing = true;
+  for (int i = 0; i < first_reduced; ++i) trailing = trailing && !mask[i];
+  for (int i = first_reduced; i < kMaxRank; ++i) p.inner *= d[i];
+  using K = ReducePath::Kind;
+  if (p.kept == 1) return p.kind = K::all, p;
+  if (trailing) return p.kind = K::trailing, p;
+  if (p.kept == 0) return p.kind = K::empty, p;  // no outputs (a kept dimension of size 0)
+  p.reduced = p.total / p.kept;
+  int last_reduced = -1, first_kept = kMaxRank;
+  for (int i = 0; i < kMaxRank; ++i) {
+    if (d[i] == 1) continue;
+    if (mask[i]) last_reduced = i;
+    else first_kept = std::min(first_kept, i);
+  }
+  if (last_reduced < first_kept) return p.kind = K::leading, p;
+  int first = kMaxRank, last = -1;
+  for (int i = 0; i < kMaxRank; ++i)
+    if (d[i] != 1 && !mask[i]) {
+      first = std::min(first, i);
+      last = i;
+    }
+  bool sandwich = last >= 0;
+  for (int i = first; i <= last; ++i) sandwich = sandwich && (!mask[i] || d[i] == 1);
+  if (!sandwich) return p.kind = K::general, p;
+  for (int i = 0; i < first; ++i) p.outer *= d[i];
+  for (int i = last + 1; i < kMaxRank; ++i) p.run *= d[i];
+  return p.kind = K::sandwich, p;
+}
+
+// One run of the sandwich case into kLanes accumulators, lane = position in the run mod kLanes,
+// then the lanes in order: an order fixed by the run's length, without the general case's index
+// arithmetic per element (that was 30% of a conv VAE step) and without one chain of dependent
+// adds (3.1 ms a step for [128, 32, 28, 28] on a Zen 4, 1.4 with lanes).
+template <class T>
+double run_sum(const T* p, std::int64_t run) {
+  constexpr std::int64_t kLanes = 16;
+  double lanes[kLanes] = {};
+  std::int64_t i = 0;
+  for (; i + kLanes <= run; i += kLanes)
+    for (std::int64_t l = 0; l < kLanes; ++l) lanes[l] += p[i + l];
+  for (std::int64_t l = 0; i + l < run; ++l) lanes[l] += p[i + l];
+  double acc = 0;
+  for (double l : lanes) acc += l;
+  return acc;
+}
+
 // Sums x (padded to 4 dims) over the dimensions in `mask`, times `scale`. The output is laid out
 // as x with the masked dimensions removed.
 template <class T>
@@ -23,90 +87,58 @@ void reduce_masked(const T* x, const Shape& xs, const Mask& mask, T* out, double
     stride[i] = s;
     s *= d[i];
   }
-  std::int64_t total = s, kept = 1, inner = 1;
-  for (int i = 0; i < kMaxRank; ++i) kept *= mask[i] ? 1 : d[i];
-  // Fast case: the reduced dimensions are exactly the trailing ones, a contiguous run per output.
-  int first_reduced = kMaxRank;
-  while (first_reduced > 0 && mask[first_reduced - 1]) --first_reduced;
-  bool trailing = true;
-  for (int i = 0; i < first_reduced; ++i) trailing = trailing && !mask[i];
-  for (int i = first_reduced; i < kMaxRank; ++i) inner *= d[i];
-  if (kept == 1) {
-    out[0] = static_cast<T>(scale * deterministic_sum(total, [&](std::int64_t b, std::int64_t e) {
-      return lane_sum(x, b, e, [](double v) { return v; });
-    }));
-    return;
-  }
-  if (trailing) {
-    parallel_for(kept, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(inner, 1)),
-                 [&](std::int64_t b, std::int64_t e) {
-                   for (std::int64_t o = b; o < e; ++o)
-                     out[o] = static_cast<T>(scale * lane_sum(x + o * inner, 0, inner,
-                                                              [](double v) { return v; }));
-                 });
-    return;
-  }
-  if (kept == 0) return;  // no outputs (a kept dimension of size 0)
-  std::int64_t reduced = total / kept;
-  // Leading case (a bias gradient: [B, N] -> [N]): the reduced dimensions all come before the
-  // kept ones, so output j sums x[r * kept + j] over r. Rows are streamed in order into a block
-  // of accumulators: the same order per output as the general case, so the same bits.
-  int last_reduced = -1, first_kept = kMaxRank;
-  for (int i = 0; i < kMaxRank; ++i) {
-    if (d[i] == 1) continue;
-    if (mask[i]) last_reduced = i;
-    else first_kept = std::min(first_kept, i);
-  }
-  if (last_reduced < first_kept) {
-    constexpr std::int64_t kBlock = 256;
-    parallel_for((kept + kBlock - 1) / kBlock, 1, [&](std::int64_t b, std::int64_t e) {
-      for (std::int64_t blk = b; blk < e; ++blk) {
-        std::int64_t j0 = blk * kBlock, width = std::min(kBlock, kept - j0);
-        double acc[kBlock] = {};
-        for (std::int64_t r = 0; r < reduced; ++r) {
-          const T* row = x + r * kept + j0;
-          for (std::int64_t j = 0; j < width; ++j) acc[j] += row[j];
+  const ReducePath path = reduce_path(xs, mask);
+  const std::int64_t total = path.total, kept = path.kept, inner = path.inner, reduced = path.reduced;
+  using K = ReducePath::Kind;
+  switch (path.kind) {
+    case K::empty:
+      return;
+    case K::all:
+      out[0] = static_cast<T>(scale * deterministic_sum(total, [&](std::int64_t b, std::int64_t e) {
+        return lane_sum(x, b, e, [](double v) { return v; });
+      }));
+      return;
+    case K::trailing:
+      parallel_for(kept, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(inner, 1)),
+                   [&](std::int64_t b, std::int64_t e) {
+                     for (std::int64_t o = b; o < e; ++o)
+                       out[o] = static_cast<T>(scale * lane_sum(x + o * inner, 0, inner,
+                                                                [](double v) { return v; }));
+                   });
+      return;
+    case K::leading: {
+      // Output j sums x[r * kept + j] over r. Rows are streamed in order into a block of
+      // accumulators: the same order per output as the general case, so the same bits.
+      constexpr std::int64_t kBlock = 256;
+      parallel_for((kept + kBlock - 1) / kBlock, 1, [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t blk = b; blk < e; ++blk) {
+          std::int64_t j0 = blk * kBlock, width = std::min(kBlock, kept - j0);
+          double acc[kBlock] = {};
+          for (std::int64_t r = 0; r < reduced; ++r) {
+            const T* row = x + r * kept + j0;
+            for (std::int64_t j = 0; j < width; ++j) acc[j] += row[j];
+          }
+          for (std::int64_t j = 0; j < width; ++j) out[j0 + j] = static_cast<T>(acc[j] * scale);
         }
-        for (std::int64_t j = 0; j < width; ++j) out[j0 + j] = static_cast<T>(acc[j] * scale);
-      }
-    });
-    return;
-  }
-  // Sandwich case (a conv bias gradient: [N, F, H, W] -> [F]): reduced dimensions before and
-  // after one block of kept ones. Output k walks each outer index's contiguous run into kLanes
-  // accumulators, lane = position in the run mod kLanes: an order fixed by the shape, without the
-  // general case's index arithmetic per element (that was 30% of a conv VAE step) and without one
-  // chain of dependent adds (3.1 ms a step for [128, 32, 28, 28] on a Zen 4, 1.4 with lanes).
-  int first = kMaxRank, last = -1;
-  for (int i = 0; i < kMaxRank; ++i)
-    if (d[i] != 1 && !mask[i]) {
-      first = std::min(first, i);
-      last = i;
+      });
+      return;
     }
-  bool sandwich = last >= 0;
-  for (int i = first; i <= last; ++i) sandwich = sandwich && (!mask[i] || d[i] == 1);
-  if (sandwich) {
-    std::int64_t outer = 1, run = 1;
-    for (int i = 0; i < first; ++i) outer *= d[i];
-    for (int i = last + 1; i < kMaxRank; ++i) run *= d[i];
-    parallel_for(kept, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(reduced, 1)),
-                 [&](std::int64_t b, std::int64_t e) {
-      constexpr std::int64_t kLanes = 16;
-      for (std::int64_t k = b; k < e; ++k) {
-        double lanes[kLanes] = {};
-        for (std::int64_t o = 0; o < outer; ++o) {
-          const T* p = x + (o * kept + k) * run;
-          std::int64_t i = 0;
-          for (; i + kLanes <= run; i += kLanes)
-            for (std::int64_t l = 0; l < kLanes; ++l) lanes[l] += p[i + l];
-          for (std::int64_t l = 0; i + l < run; ++l) lanes[l] += p[i + l];
+    case K::sandwich: {
+      // Output k adds its runs' sums, one per outer index, in order: what sum_to_like's
+      // blockwise partials and finish compute (below), so the same bits.
+      const std::int64_t outer = path.outer, run = path.run;
+      parallel_for(kept, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(reduced, 1)),
+                   [&](std::int64_t b, std::int64_t e) {
+        for (std::int64_t k = b; k < e; ++k) {
+          double acc = 0;
+          for (std::int64_t o = 0; o < outer; ++o) acc += run_sum(x + (o * kept + k) * run, run);
+          out[k] = static_cast<T>(acc * scale);
         }
-        double acc = 0;
-        for (double l : lanes) acc += l;
-        out[k] = static_cast<T>(acc * scale);
-      }
-    });
-    return;
+      });
+      return;
+    }
+    case K::general:
+      break;
   }
   // General case: each output walks its reduced sub-block in a fixed order.
   parallel_for(kept, std::max<std::int64_t>(1, kGrain / std::max<std::int64_t>(reduced, 1)),
@@ -167,13 +199,55 @@ Shape reduce_shape(std::span<const Shape> in, const Attrs& attrs) {
 }
 
 // sum_to_like: reduce g over the dimensions `like` broadcasts along.
+Mask sum_to_like_mask(std::span<const Shape> in);
+
 template <class T>
 void sum_to_like_kernel(const KernelArgs<T>& a) {
-  auto dg = padded_dims(a.in_shapes[0]);
-  auto dl = padded_dims(a.in_shapes[1]);
+  reduce_masked(a.in[0], a.in_shapes[0], sum_to_like_mask(a.in_shapes), a.out, 1.0);
+}
+
+Mask sum_to_like_mask(std::span<const Shape> in) {
+  auto dg = padded_dims(in[0]);
+  auto dl = padded_dims(in[1]);
   Mask m{};
   for (int i = 0; i < kMaxRank; ++i) m[i] = dl[i] == 1 && dg[i] != 1;
-  reduce_masked(a.in[0], a.in_shapes[0], m, a.out, 1.0);
+  return m;
+}
+
+// sum_to_like blockwise, in its sandwich case when ranges of whole leading-axis slices are whole
+// outer indices (a conv bias gradient [N, F, H, W] -> [1, F, 1, 1]): one partial a run, the sum of
+// outer index o's run of output k at o * kept + k; finish adds them over o in order, as the kernel.
+std::int64_t sum_to_like_partials(std::span<const Shape> in, const Attrs&) {
+  if (in[0].empty() || in[0][0] <= 0) return 0;
+  const ReducePath p = reduce_path(in[0], sum_to_like_mask(in));
+  const std::int64_t slice = p.total / in[0][0];
+  if (p.kind != ReducePath::Kind::sandwich || slice % (p.kept * p.run) != 0) return 0;
+  return p.outer * p.kept;
+}
+
+template <class T>
+void sum_to_like_partial(const KernelArgs<T>& a, double* partials, std::int64_t first, std::int64_t count) {
+  const ReducePath p = reduce_path(a.in_shapes[0], sum_to_like_mask(a.in_shapes));
+  const std::int64_t per_outer = p.kept * p.run;
+  for (std::int64_t o = first / per_outer; o < (first + count) / per_outer; ++o)
+    for (std::int64_t k = 0; k < p.kept; ++k)
+      partials[o * p.kept + k] = run_sum(a.in[0] + (o * p.kept + k) * p.run, p.run);
+}
+
+template <class T>
+void sum_to_like_finish(const KernelArgs<T>& a, const double* partials) {
+  const ReducePath p = reduce_path(a.in_shapes[0], sum_to_like_mask(a.in_shapes));
+  for (std::int64_t k = 0; k < p.kept; ++k) {
+    double acc = 0;
+    for (std::int64_t o = 0; o < p.outer; ++o) acc += partials[o * p.kept + k];
+    a.out[k] = static_cast<T>(acc);
+  }
+}
+
+OpDef blockwise_sum_to_like(OpDef def) {
+  def.blockwise = {sum_to_like_partials, sum_to_like_partial<float>, sum_to_like_partial<double>,
+                   sum_to_like_finish<float>, sum_to_like_finish<double>};
+  return def;
 }
 
 Shape sum_to_like_shape(std::span<const Shape> in, const Attrs&) {
@@ -346,11 +420,11 @@ const OpRegistration registrations[] = {
     OpRegistration(with_attributes(make_op("mean", "y = mean of x over `axes` (all when empty), keepdims optional",
                         1, reduce_shape, reduce_kernel<float, true>, reduce_kernel<double, true>,
                         reduce_grad(true), reduce_samples()), reduce_attributes())),
-    OpRegistration(identity_when_same_shape(with_like(make_op(
+    OpRegistration(blockwise_sum_to_like(identity_when_same_shape(with_like(make_op(
         "sum_to_like", "y = g summed down to the shape of `like` (undoes broadcasting); y: like's shape",
         2, sum_to_like_shape, sum_to_like_kernel<float>, sum_to_like_kernel<double>,
         [](const GradContext& c) { return R{expand_like(c.grad, c.inputs[0], c.where), Value()}; },
-        {{{{3, 4}, {4}}}, {{{2, 3, 4}, {3, 1}}}, {{{3, 4}, {}}}}, {true, false})))),
+        {{{{3, 4}, {4}}}, {{{2, 3, 4}, {3, 1}}}, {{{3, 4}, {}}}}, {true, false}))))),
     OpRegistration(identity_when_same_shape(with_like(make_op(
         "expand_like", "y = x broadcast to the shape of `like`; y: like's shape", 2,
         expand_like_shape, expand_like_kernel<float>, expand_like_kernel<double>,

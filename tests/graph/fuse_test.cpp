@@ -155,7 +155,7 @@ TEST_CASE("fusion keeps results read elsewhere and plans less memory", "[graph][
   CHECK(checked.num_steps() == plain.num_steps());
 }
 
-TEST_CASE("a convolution runs the bias and relu after it, and relu's gradient, on each block it finishes",
+TEST_CASE("a convolution runs the bias and relu after it, relu's gradient and the bias gradient's sum, on each block it finishes",
           "[graph][fuse][conv]") {
   ThreadGuard guard;
   const bool taps = ops::conv_tap_products();
@@ -190,6 +190,13 @@ TEST_CASE("a convolution runs the bias and relu after it, and relu's gradient, o
   CHECK_THAT(steps, Catch::Contains("then add+relu over [19, 8, 12, 10]"));
   CHECK_THAT(steps, Catch::Contains("then add+relu over [19, 8, 6, 5]"));
   CHECK_THAT(steps, Catch::Contains("then relu_backward"));
+  // The three bias gradients sum relu_backward's results range by range inside the convolution
+  // that computes them (OpDef::blockwise), the ranges of a partial last block included.
+  std::size_t reductions = 0;
+  for (std::size_t at = steps.find("then sum_to_like over its ranges"); at != std::string::npos;
+       at = steps.find("then sum_to_like over its ranges", at + 1))
+    ++reductions;
+  CHECK(reductions == 3);
   for (bool tap_products : {true, false}) {
     ops::set_conv_tap_products(tap_products);
     for (DType dtype : {DType::f32, DType::f64}) {

@@ -53,7 +53,7 @@ TEST_CASE("graphrun gradcheck checks conv biases over a zero background", "[e2e]
   TempDir tmp, data;
   write_tiny_dataset(data.path(), 20, 10, 0);
   const fs::path model = fs::path(GRAPHRUN_SOURCE_DIR) / "models" / "conv_vae.graph";
-  auto r = run_cli_process({"gradcheck", model.string(), "-n", "2", "--model.hidden", "16", "--data",
+  auto r = run_cli_process({"gradcheck", model.string(), "-n", "1", "--model.hidden", "16", "--data",
                             data.path().string()},
                            tmp.path());
   INFO(describe(r));
