@@ -199,19 +199,17 @@ Shape reduce_shape(std::span<const Shape> in, const Attrs& attrs) {
 }
 
 // sum_to_like: reduce g over the dimensions `like` broadcasts along.
-Mask sum_to_like_mask(std::span<const Shape> in);
-
-template <class T>
-void sum_to_like_kernel(const KernelArgs<T>& a) {
-  reduce_masked(a.in[0], a.in_shapes[0], sum_to_like_mask(a.in_shapes), a.out, 1.0);
-}
-
 Mask sum_to_like_mask(std::span<const Shape> in) {
   auto dg = padded_dims(in[0]);
   auto dl = padded_dims(in[1]);
   Mask m{};
   for (int i = 0; i < kMaxRank; ++i) m[i] = dl[i] == 1 && dg[i] != 1;
   return m;
+}
+
+template <class T>
+void sum_to_like_kernel(const KernelArgs<T>& a) {
+  reduce_masked(a.in[0], a.in_shapes[0], sum_to_like_mask(a.in_shapes), a.out, 1.0);
 }
 
 // sum_to_like blockwise, in its sandwich case when ranges of whole leading-axis slices are whole
