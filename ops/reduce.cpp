@@ -59,21 +59,12 @@ ReducePath reduce_path(const Shape& xs, const Mask& mask) {
   return p.kind = K::sandwich, p;
 }
 
-// One run of the sandwich case into kLanes accumulators, lane = position in the run mod kLanes,
-// then the lanes in order: an order fixed by the run's length, without the general case's index
-// arithmetic per element (that was 30% of a conv VAE step) and without one chain of dependent
-// adds (3.1 ms a step for [128, 32, 28, 28] on a Zen 4, 1.4 with lanes).
+// One run of the sandwich case, summed in lanes (kernel_util.hpp's lane_sum): an order fixed by
+// the run's length, without the general case's index arithmetic per element (that was 30% of a
+// conv VAE step) and without one chain of dependent adds.
 template <class T>
 double run_sum(const T* p, std::int64_t run) {
-  constexpr std::int64_t kLanes = 16;
-  double lanes[kLanes] = {};
-  std::int64_t i = 0;
-  for (; i + kLanes <= run; i += kLanes)
-    for (std::int64_t l = 0; l < kLanes; ++l) lanes[l] += p[i + l];
-  for (std::int64_t l = 0; i + l < run; ++l) lanes[l] += p[i + l];
-  double acc = 0;
-  for (double l : lanes) acc += l;
-  return acc;
+  return lane_sum(p, 0, run, [](double v) { return v; });
 }
 
 // Sums x (padded to 4 dims) over the dimensions in `mask`, times `scale`. The output is laid out
