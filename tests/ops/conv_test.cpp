@@ -397,6 +397,37 @@ TEST_CASE("conv ops give the same bits at 1 and 2 threads", "[ops][conv]") {
   }
 }
 
+// The float32 weight gradient sums a block's positions row by row across its images, so its bits
+// follow the blocks: at the conv VAE's widths the scratch budget sets them (the small layers
+// above are cut into the fewest blocks whatever the threads), and it must not follow the channel
+// group each thread owns.
+TEST_CASE("the weight gradient gives the same bits at 1 and 2 threads where blocks fill the scratch", "[ops][conv]") {
+  ThreadGuard guard;
+  TapGuard taps;
+  const Shape xs{128, 64, 14, 14}, ws{64, 64, 3, 3};
+  const Attrs attrs{{"stride", Axes{2, 2}}, {"padding", Axes{1, 1}}};
+  const ops::ConvGeometry g = ops::conv_geometry(xs, ws, attrs);
+  auto values = [](std::int64_t n, std::uint32_t stream) {
+    Tensor t = random({n}, stream);
+    std::vector<float> out(static_cast<std::size_t>(n));
+    for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<float>(t.data<double>()[i]);
+    return out;
+  };
+  const auto x = values(g.n * g.image(), 1), dy = values(g.n * g.f * g.p(), 2);
+  for (bool tap_products : {false, true}) {
+    INFO((tap_products ? "tap products" : "im2col"));
+    ops::set_conv_tap_products(tap_products);
+    std::vector<float> first;
+    for (int threads : {1, 2}) {
+      set_num_threads(threads);
+      std::vector<float> dw(static_cast<std::size_t>(g.f * g.k()));
+      ops::conv2d_backward_weight(g, x.data(), dy.data(), dw.data());
+      if (first.empty()) first = dw;
+      else CHECK(dw == first);
+    }
+  }
+}
+
 TEST_CASE("a conv training step allocates nothing once warm", "[ops][conv][alloc]") {
   ThreadGuard guard;
   ConvStep step(64);
