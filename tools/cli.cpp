@@ -1,7 +1,10 @@
 #include <graphrun/tools/cli.hpp>
 
+#include <graphrun/models/graph_model.hpp>
+
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <charconv>
@@ -128,9 +131,19 @@ void take_positionals(const std::vector<std::string>& positionals, CliConfig& c)
     throw UsageError("no MODEL given; try 'graphrun model.vae', or 'graphrun --help'");
   }
   c.model = positionals[at];
-  if (at + 1 < positionals.size())
-    throw UsageError(fmt::format("unexpected argument '{}' after the model '{}'",
-                                 positionals[at + 1], c.model));
+  if (at + 1 < positionals.size()) {
+    // Two words and no verb: the first was most likely meant as one ('graphrun manifold runs/x').
+    std::string hint;
+    if (at == 0) {
+      std::vector<std::string> verbs;
+      for (const auto& [verb, name] : kVerbs) verbs.emplace_back(name);
+      const std::string close = closest_name(c.model, verbs);
+      hint = close.empty() ? fmt::format("; '{}' is not a verb ({})", c.model, fmt::join(verbs, ", "))
+                           : fmt::format("; '{}' is not a verb: did you mean '{}'?", c.model, close);
+    }
+    throw UsageError(fmt::format("unexpected argument '{}' after the model '{}'{}",
+                                 positionals[at + 1], c.model, hint));
+  }
 }
 
 }  // namespace

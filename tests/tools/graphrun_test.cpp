@@ -144,6 +144,16 @@ TEST_CASE("sample refuses a model without a prior, with exit code 2", "[e2e]") {
   CHECK(r.err.find("only a VAE") != std::string::npos);
 }
 
+TEST_CASE("a word that is not a verb before the model is named as such", "[e2e]") {
+  TempDir tmp;
+  auto r = run_cli_process({"evla", "model.vae"}, tmp.path());
+  CHECK(r.code == 2);
+  CHECK(r.err.find("'evla' is not a verb: did you mean 'eval'?") != std::string::npos);
+  r = run_cli_process({"manifold", "runs/model.vae"}, tmp.path());
+  CHECK(r.code == 2);
+  CHECK(r.err.find("'manifold' is not a verb (train, eval, sample,") != std::string::npos);
+}
+
 TEST_CASE("profile prints where a training step's time goes and saves nothing", "[e2e]") {
   TempDir tmp;
   auto r = run_cli_process(small({"profile", "model.dae", "-n", "4", "--out", "run"}), tmp.path());
