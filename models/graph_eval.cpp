@@ -256,8 +256,19 @@ void GraphBuilder::statement(const Statement& s) {
     case K::schedule: {
       schedule_value(s, 0);  // checks it is a number now
       if (graph_) {
+        // A name given before (a value, an input, another schedule) is refused as any second
+        // assignment is, before the graph sees a second input of that name.
+        if (auto it = globals_.find(s.name); it != globals_.end())
+          fail(s.name_pos, fmt::format("'{}' is already assigned on line {}; values are assigned once "
+                                       "(name this one anew)", s.name, it->second.pos.line));
         at(s.pos);
-        bind(globals_, s.name, GraphVal::of(graph_->input(s.name, {}), false), s.name_pos);
+        Value v;
+        try {
+          v = graph_->input(s.name, {});
+        } catch (const std::invalid_argument& e) {
+          fail(s.name_pos, e.what());
+        }
+        bind(globals_, s.name, GraphVal::of(v, false), s.name_pos);
       }
       schedules_.push_back(&s);
       break;

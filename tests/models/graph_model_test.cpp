@@ -148,6 +148,12 @@ TEST_CASE("graph file errors name the line and column with a caret", "[models][g
              Catch::Contains("t.graph:7:11: term p2 must be one value (a scalar or [1]) or one value a sample [B], got [2]"));
   CHECK_THAT(error_of(graph("def f(v) {\n  a = v\n  a = v * 2\n  return a\n}\nh = f(x)\n")),
              Catch::Contains("8:3: 'a' is already assigned on line 7"));
+  // A schedule is a scalar input of the graph: a second one of a name is refused before the
+  // graph would throw on the second input (found by fuzz_graph_file).
+  CHECK_THAT(error_of(graph("schedule s = step\nschedule s = 2 * step\n")),
+             Catch::Contains("7:10: 's' is already assigned on line 6"));
+  CHECK_THAT(error_of(graph("h = relu(x)\nschedule h = step\n")),
+             Catch::Contains("7:10: 'h' is already assigned on line 6"));
   CHECK_THAT(error_of(graph("h = sum(x, axis=[1])\n")),
              Catch::Contains("sum has no attribute 'axis' (did you mean 'axes'?)"));
   CHECK_THAT(error_of(graph("h = x @ x\n")), Catch::Contains("6:7: matmul (node"));
