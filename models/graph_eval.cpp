@@ -160,17 +160,19 @@ void GraphBuilder::assign(Scope& scope, const Statement& s, Scope* local) {
     bind(scope, s.unpack[i].first, std::move(v.items[i]), s.unpack[i].second);
 }
 
-void GraphBuilder::bind(Scope& scope, const std::string& name, GraphVal v, SourcePos pos) {
-  auto clash = [&](SourcePos first, const char* what) {
-    fail(pos, fmt::format("'{}' is {} on line {}; values are assigned once (name this one anew)",
-                          name, what, first.line));
-  };
+void GraphBuilder::check_new_name(const Scope& scope, const std::string& name, SourcePos pos) {
   // A function's locals hide the file's values of the same name, as its arguments do: whether
   // a file value of that name exists when the function is called must not decide if it builds.
-  if (auto it = scope.find(name); it != scope.end()) clash(it->second.pos, "already assigned");
+  if (auto it = scope.find(name); it != scope.end())
+    fail(pos, fmt::format("'{}' is already assigned on line {}; values are assigned once (name this one anew)",
+                          name, it->second.pos.line));
   if (options_.count(name)) fail(pos, fmt::format("'{}' is a [model] option; choose another name", name));
   if (name == "B" || name == "D" || name == "step")
     fail(pos, fmt::format("'{}' is a built-in name (B: batch, D: features, step: schedules)", name));
+}
+
+void GraphBuilder::bind(Scope& scope, const std::string& name, GraphVal v, SourcePos pos) {
+  check_new_name(scope, name, pos);
   scope[name] = {std::move(v), pos};
 }
 
@@ -256,19 +258,10 @@ void GraphBuilder::statement(const Statement& s) {
     case K::schedule: {
       schedule_value(s, 0);  // checks it is a number now
       if (graph_) {
-        // A name given before (a value, an input, another schedule) is refused as any second
-        // assignment is, before the graph sees a second input of that name.
-        if (auto it = globals_.find(s.name); it != globals_.end())
-          fail(s.name_pos, fmt::format("'{}' is already assigned on line {}; values are assigned once "
-                                       "(name this one anew)", s.name, it->second.pos.line));
+        // Checked before the graph sees a second input of a name given before.
+        check_new_name(globals_, s.name, s.name_pos);
         at(s.pos);
-        Value v;
-        try {
-          v = graph_->input(s.name, {});
-        } catch (const std::invalid_argument& e) {
-          fail(s.name_pos, e.what());
-        }
-        bind(globals_, s.name, GraphVal::of(v, false), s.name_pos);
+        bind(globals_, s.name, GraphVal::of(graph_->input(s.name, {}), false), s.name_pos);
       }
       schedules_.push_back(&s);
       break;

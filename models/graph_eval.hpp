@@ -59,6 +59,8 @@ class GraphBuilder {
   [[noreturn]] void fail(SourcePos pos, const std::string& message) const;
   void statement(const Statement& s);
   void input_images(const Statement& s);  // input x [B, C, H, W]
+  // Fails at pos unless name is new in scope and neither a [model] option nor B, D or step.
+  void check_new_name(const Scope& scope, const std::string& name, SourcePos pos);
   void bind(Scope& scope, const std::string& name, GraphVal v, SourcePos pos);
   // An assignment statement: one name, or a list unpacked into several (`a, b = f(x)`).
   void assign(Scope& scope, const Statement& s, Scope* local);
