@@ -59,7 +59,9 @@ void read_config(RunSummary& r) {
   }
 }
 
-// The model name a checkpoint records, read from its JSON header alone (the tensors can be large).
+// The model a checkpoint records, read from its JSON header alone (the tensors can be large):
+// a builder's name, or for a graph file the file's name (checkpoints before it was recorded say
+// "graph").
 std::optional<std::string> checkpoint_model(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   unsigned char size_bytes[8];
@@ -72,8 +74,9 @@ std::optional<std::string> checkpoint_model(const fs::path& file) {
   auto j = nlohmann::json::parse(header, nullptr, false);
   if (j.is_discarded() || !j.contains("__metadata__")) return {};
   const auto& meta = j["__metadata__"];
-  if (!meta.contains("model") || !meta["model"].is_string()) return {};
-  return meta["model"].get<std::string>();
+  for (const char* key : {"model_file", "model"})
+    if (meta.contains(key) && meta[key].is_string()) return meta[key].get<std::string>();
+  return {};
 }
 
 RunSummary read_run(const fs::path& dir) {

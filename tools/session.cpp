@@ -112,7 +112,10 @@ std::map<std::string, std::string> checkpoint_identity(const Settings& s) {
                                            {"data", data_identity(s.data)},
                                            {"limit", std::to_string(s.limit)},
                                            {"config", to_ini(s)}};
-  if (s.graph) id["graph"] = s.graph->graph_text;
+  if (s.graph) {
+    id["graph"] = s.graph->graph_text;
+    id["model_file"] = s.file.filename().string();  // what `compare` calls the model; not checked
+  }
   return id;
 }
 

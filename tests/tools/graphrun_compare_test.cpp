@@ -83,6 +83,16 @@ TEST_CASE("compare tables runs and draws their test-loss curves", "[e2e][compare
   CHECK(lines[3].find(" | – | ") != std::string::npos);  // no estimate for b
   CHECK(fs::exists(tmp / "figures" / "compare.png"));
 
+  // A graph file's run is named by its file, not as "graph" (what its checkpoint's model is).
+  REQUIRE(run_cli_process(small({"vae.graph", "--epochs", "1", "--out", "runs/g"}), tmp.path()).code == 0);
+  auto graphs = run_cli_process({"compare", "runs/a", "runs/g", "--out", "figures"}, tmp.path());
+  INFO(describe(graphs));
+  REQUIRE(graphs.code == 0);
+  auto rows = lines_of(graphs.out);
+  REQUIRE(rows.size() >= 4);
+  CHECK(rows[2].rfind("| runs/a | vae | ", 0) == 0);
+  CHECK(rows[3].rfind("| runs/g | vae.graph | ", 0) == 0);
+
   auto missing = run_cli_process({"compare", "runs/a", "runs/none"}, tmp.path());
   CHECK(missing.code == 2);
   CHECK(missing.err.find("runs/none") != std::string::npos);
