@@ -54,7 +54,7 @@ const std::map<std::string, double (*)(double)>& numeric_unary() {
 }
 
 const std::vector<std::string>& builtin_functions() {
-  static const std::vector<std::string> names = {"param", "dim", "tensor", "full", "eye", "grad", "normal", "uniform", "constant",
+  static const std::vector<std::string> names = {"param", "dim", "tensor", "full", "eye", "arange", "grad", "normal", "uniform", "constant",
                                                  "min", "max", "warmup", "exp", "log", "sqrt",
                                                  "abs", "floor", "ceil"};
   return names;
@@ -502,6 +502,31 @@ GraphVal GraphBuilder::call(const Expr& e, Scope* local) {
     std::vector<double> values(static_cast<std::size_t>(n * n), 0.0);
     for (std::int64_t i = 0; i < n; ++i) values[static_cast<std::size_t>(i * n + i)] = 1.0;
     return GraphVal::of(graph_->constant({n, n}, values), false);
+  }
+  if (name == "arange") {
+    // NumPy's: [start, stop) in steps, ceil((stop - start) / step) values.
+    const std::string form = "arange(n), arange(start, stop) or arange(start, stop, step)";
+    if (named || args.empty() || args.size() > 3) fail(e.pos, fmt::format("arange is called as {}", form));
+    double bound[3] = {0, 0, 1};
+    for (std::size_t i = 0; i < args.size(); ++i) {
+      if (args[i].kind != GraphVal::Kind::number) fail(e.args[i]->pos, "arange's arguments are numbers");
+      if (args[i].batch) fail(e.args[i]->pos, "a constant's shape cannot depend on the batch size B");
+      bound[args.size() == 1 ? 1 : i] = args[i].number;
+    }
+    const double start = bound[0], stop = bound[1], step = bound[2];
+    if (step == 0 || !std::isfinite(start) || !std::isfinite(stop) || !std::isfinite(step))
+      fail(e.pos, "arange's step is a finite number other than 0, and its bounds finite");
+    const double count = std::ceil((stop - start) / step);
+    if (!(count >= 1))
+      fail(e.pos, fmt::format("arange({}, {}, {}) is empty", start, stop, step));
+    if (count > kMaxConstantElements)
+      fail(e.pos, fmt::format("arange({}, {}, {}) is over {} elements", start, stop, step, kMaxConstantElements));
+    if (!graph_) fail(e.pos, "a schedule computes numbers only");
+    at(e.pos);
+    const auto n = static_cast<std::int64_t>(count);
+    std::vector<double> values(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) values[static_cast<std::size_t>(i)] = start + static_cast<double>(i) * step;
+    return GraphVal::of(graph_->constant({n}, values), false);
   }
   if (name == "grad") {
     arity(2, "grad(y, x): the gradient of the sum of y's elements with respect to x, shaped like x");

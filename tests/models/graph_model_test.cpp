@@ -281,6 +281,20 @@ TEST_CASE("eye(n) is the identity matrix", "[models][graphfile]") {
   CHECK_THAT(error_of(graph("c = eye(x)\n")), Catch::Contains("eye's size must be a number"));
 }
 
+TEST_CASE("arange counts as NumPy's does", "[models][graphfile]") {
+  Model m = build_graph_model(parse_graph_text(graph("c = arange(1, 10, 3)\nd = arange(4)\ne = arange(1, 0, -0.25)\n"
+                                                     "h = x + reshape(concat(c, d, e, axis=0), shape=[1, 11])\n"), "t.graph"), {}, 4, 11);
+  CHECK(constants(m, {3}) == std::vector<std::vector<double>>{{1, 4, 7}});
+  CHECK(constants(m, {4}) == std::vector<std::vector<double>>{{0, 1, 2, 3}, {1, 0.75, 0.5, 0.25}});
+  CHECK_THAT(error_of(graph("c = arange(B)\n")), Catch::Contains("cannot depend on the batch size B"));
+  CHECK_THAT(error_of(graph("c = arange(0)\n")), Catch::Contains("arange(0, 0, 1) is empty"));
+  CHECK_THAT(error_of(graph("c = arange(3, 1)\n")), Catch::Contains("is empty"));
+  CHECK_THAT(error_of(graph("c = arange(0, 1, 0)\n")), Catch::Contains("other than 0"));
+  CHECK_THAT(error_of(graph("c = arange(3000000)\n")), Catch::Contains("is over 1048576 elements"));
+  CHECK_THAT(error_of(graph("c = arange(x)\n")), Catch::Contains("arguments are numbers"));
+  CHECK_THAT(error_of(graph("c = arange(1, 2, 3, 4)\n")), Catch::Contains("arange is called as"));
+}
+
 // A function returns several values as a list, unpacked by `a, b = ...`, in the file and in a
 // function's body alike; the count must match, and each name is assigned once as ever.
 TEST_CASE("a list unpacks into several names", "[models][graphfile]") {
