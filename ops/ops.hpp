@@ -100,6 +100,9 @@ Value norm2(Value x, Loc at = Loc::current());  // sqrt(sum of squares) of all e
 Value reshape(Value x, Shape shape, Loc at = Loc::current());  // one -1 dim is inferred
 Value flatten(Value x, Loc at = Loc::current());  // [N, ...] -> [N, rest]
 Value transpose(Value x, Loc at = Loc::current());             // 2-D: [M, N] -> [N, M]
+// y's axis i is x's axis axes[i] (negative axes count from the end): permute(x, {0, 2, 3, 1}) is
+// [N, C, H, W] -> [N, H, W, C]. Its gradient permutes back.
+Value permute(Value x, Axes axes, Loc at = Loc::current());
 Value concat(const std::vector<Value>& xs, std::int64_t axis, Loc at = Loc::current());
 Value slice(Value x, std::int64_t axis, std::int64_t begin, std::int64_t end,
             Loc at = Loc::current());  // x[..., begin:end, ...] along `axis`

@@ -62,6 +62,67 @@ void transpose_kernel(const KernelArgs<T>& a) {
   });
 }
 
+// permute's `axes` as a permutation of x's axes (negative ones counted from the end).
+std::vector<std::int64_t> permutation(const Shape& s, const Attrs& attrs) {
+  const auto& axes = attrs.ints("axes");
+  const auto rank = static_cast<std::int64_t>(s.size());
+  if (static_cast<std::int64_t>(axes.size()) != rank)
+    throw ShapeError(fmt::format("permute: axes {} name {} axes of a rank-{} input {}", fmt::join(axes, ", "),
+                                 axes.size(), rank, to_string(s)));
+  std::vector<std::int64_t> perm;
+  std::vector<bool> seen(static_cast<std::size_t>(rank), false);
+  for (auto a : axes) {
+    const auto axis = normalize_axis(a, rank);
+    if (seen[static_cast<std::size_t>(axis)])
+      throw ShapeError(fmt::format("permute: axis {} appears twice in axes [{}]", a, fmt::join(axes, ", ")));
+    seen[static_cast<std::size_t>(axis)] = true;
+    perm.push_back(axis);
+  }
+  return perm;
+}
+
+Shape permute_shape(std::span<const Shape> in, const Attrs& attrs) {
+  Shape out;
+  for (auto axis : permutation(in[0], attrs)) out.push_back(in[0][static_cast<std::size_t>(axis)]);
+  return out;
+}
+
+// y's element (i0, .., ik) is x's at i_j along axis perm[j]: y is walked in order, a row of y's
+// last axis at a time, reading x with that axis's stride.
+template <class T>
+void permute_kernel(const KernelArgs<T>& a) {
+  const Shape& xs = a.in_shapes[0];
+  const auto perm = permutation(xs, *a.attrs);
+  const auto rank = static_cast<int>(xs.size());
+  if (rank == 0 || a.out_numel() == 0) {
+    if (a.out_numel() == 1) a.out[0] = a.in[0][0];
+    return;
+  }
+  std::int64_t x_stride[kMaxRank], stride[kMaxRank], dims[kMaxRank];
+  for (int i = rank - 1, st = 1; i >= 0; --i) {
+    x_stride[i] = st;
+    st *= static_cast<int>(xs[static_cast<std::size_t>(i)]);
+  }
+  for (int j = 0; j < rank; ++j) {
+    dims[j] = xs[static_cast<std::size_t>(perm[static_cast<std::size_t>(j)])];
+    stride[j] = x_stride[perm[static_cast<std::size_t>(j)]];
+  }
+  const std::int64_t row = dims[rank - 1], rows = a.out_numel() / row;
+  const T* x = a.in[0];
+  parallel_for(rows, std::max<std::int64_t>(1, 4096 / row), [&](std::int64_t lo, std::int64_t hi) {
+    for (std::int64_t r = lo; r < hi; ++r) {
+      std::int64_t at = 0;
+      for (std::int64_t j = rank - 2, rest = r; j >= 0; --j) {
+        at += rest % dims[j] * stride[j];
+        rest /= dims[j];
+      }
+      T* y = a.out + r * row;
+      const std::int64_t step = stride[rank - 1];
+      for (std::int64_t i = 0; i < row; ++i) y[i] = x[at + i * step];
+    }
+  });
+}
+
 // A tensor seen as [outer, axis, inner] around `axis`.
 struct Split3 {
   std::int64_t outer = 1, axis = 1, inner = 1;
@@ -225,6 +286,19 @@ const OpRegistration registrations[] = {
                         transpose_kernel<float>, transpose_kernel<double>,
                         [](const GradContext& c) { return R{transpose(c.grad, c.where)}; },
                         {{{{3, 5}}}, {{{40, 33}}}})),
+    OpRegistration(with_attributes(make_op("permute",
+                        "y = x with its axes reordered: y's axis i is x's axis axes[i] (NumPy's transpose, PyTorch's permute); "
+                        "[N, C, H, W] with axes [0, 2, 3, 1] -> [N, H, W, C]", 1,
+                        permute_shape, permute_kernel<float>, permute_kernel<double>,
+                        [](const GradContext& c) {
+                          const auto perm = permutation(c.inputs[0].shape(), c.attrs);
+                          Axes inverse(perm.size());
+                          for (std::size_t j = 0; j < perm.size(); ++j) inverse[static_cast<std::size_t>(perm[j])] = static_cast<std::int64_t>(j);
+                          return R{permute(c.grad, inverse, c.where)};
+                        },
+                        {{{{2, 3, 4, 5}}, {{"axes", Axes{0, 2, 3, 1}}}}, {{{3, 4, 5}}, {{"axes", Axes{2, 0, 1}}}},
+                         {{{3, 5}}, {{"axes", Axes{-1, 0}}}}, {{{2, 1, 3, 2}}, {{"axes", Axes{3, 1, 0, 2}}}}}),
+        {{"axes", std::nullopt}})),
     OpRegistration(with_attributes(make_op("concat", "y = inputs joined along `axis`; other dimensions equal", -1,
                         concat_shape, concat_kernel<float>, concat_kernel<double>,
                         [](const GradContext& c) {
@@ -289,6 +363,9 @@ Value reshape_like(Value x, Value like, Loc at) {
   return x.graph().apply(ops::op("reshape_like"), {x, like}, {}, at);
 }
 Value transpose(Value x, Loc at) { return x.graph().apply(ops::op("transpose"), {x}, {}, at); }
+Value permute(Value x, Axes axes, Loc at) {
+  return x.graph().apply(ops::op("permute"), {x}, {{"axes", std::move(axes)}}, at);
+}
 Value concat(const std::vector<Value>& xs, std::int64_t axis, Loc at) {
   if (xs.empty()) throw ShapeError("concat needs at least one input");
   return xs[0].graph().apply(ops::op("concat"), xs, {{"axis", axis}}, at);

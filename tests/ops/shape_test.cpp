@@ -1,4 +1,4 @@
-// Data movement ops by hand: reshape, transpose, concat, slice and unslice_like.
+// Data movement ops by hand: reshape, transpose, permute, concat, slice and unslice_like.
 #include "graph/run_helpers.hpp"
 
 #include <graphrun/ops/ops.hpp>
@@ -46,6 +46,28 @@ TEST_CASE("transpose, small and across tiles", "[ops][shape]") {
   for (std::int64_t i = 0; i < rows; ++i)
     for (std::int64_t j = 0; j < cols; ++j)
       REQUIRE(t[static_cast<std::size_t>(j * rows + i)] == static_cast<double>(i * cols + j));
+}
+
+TEST_CASE("permute reorders the axes of any rank in float32 and float64", "[ops][shape]") {
+  Graph g;
+  Value x = g.input("x", {2, 3, 4});
+  std::vector<double> xv(24);
+  for (int i = 0; i < 24; ++i) xv[static_cast<std::size_t>(i)] = i;
+  ParameterStore v{{"x", make_tensor({2, 3, 4}, xv)}};
+  Value y = permute(x, {2, 0, 1});
+  CHECK(y.shape() == Shape{4, 2, 3});
+  std::vector<double> want;  // y[k, i, j] = x[i, j, k]
+  for (int k = 0; k < 4; ++k)
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 3; ++j) want.push_back(i * 12 + j * 4 + k);
+  CHECK(run_values(g, y, v, DType::f64) == want);
+  CHECK(run_values(g, y, v, DType::f32) == want);
+  CHECK(run_values(g, permute(y, {1, 2, 0}), v) == xv);  // the inverse permutation
+  CHECK(run_values(g, permute(x, {0, -2, -1}), v) == xv);
+  CHECK(permute(g.input("nchw", {5, 3, 7, 9}), {0, 2, 3, 1}).shape() == Shape{5, 7, 9, 3});
+  CHECK_THROWS_WITH(permute(x, {0, 1}), Catch::Contains("name 2 axes of a rank-3 input"));
+  CHECK_THROWS_WITH(permute(x, {0, 1, 1}), Catch::Contains("appears twice"));
+  CHECK_THROWS_AS(permute(x, {0, 1, 3}), ShapeError);
 }
 
 TEST_CASE("concat along each axis", "[ops][shape]") {
