@@ -34,7 +34,8 @@ std::vector<fs::path> zoo_files() {
 ModelOptions small_options(const fs::path& file) {
   const ModelOptions small = {{"hidden", "16"}, {"hidden2", "12"}, {"disc_hidden", "16"},
                               {"pseudo", "6"},  {"codebook", "12"}, {"latents", "4"},
-                              {"code_dim", "3"}, {"variables", "5"}, {"categories", "4"}};
+                              {"code_dim", "3"}, {"variables", "5"}, {"categories", "4"},
+                              {"channels", "8"}};
   ModelOptions options;
   for (const auto& key : graph_model_keys(*read_graph_file(file)))
     if (auto it = small.find(key.name); it != small.end()) options.insert(*it);
