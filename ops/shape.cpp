@@ -2,6 +2,7 @@
 #include <graphrun/ops/kernel_util.hpp>
 #include <graphrun/ops/ops.hpp>
 
+#include <array>
 #include <cstring>
 
 namespace graphrun {
@@ -62,28 +63,31 @@ void transpose_kernel(const KernelArgs<T>& a) {
   });
 }
 
-// permute's `axes` as a permutation of x's axes (negative ones counted from the end).
-std::vector<std::int64_t> permutation(const Shape& s, const Attrs& attrs) {
+// permute's `axes` as a permutation of x's axes (negative ones counted from the end), in place:
+// kernels read it on every run, so it allocates nothing.
+using Permutation = std::array<std::int64_t, kMaxRank>;
+Permutation permutation(const Shape& s, const Attrs& attrs) {
   const auto& axes = attrs.ints("axes");
   const auto rank = static_cast<std::int64_t>(s.size());
-  if (static_cast<std::int64_t>(axes.size()) != rank)
-    throw ShapeError(fmt::format("permute: axes {} name {} axes of a rank-{} input {}", fmt::join(axes, ", "),
+  if (static_cast<std::int64_t>(axes.size()) != rank || rank > kMaxRank)
+    throw ShapeError(fmt::format("permute: axes [{}] name {} axes of a rank-{} input {}", fmt::join(axes, ", "),
                                  axes.size(), rank, to_string(s)));
-  std::vector<std::int64_t> perm;
-  std::vector<bool> seen(static_cast<std::size_t>(rank), false);
-  for (auto a : axes) {
-    const auto axis = normalize_axis(a, rank);
+  Permutation perm{};
+  std::array<bool, kMaxRank> seen{};
+  for (std::size_t j = 0; j < axes.size(); ++j) {
+    const auto axis = normalize_axis(axes[j], rank);
     if (seen[static_cast<std::size_t>(axis)])
-      throw ShapeError(fmt::format("permute: axis {} appears twice in axes [{}]", a, fmt::join(axes, ", ")));
+      throw ShapeError(fmt::format("permute: axis {} appears twice in axes [{}]", axes[j], fmt::join(axes, ", ")));
     seen[static_cast<std::size_t>(axis)] = true;
-    perm.push_back(axis);
+    perm[j] = axis;
   }
   return perm;
 }
 
 Shape permute_shape(std::span<const Shape> in, const Attrs& attrs) {
+  const Permutation perm = permutation(in[0], attrs);
   Shape out;
-  for (auto axis : permutation(in[0], attrs)) out.push_back(in[0][static_cast<std::size_t>(axis)]);
+  for (std::size_t j = 0; j < in[0].size(); ++j) out.push_back(in[0][static_cast<std::size_t>(perm[j])]);
   return out;
 }
 
@@ -92,16 +96,17 @@ Shape permute_shape(std::span<const Shape> in, const Attrs& attrs) {
 template <class T>
 void permute_kernel(const KernelArgs<T>& a) {
   const Shape& xs = a.in_shapes[0];
-  const auto perm = permutation(xs, *a.attrs);
+  const Permutation perm = permutation(xs, *a.attrs);
   const auto rank = static_cast<int>(xs.size());
   if (rank == 0 || a.out_numel() == 0) {
     if (a.out_numel() == 1) a.out[0] = a.in[0][0];
     return;
   }
   std::int64_t x_stride[kMaxRank], stride[kMaxRank], dims[kMaxRank];
-  for (int i = rank - 1, st = 1; i >= 0; --i) {
+  std::int64_t st = 1;
+  for (int i = rank - 1; i >= 0; --i) {
     x_stride[i] = st;
-    st *= static_cast<int>(xs[static_cast<std::size_t>(i)]);
+    st *= xs[static_cast<std::size_t>(i)];
   }
   for (int j = 0; j < rank; ++j) {
     dims[j] = xs[static_cast<std::size_t>(perm[static_cast<std::size_t>(j)])];
@@ -291,9 +296,10 @@ const OpRegistration registrations[] = {
                         "[N, C, H, W] with axes [0, 2, 3, 1] -> [N, H, W, C]", 1,
                         permute_shape, permute_kernel<float>, permute_kernel<double>,
                         [](const GradContext& c) {
-                          const auto perm = permutation(c.inputs[0].shape(), c.attrs);
-                          Axes inverse(perm.size());
-                          for (std::size_t j = 0; j < perm.size(); ++j) inverse[static_cast<std::size_t>(perm[j])] = static_cast<std::int64_t>(j);
+                          const auto rank = c.inputs[0].shape().size();
+                          const Permutation perm = permutation(c.inputs[0].shape(), c.attrs);
+                          Axes inverse(rank);
+                          for (std::size_t j = 0; j < rank; ++j) inverse[static_cast<std::size_t>(perm[j])] = static_cast<std::int64_t>(j);
                           return R{permute(c.grad, inverse, c.where)};
                         },
                         {{{{2, 3, 4, 5}}, {{"axes", Axes{0, 2, 3, 1}}}}, {{{3, 4, 5}}, {{"axes", Axes{2, 0, 1}}}},
