@@ -35,7 +35,7 @@ Optimizer::Optimizer(OptimizerConfig config) : config_(std::move(config)) {
 }
 
 void Optimizer::prepare(ParameterStore& params, const std::vector<GradRef>& grads) {
-  if (slots_.size() == grads.size()) {
+  if (!offsets_.empty() && slots_.size() == grads.size()) {  // offsets_: prepared once (even for none)
     bool same = true;
     for (std::size_t i = 0; i < grads.size() && same; ++i) {
       auto it = params.find(grads[i].name);
