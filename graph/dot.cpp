@@ -28,7 +28,8 @@ VertexInfo describe(const Node& n) {
   auto dims = to_string(n.shape);
   switch (n.kind) {
     case NodeKind::input: return {fmt::format("{}\\n{}", n.name, dims), "ellipse", "#fff2cc"};
-    case NodeKind::parameter: return {fmt::format("{}\\n{}", n.name, dims), "box", "#d9ead3"};
+    case NodeKind::parameter:
+      return {fmt::format("{}\\n{}", n.name, dims), "box", n.trainable ? "#d9ead3" : "#e6e6e6"};
     case NodeKind::constant:
       return {n.values.size() == 1 ? fmt::format("{:g}", n.values[0]) : fmt::format("const {}", dims),
               "plaintext", "white"};

@@ -75,7 +75,9 @@ std::vector<int> copy_holding(const Graph& from, int count, const std::vector<in
     } else {
       switch (n.kind) {
         case NodeKind::input: v = to.input(n.name, n.shape, n.where); break;
-        case NodeKind::parameter: v = to.parameter(n.name, n.shape, n.init, n.where); break;
+        case NodeKind::parameter:
+          v = n.trainable ? to.parameter(n.name, n.shape, n.init, n.where) : to.buffer(n.name, n.shape, n.init, n.where);
+          break;
         case NodeKind::constant: v = to.constant(n.shape, n.values, n.where); break;
         case NodeKind::op: {
           std::vector<Value> inputs;

@@ -28,7 +28,7 @@ std::string Node::describe() const {
   std::string what;
   switch (kind) {
     case NodeKind::input: what = fmt::format("input '{}'", name); break;
-    case NodeKind::parameter: what = fmt::format("parameter '{}'", name); break;
+    case NodeKind::parameter: what = fmt::format("{} '{}'", trainable ? "parameter" : "buffer", name); break;
     case NodeKind::constant: what = "constant"; break;
     case NodeKind::op:
       what = name.empty() ? fmt::format("'{}'", op->name) : fmt::format("'{}' ({})", op->name, name);
@@ -76,7 +76,7 @@ Value Graph::add_named(NodeKind kind, std::string name, Shape shape, Init init, 
   for (const auto& n : nodes_)
     if ((n.kind == NodeKind::input || n.kind == NodeKind::parameter) && n.name == name)
       throw std::invalid_argument(fmt::format("{} name '{}' is already used by {}",
-                                              kind == NodeKind::input ? "input" : "parameter",
+                                              kind == NodeKind::input ? "input" : "parameter or buffer",
                                               name, n.describe()));
   Node n;
   n.kind = kind;
@@ -95,9 +95,17 @@ Value Graph::parameter(std::string name, Shape shape, Init init, Loc where) {
   return add_named(NodeKind::parameter, std::move(name), std::move(shape), init, where);
 }
 
+Value Graph::buffer(std::string name, Shape shape, Init init, Loc where) {
+  Value v = add_named(NodeKind::parameter, std::move(name), std::move(shape), init, where);
+  nodes_[static_cast<std::size_t>(v.id())].trainable = false;
+  return v;
+}
+
 Value Graph::shared_parameter(std::string name, Shape shape, Init init, Loc where) {
   for (const auto& n : nodes_)
     if (n.kind == NodeKind::parameter && n.name == name) {
+      if (!n.trainable)
+        throw std::invalid_argument(fmt::format("'{}' is a buffer ({}), not a parameter", name, n.describe()));
       if (n.shape != shape)
         throw std::invalid_argument(fmt::format("parameter '{}' is {}, asked for again as {}", name,
                                                 to_string(n.shape), to_string(shape)));
@@ -173,7 +181,14 @@ std::vector<Value> Graph::inputs() {
 std::vector<Value> Graph::parameters() {
   std::vector<Value> out;
   for (const auto& n : nodes_)
-    if (n.kind == NodeKind::parameter) out.emplace_back(this, n.id);
+    if (n.kind == NodeKind::parameter && n.trainable) out.emplace_back(this, n.id);
+  return out;
+}
+
+std::vector<Value> Graph::buffers() {
+  std::vector<Value> out;
+  for (const auto& n : nodes_)
+    if (n.kind == NodeKind::parameter && !n.trainable) out.emplace_back(this, n.id);
   return out;
 }
 

@@ -1,6 +1,7 @@
 // The graph IR: nodes in SSA form, each producing one value with a shape inferred when the node
 // is built. Nodes are inputs (bound at run time), parameters (named, with an initialiser, values
-// held outside the graph), constants, or applications of a registered op.
+// held outside the graph; buffers are parameters that are not trained), constants, or
+// applications of a registered op.
 #pragma once
 
 #include <graphrun/graph/attrs.hpp>
@@ -48,6 +49,7 @@ struct Node {
   Shape shape;       // inferred from the shapes the inputs were declared with
   std::string name;  // inputs and parameters: their key; op nodes: an optional label
   Init init;         // parameters
+  bool trainable = true;  // parameters: false for a buffer, held and saved alike, never trained
   std::vector<double> values;  // constants, row-major
   std::source_location where;  // where the builder made it; named in every error
   // Where the node came from when that is not C++ (a graph file's "vae.graph:12:9"); named in
@@ -102,6 +104,10 @@ class Graph {
   // file's param("name", ...)), else a new one. Throws std::invalid_argument when the existing
   // one has another shape, or the name is an input's.
   Value shared_parameter(std::string name, Shape shape, Init init, Loc where = Loc::current());
+  // A value held outside the graph and saved like a parameter, which training does not
+  // differentiate: a running statistic that the model updates itself (batch norm's averages).
+  // It shares the parameters' names, initialisers and store.
+  Value buffer(std::string name, Shape shape, Init init, Loc where = Loc::current());
   Value constant(Shape shape, std::vector<double> values, Loc where = Loc::current());
   Value scalar(double value, Loc where = Loc::current());
   // Applies an op: checks arity and shapes now (ShapeError names the op, shapes, attributes and
@@ -113,7 +119,8 @@ class Graph {
   const Node& node(int id) const;
   Value value(int id) { return {this, id}; }
   std::vector<Value> inputs();
-  std::vector<Value> parameters();
+  std::vector<Value> parameters();  // the trainable ones, what grad() is taken with respect to
+  std::vector<Value> buffers();
   // The input or parameter with that name; throws std::out_of_range listing the names.
   Value find(std::string_view name);
   void set_label(Value v, std::string label);

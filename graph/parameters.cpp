@@ -43,7 +43,9 @@ double draw(const Init& init, const Shape& shape, const RandomKey& key, std::uin
 
 ParameterStore init_parameters(Graph& graph, std::uint64_t seed, DType dtype) {
   ParameterStore store;
-  for (const auto& p : graph.parameters()) {
+  std::vector<Value> held = graph.parameters();
+  for (const auto& b : graph.buffers()) held.push_back(b);
+  for (const auto& p : held) {
     const Node& node = p.node();
     Tensor t(DType::f64, node.shape);
     RandomKey key{seed, 0, name_hash(node.name)};

@@ -9,8 +9,8 @@
 
 namespace graphrun {
 
-// Fills one tensor per parameter of `graph` from its Init. Each parameter's draws are keyed by
-// (seed, its name), so adding a parameter does not change the others' values.
+// Fills one tensor per parameter and buffer of `graph` from its Init. Each one's draws are keyed
+// by (seed, its name), so adding a parameter does not change the others' values.
 ParameterStore init_parameters(Graph& graph, std::uint64_t seed, DType dtype = DType::f32);
 
 }  // namespace graphrun

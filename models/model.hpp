@@ -22,6 +22,13 @@ struct ScalarSchedule {
   std::function<double(std::int64_t step)> value;
 };
 
+// A buffer's new value after a training step, computed by that step from its batch (the trainer
+// writes `value` into `buffer` once the step is applied; evaluation reads the buffer).
+struct BufferUpdate {
+  Value buffer;  // a Graph::buffer
+  Value value;   // its shape
+};
+
 struct Model {
   std::string name;                  // the builder's name: "vae"
   std::unique_ptr<Graph> graph;
@@ -43,10 +50,24 @@ struct Model {
   Value log_weight;
   bool has_prior = false;            // samples can be drawn by decoding z ~ N(0, I)
   std::vector<ScalarSchedule> schedules;
+  std::vector<BufferUpdate> updates;  // run after every training step, in this order
   // Optional, x's shape: the input as a denoising model corrupts it in training (its train_only
   // noise), so that `reconstruct` can show clean, noisy and denoised rows. Invalid otherwise.
   Value corrupted;
 };
+
+// A buffer `name` shaped like `value`, filled with `init`, that follows value's exponential
+// moving average over the training steps: after each, buffer += momentum * (value - buffer).
+// Returns the buffer, the average so far, for evaluation to use instead of `value` (batch norm:
+// if_training(batch_mean, moving_average(updates, "bn1.mean", batch_mean, 0.1))). Data parallel,
+// value is each rank's part's and the ranks' new averages are averaged, weighted by rows.
+Value moving_average(std::vector<BufferUpdate>& updates, std::string name, Value value,
+                     double momentum, Init init = Init::zeros(),
+                     std::source_location at = std::source_location::current());
+// The update moving_average registers: average + momentum * (value - average), value held
+// constant (an update is never differentiated).
+Value moving_average_update(Value average, Value value, double momentum,
+                            std::source_location at = std::source_location::current());
 
 // Hyperparameters as text, from a model file or a command line: key -> value.
 using ModelOptions = std::map<std::string, std::string>;

@@ -159,6 +159,10 @@ Value logsumexp(Value x, Axes axes = {}, bool keepdims = false, Loc at = Loc::cu
 // y = x; no gradient flows back through it, also when x is a parameter (the straight-through
 // estimator, a discriminator trained on codes it must not move). Same shape.
 Value stop_gradient(Value x, Loc at = Loc::current());
+// a in a training step and b outside one (RunOptions::training): batch norm normalises with the
+// batch's statistics in training and with their running averages (Graph::buffer) after. a and b
+// have one shape; the gradient goes to the one picked, zero to the other.
+Value if_training(Value a, Value b, Loc at = Loc::current());
 // 1 at the first largest element along `axis`, 0 elsewhere; no gradient. Same shape:
 // [[1, 3, 3]] -> [[0, 1, 0]]. The one-hot argmin is one_hot_argmax(neg(x), axis).
 Value one_hot_argmax(Value x, std::int64_t axis = -1, Loc at = Loc::current());

@@ -5,6 +5,7 @@
 #include <graphrun/ops/ops.hpp>
 #include <graphrun/ops/special_math.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -247,6 +248,16 @@ OpDef logsumexp_op() {
        {{{2, 3, 2, 2}}, lse_attrs({1, 3}, false), wide}});
 }
 
+// a in a training step, b outside (evaluation, inference): batch statistics while training,
+// their running averages after.
+template <class T>
+void if_training_kernel(const KernelArgs<T>& a) {
+  const T* src = a.in[a.training ? 0 : 1];
+  const std::int64_t n = a.out_numel();
+  T* y = a.out;
+  parallel_for(n, 1 << 14, [&](std::int64_t b, std::int64_t e) { std::copy(src + b, src + e, y + b); });
+}
+
 // Blocks every gradient: the rule says so for its one input.
 OpDef no_gradient(OpDef d) {
   d.differentiable = {false};
@@ -264,6 +275,22 @@ const OpRegistration registrations[] = {
       d.stops_gradient = true;  // the identity has a derivative; check_gradients holds the output
       return d;
     }()),
+    OpRegistration(make_op(
+        "if_training",
+        "y = a in a training step, b otherwise (evaluation, inference); a and b of one shape; the "
+        "gradient goes to the one picked",
+        2,
+        [](std::span<const Shape> in, const Attrs&) {
+          if (in[0] != in[1])
+            throw ShapeError(fmt::format("a {} and b {} must have one shape", to_string(in[0]), to_string(in[1])));
+          return in[0];
+        },
+        if_training_kernel<float>, if_training_kernel<double>,
+        [](const GradContext& c) {
+          Value zero = mul(c.grad, c.grad.graph().scalar(0.0, c.where), c.where);
+          return R{if_training(c.grad, zero, c.where), if_training(zero, c.grad, c.where)};
+        },
+        {{{{3, 4}, {3, 4}}}, {{{2, 3, 1, 1}, {2, 3, 1, 1}}}})),
     OpRegistration(with_attributes(no_gradient(make_op(
         "one_hot_argmax",
         "y = 1 at the first largest x along `axis`, 0 elsewhere; not differentiable; same shape "
@@ -351,6 +378,9 @@ Value logsumexp(Value x, Axes axes, bool keepdims, Loc at) {
 }
 Value stop_gradient(Value x, Loc at) {
   return x.graph().apply(ops::op("stop_gradient"), {x}, {}, at);
+}
+Value if_training(Value a, Value b, Loc at) {
+  return a.graph().apply(ops::op("if_training"), {a, b}, {}, at);
 }
 Value one_hot_argmax(Value x, std::int64_t axis, Loc at) {
   return x.graph().apply(ops::op("one_hot_argmax"), {x}, {{"axis", axis}}, at);

@@ -56,6 +56,7 @@ std::vector<Value> training_outputs(Model& m, const std::vector<Value>& grads) {
   std::vector<Value> outs{m.loss};
   for (auto& [name, v] : m.terms) outs.push_back(v);
   outs.insert(outs.end(), grads.begin(), grads.end());
+  for (const auto& u : m.updates) outs.push_back(u.value);
   return outs;
 }
 
@@ -154,6 +155,12 @@ int info_command(const Run& run) {
   }
   fmt::print("  {:<16} {:<14} {:>12}  ({})\n", "total", "", total,
              mib(static_cast<std::size_t>(total) * sizeof(float)));
+  if (!model->updates.empty()) {
+    fmt::print("\nbuffers (not trained; each training step updates them, evaluation reads them):\n");
+    for (const auto& u : model->updates)
+      fmt::print("  {:<16} {:<14} {:>12}\n", u.buffer.node().name, to_string(u.buffer.shape()),
+                 numel(u.buffer.shape()));
+  }
   const MemoryPlan& plan = program.memory_plan();
   fmt::print("\ntraining program for x {} (float32): {} kernels{}\n", to_string(x_shape),
              program.num_steps(),

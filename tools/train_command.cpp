@@ -28,7 +28,7 @@ namespace {
 
 std::int64_t parameter_count(Trainer& trainer) {
   std::int64_t n = 0;
-  for (const auto& [name, t] : trainer.parameters()) n += t.numel();
+  for (const auto& p : trainer.model().graph->parameters()) n += numel(p.shape());
   return n;
 }
 

@@ -66,9 +66,9 @@ std::map<std::string, std::string> Trainer::load(const SafetensorsFile& f, const
   if (opt_steps > 0) {
     std::vector<std::string> slots = kind == "adam" ? std::vector<std::string>{"adam.m/", "adam.v/"}
                                                     : std::vector<std::string>{"sgd.velocity/"};
-    for (const auto& [name, t] : params_)
+    for (const auto& name : grad_names_)  // buffers have no optimizer state
       for (const auto& slot : slots) {
-        check_tensor(file, slot + name, find(slot + name), t.shape());
+        check_tensor(file, slot + name, find(slot + name), params_.at(name).shape());
         state.emplace(slot + name, *find(slot + name));
         expected.insert(slot + name);
       }

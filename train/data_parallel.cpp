@@ -4,12 +4,13 @@
 // of the mean loss times r / B, so the sum is the gradient of the whole batch's mean loss.
 //
 // Fused buffer of one part: [gradient of every parameter, in grad_names_ order | loss | terms... |
-// stop flag]. Default mode: one part per rank, written to the Communicator's sum_input and
-// summed into fused_ by all_reduce_sum (a fixed ring order: the same bits for the same number of
-// ranks). Where the ranks share memory, the communicator sums only each rank's own chunk
-// (reduce_scatter_sum) and the ranks share the update instead (shared_update): each updates its
-// chunk of the parameters and they gather the rest, the same bits as the whole update on every
-// rank. Shards mode (config.shards = K): K
+// each buffer's new value (Model::updates) | stop flag]. The new values are weighted by rows as
+// the gradients are, so their sum is the row-weighted mean of the parts'. Default mode: one part
+// per rank, written to the Communicator's sum_input and summed into fused_ by all_reduce_sum (a
+// fixed ring order: the same bits for the same number of ranks). Where the ranks share memory,
+// the communicator sums only each rank's own chunk (reduce_scatter_sum) and the ranks share the
+// update instead (shared_update): each updates its chunk of the parameters and they gather the
+// rest, the same bits as the whole update on every rank. Shards mode (config.shards = K): K
 // fixed parts of the batch, each rank computing a contiguous run of them; the K buffers are
 // gathered (a copy) and summed in shard order on every rank, so the bits do not depend on how
 // many ranks computed them.
@@ -37,12 +38,13 @@ void Trainer::run_part(const Split& data, std::span<const std::int64_t> rows_of,
                        std::int64_t offset, std::int64_t total, std::int64_t step, float* out) {
   const auto g_floats = static_cast<std::size_t>(parallel_stats_.gradient_floats);
   const std::size_t extras = 1 + model_.terms.size();
+  const auto u_floats = static_cast<std::size_t>(update_floats_);
   const auto rows = static_cast<std::int64_t>(rows_of.size());
   if (rows == 0) {  // a last batch smaller than the number of parts
-    std::fill(out, out + g_floats + extras, 0.0f);
+    std::fill(out, out + g_floats + extras + u_floats, 0.0f);
     return;
   }
-  auto& [p, grad_refs, norms, arena] = bind_batch(data, rows_of, step);
+  auto& [p, grad_refs, norms, updates, arena] = bind_batch(data, rows_of, step);
   RunOptions run{true, config_.seed, static_cast<std::uint64_t>(step)};
   run.batch_offset = offset;  // each row draws its noise as in a one-process step
   p.run(run);
@@ -60,6 +62,20 @@ void Trainer::run_part(const Split& data, std::span<const std::int64_t> rows_of,
   }
   for (std::size_t k = 0; k < extras; ++k)
     out[g_floats + k] = static_cast<float>(p.output(k).item() * weight);
+  float* next = out + g_floats + extras;
+  for (std::size_t k = 0; k < updates.size(); ++k) {
+    const std::int64_t n = numel(model_.updates[k].buffer.shape());
+    for (std::int64_t j = 0; j < n; ++j) next[j] = updates[k][j] * scale;
+    next += n;
+  }
+}
+
+void Trainer::apply_updates(const float* values) {
+  for (const auto& u : model_.updates) {
+    Tensor& buffer = params_.at(u.buffer.node().name);
+    std::copy_n(values, buffer.numel(), buffer.data<float>());
+    values += buffer.numel();
+  }
 }
 
 const std::vector<double>& Trainer::parallel_step(const Split& data,
@@ -72,9 +88,10 @@ const std::vector<double>& Trainer::parallel_step(const Split& data,
     throw std::invalid_argument(fmt::format("train.shards = {} is fewer than the {} ranks: each "
                                             "rank needs at least one shard", shards, ranks));
   const std::size_t extras = 1 + model_.terms.size();
+  const auto u_floats = static_cast<std::size_t>(update_floats_);
   if (parallel_stats_.gradient_floats == 0) {  // first step: size the buffers once
     for (const auto& name : grad_names_) parallel_stats_.gradient_floats += params_.at(name).numel();
-    const auto slot = static_cast<std::size_t>(parallel_stats_.gradient_floats) + extras + 1;
+    const auto slot = static_cast<std::size_t>(parallel_stats_.gradient_floats) + extras + u_floats + 1;
     fused_.assign(slot * static_cast<std::size_t>(std::max<std::int64_t>(shards, 1)), 0.0f);
     if (shards > 0) summed_.assign(slot, 0.0f);
     const float* base = shards > 0 ? summed_.data() : fused_.data();
@@ -90,7 +107,7 @@ const std::vector<double>& Trainer::parallel_step(const Split& data,
     if (shards == 0) share_parameters();
   }
   const auto g_floats = static_cast<std::size_t>(parallel_stats_.gradient_floats);
-  const std::size_t slot = g_floats + extras + 1;
+  const std::size_t slot = g_floats + extras + u_floats + 1;
   const auto total = static_cast<std::int64_t>(rows.size());
   auto part = [&](std::int64_t k, std::int64_t parts) {
     const std::int64_t lo = total * k / parts, hi = total * (k + 1) / parts;
@@ -154,6 +171,7 @@ const std::vector<double>& Trainer::parallel_step(const Split& data,
                                     "step. Try a lower learning rate, gradient clipping, or "
                                     "--check-numerics to find the node", not_finite(loss), where()));
   check_norm(optimizer_.step(params_, parallel_grads_, norm), loss, where);
+  apply_updates(sum + g_floats + extras);
   return step_losses_;
 }
 
@@ -183,7 +201,9 @@ const std::vector<double>& Trainer::shared_update(std::span<float> in,
   const int ranks = comm_->size(), rank = comm_->rank();
   const std::size_t extras = 1 + model_.terms.size();
   const auto g_floats = static_cast<std::size_t>(parallel_stats_.gradient_floats);
-  const std::size_t slot = g_floats + extras + 1, width = extras + 2;
+  // What follows the gradients: the loss, the terms, the buffers' new values and the stop flag.
+  const std::size_t tail = extras + static_cast<std::size_t>(update_floats_) + 1;
+  const std::size_t slot = g_floats + tail, width = tail + 1;
   const auto r_count = static_cast<std::size_t>(ranks);
   auto bounds = [&](int c) {
     return std::pair{slot * static_cast<std::size_t>(c) / r_count, slot * static_cast<std::size_t>(c + 1) / r_count};
@@ -202,19 +222,19 @@ const std::vector<double>& Trainer::shared_update(std::span<float> in,
   float* mine = header_.data() + width * static_cast<std::size_t>(rank);
   std::fill(mine, mine + width, 0.0f);
   mine[0] = chunk_squares(in.data(), slot, ranks, rank);
-  for (std::size_t k = 0; k <= extras; ++k)
+  for (std::size_t k = 0; k < tail; ++k)
     if (b <= g_floats + k && g_floats + k < e) mine[1 + k] = in[g_floats + k];
   comm_->all_gather(header_, header_offsets_);
   double squares = 0;
   for (int r = 0; r < ranks; ++r) squares += header_[width * static_cast<std::size_t>(r)];
-  std::vector<double>& values = step_losses_;
-  values.assign(extras + 1, 0.0);
-  for (std::size_t k = 0; k <= extras; ++k)
+  tail_.resize(tail);
+  for (std::size_t k = 0; k < tail; ++k)
     for (int r = 0; r < ranks; ++r)
       if (auto [rb, re] = bounds(r); rb <= g_floats + k && g_floats + k < re)
-        values[k] = header_[width * static_cast<std::size_t>(r) + 1 + k];
-  agreed_stop_ = values[extras] > 0;
-  values.resize(extras);
+        tail_[k] = header_[width * static_cast<std::size_t>(r) + 1 + k];
+  agreed_stop_ = tail_[tail - 1] > 0;
+  std::vector<double>& values = step_losses_;
+  values.assign(tail_.begin(), tail_.begin() + static_cast<std::ptrdiff_t>(extras));
   const double t2 = clock_seconds();
   parallel_stats_.reduce_seconds += t2 - t1;
   ++parallel_stats_.steps;
@@ -231,6 +251,7 @@ const std::vector<double>& Trainer::shared_update(std::span<float> in,
   const auto lo = static_cast<std::int64_t>(std::min(b, g_floats));
   const auto hi = static_cast<std::int64_t>(std::min(e, g_floats));
   check_norm(optimizer_.step(params_, parallel_grads_, std::sqrt(squares), lo, hi), loss, where);
+  apply_updates(tail_.data() + extras);
   shared_state_ = true;
   // Every chunk is updated before any rank's next step reads the parameters.
   const double t3 = clock_seconds();

@@ -127,6 +127,16 @@ Trainer::Trainer(Model& model, TrainConfig config, Communicator& comm)
   // which the optimizer computes.
   if (!parallel())
     for (const auto& gr : grads_) train_outs.push_back(norm2(gr));
+  first_update_ = train_outs.size();
+  for (const auto& u : model_.updates) {
+    if (u.buffer.node().kind != NodeKind::parameter || u.buffer.node().trainable)
+      throw std::invalid_argument(fmt::format("a model's update writes {}, which is not a buffer", u.buffer.node().describe()));
+    if (u.value.shape() != u.buffer.shape())
+      throw std::invalid_argument(fmt::format("the update of buffer '{}' {} computes {}", u.buffer.node().name,
+                                              to_string(u.buffer.shape()), to_string(u.value.shape())));
+    train_outs.push_back(u.value);
+    update_floats_ += numel(u.value.shape());
+  }
   // Training and evaluation never run at once: one arena serves both, and each batch size.
   arena_ = std::make_shared<SharedArena>();
   CompileOptions opts{DType::f32, config_.check_numerics, true, arena_};
@@ -245,7 +255,7 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
   double t0 = clock_seconds();
   BlockTrace* blocks = profile ? block_trace_.get() : nullptr;
   if (blocks) blocks->clear();
-  auto& [p, grad_refs, norms, arena] = bind_batch(data, rows_of, step, blocks);
+  auto& [p, grad_refs, norms, updates, arena] = bind_batch(data, rows_of, step, blocks);
   RunOptions run{true, config_.seed, static_cast<std::uint64_t>(step)};
   if (profile) {
     kernel_spans_.resize(static_cast<std::size_t>(p.num_steps()));
@@ -272,6 +282,10 @@ Program& Trainer::train_step(const Split& data, std::span<const std::int64_t> ro
     throw NumericsError(fmt::format("the gradient norm is {} {} while the loss is {}; the update "
                                     "was not applied. Try --check-numerics to find the node",
                                     std::isnan(norm) ? "nan" : "inf", where(), loss));
+  for (std::size_t k = 0; k < updates.size(); ++k) {
+    Tensor& buffer = params_.at(model_.updates[k].buffer.node().name);
+    std::copy_n(updates[k], buffer.numel(), buffer.data<float>());
+  }
   if (profile) {
     double t3 = clock_seconds();
     ++profile->steps;
@@ -340,12 +354,14 @@ Trainer::TrainProgram& Trainer::train_program(std::int64_t rows, const std::stri
   ShapeMap shapes{{x_name, shape}};
   if (model_.y.valid()) shapes.emplace(model_.y.node().name, label_shape(model_.y, rows));
   Program& p = train_programs_->get(shapes);
-  TrainProgram entry{p, {}, {}, p.arena_memory()};
+  TrainProgram entry{p, {}, {}, {}, p.arena_memory()};
   const std::size_t first_grad = 1 + model_.terms.size();
   for (std::size_t i = 0; i < grads_.size(); ++i) {
     entry.grads.push_back({grad_names_[i], p.output(first_grad + i).data<float>()});
     if (!parallel()) entry.norms.push_back(p.output(first_grad + grads_.size() + i).data<float>());
   }
+  for (std::size_t i = 0; i < model_.updates.size(); ++i)
+    entry.updates.push_back(p.output(first_update_ + i).data<float>());
   return train_by_rows_.emplace(rows, std::move(entry)).first->second;
 }
 

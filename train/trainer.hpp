@@ -179,6 +179,7 @@ class Trainer {
     Program& program;
     std::vector<GradRef> grads;  // its gradient outputs, by parameter name
     std::vector<const float*> norms;  // the norm of each gradient (scalar outputs)
+    std::vector<const float*> updates;  // each buffer's new value (Model::updates)
     const void* arena = nullptr;      // where the pointers above were taken
   };
   TrainProgram& train_program(std::int64_t rows, const std::string& x_name, const Shape& shape);
@@ -209,6 +210,8 @@ class Trainer {
   // ways of summing add up a step's norm from these, so they give the same bits.
   float chunk_squares(const float* sum, std::size_t slot, int ranks, int c) const;
   void check_norm(double norm, double loss, FunctionRef<std::string()> where) const;
+  // Writes the buffers' new values, laid end to end in Model::updates order, into params_.
+  void apply_updates(const float* values);
   // Collective, after shared_update steps: each rank's chunk of the optimizer's state to every
   // rank, so the state is whole again (for a checkpoint). train_epoch calls it as it returns.
   void shared_state();
@@ -222,6 +225,7 @@ class Trainer {
   Optimizer optimizer_;
   std::vector<Value> grads_;
   std::vector<std::string> grad_names_;
+  std::size_t first_update_ = 0;  // the training program's output of Model::updates[0]
   std::unique_ptr<ProgramCache> train_programs_;
   std::unique_ptr<ProgramCache> eval_programs_;
   std::shared_ptr<SharedArena> arena_;  // both caches' programs run in it
@@ -246,6 +250,8 @@ class Trainer {
   std::vector<GradRef> parallel_grads_;  // into fused_ or summed_
   std::vector<std::int64_t> gather_offsets_;
   std::vector<float> header_;  // shared_update: each rank's squared norm, losses and stop flag
+  std::vector<float> tail_;    // shared_update: the summed losses, new buffer values, stop flag
+  std::int64_t update_floats_ = 0;  // the buffers' new values, laid end to end
   std::vector<std::int64_t> header_offsets_, param_offsets_;
   std::vector<float> flat_;    // shared_state: a state laid end to end
   std::span<float> shared_params_;  // the parameters, when all ranks share one copy

@@ -4,6 +4,7 @@
 
 #include <graphrun/graph/graph.hpp>
 #include <graphrun/graph/op.hpp>
+#include <graphrun/graph/parameters.hpp>
 #include <graphrun/ops/ops.hpp>
 
 #include <catch2/catch.hpp>
@@ -86,6 +87,23 @@ TEST_CASE("names of inputs and parameters are unique and can be found", "[graph]
   CHECK_THROWS_WITH(g.find("y"), Catch::Contains("x, w"));
   CHECK(g.inputs().size() == 1);
   CHECK(g.parameters().size() == 1);
+}
+
+TEST_CASE("buffers are held like parameters but are not trained", "[graph][buffer]") {
+  Graph g;
+  Value w = g.parameter("w", {3}, Init::zeros());
+  Value b = g.buffer("bn.mean", {1, 3}, Init::constant(1));
+  CHECK(g.parameters() == std::vector<Value>{w});  // what grad() is taken with respect to
+  CHECK(g.buffers() == std::vector<Value>{b});
+  CHECK(g.find("bn.mean") == b);
+  CHECK_THAT(b.node().describe(), Catch::Contains("buffer 'bn.mean'"));
+  CHECK_THROWS_WITH(g.parameter("bn.mean", {1, 3}, Init::zeros()), Catch::Contains("already used by node 1 buffer"));
+  CHECK_THROWS_WITH(g.buffer("w", {3}, Init::zeros()), Catch::Contains("already used"));
+  CHECK_THROWS_WITH(g.shared_parameter("bn.mean", {1, 3}, Init::zeros()), Catch::Contains("is a buffer"));
+  // Initialised, bound and saved with the parameters: one store holds both.
+  ParameterStore store = init_parameters(g, 1);
+  REQUIRE(store.count("bn.mean") == 1);
+  CHECK(testing::to_vector(store.at("bn.mean")) == std::vector<double>{1, 1, 1});
 }
 
 TEST_CASE("shared_parameter gives the same weights for the same name", "[graph]") {

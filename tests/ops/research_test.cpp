@@ -95,6 +95,29 @@ TEST_CASE("stop_gradient passes values and blocks gradients, also of parameters"
         std::vector<double>{0, 0});
 }
 
+TEST_CASE("if_training picks a in training and b outside, and sends the gradient there",
+          "[ops][research]") {
+  Graph g;
+  Value a = g.parameter("a", {2, 2}, Init::zeros());
+  Value b = g.parameter("b", {2, 2}, Init::zeros());
+  Value y = if_training(a, b);
+  auto grads = grad(sum(mul(y, y)), {a, b});
+  ParameterStore v{{"a", make_tensor({2, 2}, {1, 2, 3, 4}, DType::f64)},
+                   {"b", make_tensor({2, 2}, {-1, -2, -3, -4}, DType::f64)}};
+  RunOptions training;
+  auto out = testing::run_graph(g, {y, grads[0], grads[1]}, v, DType::f64, training);
+  CHECK(testing::to_vector(out[0]) == std::vector<double>{1, 2, 3, 4});
+  CHECK(testing::to_vector(out[1]) == std::vector<double>{2, 4, 6, 8});
+  CHECK(testing::to_vector(out[2]) == std::vector<double>{0, 0, 0, 0});
+  RunOptions evaluation;
+  evaluation.training = false;
+  out = testing::run_graph(g, {y, grads[0], grads[1]}, v, DType::f64, evaluation);
+  CHECK(testing::to_vector(out[0]) == std::vector<double>{-1, -2, -3, -4});
+  CHECK(testing::to_vector(out[1]) == std::vector<double>{0, 0, 0, 0});
+  CHECK(testing::to_vector(out[2]) == std::vector<double>{-2, -4, -6, -8});
+  CHECK_THROWS_WITH(if_training(a, g.parameter("c", {2}, Init::zeros())), Catch::Contains("one shape"));
+}
+
 TEST_CASE("one_hot_argmax marks the first largest element; argmin through neg", "[ops][research]") {
   Graph g;
   Value x = g.input("x", {2, 3});

@@ -11,9 +11,11 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <numeric>
 #include <unistd.h>
 
 #include "graph/alloc_counter.hpp"
+#include "graph/run_helpers.hpp"
 
 namespace graphrun {
 namespace {
@@ -444,7 +446,132 @@ Model classifier(std::int64_t batch) {
   return m;
 }
 
+// h = x w, and a loss that pulls every row of h to the batch's mean of h in training and to
+// that mean's moving average (a buffer) in evaluation: batch norm's pattern, small enough to
+// check by hand.
+Model centring(std::int64_t batch, double momentum) {
+  Model m;
+  m.name = "centring";
+  m.graph = std::make_unique<Graph>();
+  Graph& g = *m.graph;
+  m.x = g.input("x", {batch, 16});
+  Value h = matmul(m.x, g.parameter("w", {16, 2}, Init::xavier_uniform()));
+  Value batch_mean = mean(h, {0}, true);
+  Value centre = if_training(batch_mean, moving_average(m.updates, "avg", batch_mean, momentum));
+  m.per_sample_loss = sum(square(h - centre), {1});
+  m.loss = mean(m.per_sample_loss);
+  return m;
+}
+
+// The mean over `rows` of x w, in double, as [2].
+std::vector<double> mean_of_xw(const Split& s, std::int64_t rows, const Tensor& w) {
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(rows));
+  std::iota(idx.begin(), idx.end(), 0);
+  std::vector<double> x(static_cast<std::size_t>(rows * 16));
+  s.fill_batch<double>(idx, x.data());
+  std::vector<double> out(2, 0.0);
+  for (std::int64_t r = 0; r < rows; ++r)
+    for (std::int64_t j = 0; j < 2; ++j)
+      for (std::int64_t k = 0; k < 16; ++k)
+        out[static_cast<std::size_t>(j)] += x[static_cast<std::size_t>(r * 16 + k)] * w.item(k * 2 + j) / static_cast<double>(rows);
+  return out;
+}
+
 }  // namespace
+
+TEST_CASE("a model's buffers follow their updates after each step and serve evaluation",
+          "[train][buffer]") {
+  const Split one_batch = noisy_split(16, 7);
+  TrainConfig cfg;
+  cfg.batch = 16;
+  cfg.epochs = 1;
+  SECTION("one step: the average moves by momentum towards the step's batch mean") {
+    Model m = centring(16, 0.25);
+    Trainer trainer(m, cfg);
+    REQUIRE(trainer.parameters().count("avg") == 1);
+    CHECK(testing::to_vector(trainer.parameters().at("avg")) == std::vector<double>{0, 0});
+    const Tensor w0 = trainer.parameters().at("w").clone();
+    const auto batch_mean = mean_of_xw(one_batch, 16, w0);
+    trainer.train_epoch(one_batch, nullptr);
+    const auto avg = testing::to_vector(trainer.parameters().at("avg"));
+    CHECK(avg[0] == Approx(0.25 * batch_mean[0]).epsilon(1e-5));
+    CHECK(avg[1] == Approx(0.25 * batch_mean[1]).epsilon(1e-5));
+    CHECK(trainer.parameters().at("w").data<float>()[0] != w0.data<float>()[0]);  // w trains
+    // Evaluation centres on the average, not on the batch: the loss is the mean distance of each
+    // row of x w to it.
+    const Tensor& w = trainer.parameters().at("w");
+    const auto now = mean_of_xw(one_batch, 16, w);
+    std::vector<std::int64_t> idx(16);
+    std::iota(idx.begin(), idx.end(), 0);
+    std::vector<double> x(16 * 16);
+    one_batch.fill_batch<double>(idx, x.data());
+    double expected = 0;
+    for (std::int64_t r = 0; r < 16; ++r)
+      for (std::int64_t j = 0; j < 2; ++j) {
+        double h = 0;
+        for (std::int64_t k = 0; k < 16; ++k) h += x[static_cast<std::size_t>(r * 16 + k)] * w.item(k * 2 + j);
+        expected += (h - avg[static_cast<std::size_t>(j)]) * (h - avg[static_cast<std::size_t>(j)]) / 16;
+      }
+    CHECK(trainer.evaluate(one_batch).loss == Approx(expected).epsilon(1e-5));
+    CHECK(std::abs(now[0] - avg[0]) > 1e-3);  // so the batch mean would have given another loss
+  }
+  SECTION("parameters are what the optimizer sees: the buffer has no gradient and no moments") {
+    Model m = centring(16, 0.5);
+    Trainer trainer(m, cfg);
+    trainer.train_epoch(one_batch, nullptr);
+    const auto path = temp_path("centring.safetensors");
+    trainer.save(path, {});
+    SafetensorsFile f = load_safetensors(path);
+    CHECK(f.tensors.count("avg") == 1);
+    CHECK(f.tensors.count("adam.m/w") == 1);
+    CHECK(f.tensors.count("adam.m/avg") == 0);
+    // Resumed, the buffer comes back and the next steps give the same bits as without a break.
+    Model m2 = centring(16, 0.5);
+    Trainer resumed(m2, cfg);
+    resumed.load(path);
+    CHECK(same_bits(resumed.parameters(), trainer.parameters()));
+    for (int e = 0; e < 3; ++e) {
+      trainer.train_epoch(one_batch, nullptr);
+      resumed.train_epoch(one_batch, nullptr);
+    }
+    CHECK(same_bits(resumed.parameters(), trainer.parameters()));
+  }
+  SECTION("shards: the average follows the row-weighted mean of the shards' batch means") {
+    Model a = centring(16, 0.25), b = centring(16, 0.25);
+    Trainer whole(a, cfg);
+    TrainConfig sharded = cfg;
+    sharded.shards = 2;
+    Trainer parts(b, sharded);
+    whole.train_epoch(one_batch, nullptr);
+    parts.train_epoch(one_batch, nullptr);
+    const auto x = testing::to_vector(whole.parameters().at("avg"));
+    const auto y = testing::to_vector(parts.parameters().at("avg"));
+    CHECK(y[0] == Approx(x[0]).epsilon(1e-5));
+    CHECK(y[1] == Approx(x[1]).epsilon(1e-5));
+  }
+  SECTION("a step with updates allocates nothing after its first") {
+    Model m = centring(16, 0.1);
+    Trainer trainer(m, cfg);
+    Split many = noisy_split(16 * 8, 2);
+    long counted = -1;
+    trainer.train_epoch(many, nullptr, [&](const Progress& p) {
+      if (p.batch == 2) {
+        testing::allocations = 0;
+        testing::counting = true;
+      } else if (p.batch == 7) {
+        testing::counting = false;
+        counted = testing::allocations.load();
+      }
+    });
+    CHECK(counted == 0);
+  }
+  SECTION("an update must write a buffer of its own shape") {
+    Model m = centring(16, 0.1);
+    m.updates.push_back({m.graph->find("w"), m.graph->find("w")});
+    CHECK_THROWS_WITH(Trainer(m, cfg), Catch::Contains("not a buffer"));
+    CHECK_THROWS_WITH(moving_average(m.updates, "bad", m.graph->find("w"), 0), Catch::Contains("momentum in (0, 1]"));
+  }
+}
 
 TEST_CASE("labels are bound one-hot or as class indices", "[train][labels]") {
   Split s = labelled_split();
