@@ -54,7 +54,7 @@ const std::map<std::string, double (*)(double)>& numeric_unary() {
 }
 
 const std::vector<std::string>& builtin_functions() {
-  static const std::vector<std::string> names = {"param", "dim", "tensor", "full", "eye", "arange", "grad", "normal", "uniform", "constant",
+  static const std::vector<std::string> names = {"param", "moving_average", "dim", "tensor", "full", "eye", "arange", "grad", "normal", "uniform", "constant",
                                                  "min", "max", "warmup", "exp", "log", "sqrt",
                                                  "abs", "floor", "ceil"};
   return names;
@@ -284,6 +284,38 @@ double GraphBuilder::schedule_value(const Statement& s, std::int64_t step) {
   return v.number;
 }
 
+// The first call of a name declares its buffer; later calls (a decoder built again for another
+// role) get the same buffer back. Each call's value is a candidate, and fill_updates() keeps the
+// first one the loss depends on: the average follows the batches training sees.
+GraphVal GraphBuilder::moving_average(const std::string& name, Value value, double momentum, Init init,
+                                      SourcePos pos) {
+  if (!graph_) fail(pos, "a schedule computes numbers only");
+  Value buffer;
+  auto it = buffers_.find(name);
+  if (it != buffers_.end()) {
+    const Node& n = it->second.buffer.node();
+    if (n.shape != value.shape() || to_string(n.init) != to_string(init) || it->second.momentum != momentum)
+      fail(pos, fmt::format("moving average '{}' was declared on line {} over {} with momentum {} and {}; "
+                            "here over {} with momentum {} and {}", name, it->second.pos.line,
+                            to_string(n.shape), it->second.momentum, to_string(n.init),
+                            to_string(value.shape()), momentum, to_string(init)));
+    buffer = it->second.buffer;
+  } else {
+    if (static_cast<double>(numel(value.shape())) > kMaxParameterElements)
+      fail(pos, fmt::format("moving average '{}' of shape {} is over {} elements", name,
+                            to_string(value.shape()), kMaxParameterElements));
+    at(pos);
+    try {
+      buffer = graph_->buffer(name, value.shape(), init);
+    } catch (const std::invalid_argument& ex) {
+      fail(pos, ex.what());
+    }
+    buffers_[name] = {buffer, momentum, pos};
+  }
+  update_candidates_.push_back({buffer, value, momentum, pos});
+  return GraphVal::of(buffer, false);
+}
+
 GraphVal GraphBuilder::param(const std::string& name, const Shape& shape, Init init, SourcePos pos) {
   if (!graph_) fail(pos, "a schedule computes numbers only");
   if (auto it = params_.find(name); it != params_.end()) {
@@ -455,6 +487,25 @@ GraphVal GraphBuilder::call(const Expr& e, Scope* local) {
     }
     if (shape.size() > static_cast<std::size_t>(kMaxRank)) fail(e.args[1]->pos, "too many dimensions");
     return param(args[0].text, shape, args[2].init, e.pos);
+  }
+  if (name == "moving_average") {
+    const std::string form = "moving_average(\"name\", value, momentum) or moving_average(\"name\", value, momentum, init)";
+    if (named || args.size() < 3 || args.size() > 4) fail(e.pos, fmt::format("moving_average is called as {}", form));
+    if (args[0].kind != GraphVal::Kind::string) fail(e.args[0]->pos, "a moving average's name is a string");
+    Value value = tensor(args[1], e.args[1]->pos, "the value a moving average follows");
+    if (args[1].batch && !value.shape().empty() && value.shape()[0] == batch_)
+      fail(e.args[1]->pos, fmt::format("the value a moving average follows cannot have the batch's size B, "
+                                       "which changes at the last batch of an epoch: reduce over the batch "
+                                       "first (mean(v, axes=[0], keepdims=1)); got {}", to_string(value.shape())));
+    if (args[2].kind != GraphVal::Kind::number || args[2].batch || !(args[2].number > 0 && args[2].number <= 1))
+      fail(e.args[2]->pos, "a moving average's momentum is a number in (0, 1]: the weight of each step's value");
+    Init init = Init::zeros();
+    if (args.size() == 4) {
+      if (args[3].kind != GraphVal::Kind::init)
+        fail(e.args[3]->pos, "the fourth argument is an initialiser: zeros, constant(1), ...");
+      init = args[3].init;
+    }
+    return moving_average(args[0].text, value, args[2].number, init, e.pos);
   }
   if (name == "dim") {
     arity(2, "dim(tensor, axis)");
@@ -765,6 +816,7 @@ void GraphBuilder::fill(Model& m) {
                                                       to_string(m.x.shape()), to_string(m.corrupted.shape())));
   }
   fill_labels(m);
+  fill_updates(m);
   m.has_prior = prior_ == "normal";
   g.set_origin("");
   // Each schedule evaluates its expression again at every step, over a builder of its own that
@@ -772,6 +824,32 @@ void GraphBuilder::fill(Model& m) {
   for (const Statement* s : schedules_) {
     auto numbers = std::make_shared<GraphBuilder>(syntax_, options_, nullptr, batch_, sample_);
     m.schedules.push_back({s->name, [numbers, s](std::int64_t step) { return numbers->schedule_value(*s, step); }});
+  }
+}
+
+// Per buffer, the first candidate value the loss depends on, else the first one.
+void GraphBuilder::fill_updates(Model& m) {
+  std::vector<char> feeds_loss(static_cast<std::size_t>(graph_->size()), 0);
+  std::vector<int> stack{m.loss.id()};
+  while (!stack.empty()) {
+    const int id = stack.back();
+    stack.pop_back();
+    if (feeds_loss[static_cast<std::size_t>(id)]) continue;
+    feeds_loss[static_cast<std::size_t>(id)] = 1;
+    for (int in : graph_->node(id).inputs) stack.push_back(in);
+  }
+  auto feeds = [&](const UpdateCandidate& c) { return feeds_loss[static_cast<std::size_t>(c.value.id())] != 0; };
+  std::vector<const UpdateCandidate*> chosen;  // in the order the buffers were declared
+  for (const UpdateCandidate& c : update_candidates_) {
+    auto known = std::find_if(chosen.begin(), chosen.end(), [&](const UpdateCandidate* k) { return k->buffer == c.buffer; });
+    if (known == chosen.end())
+      chosen.push_back(&c);
+    else if (feeds(c) && !feeds(**known))
+      *known = &c;
+  }
+  for (const UpdateCandidate* c : chosen) {
+    at(c->pos);
+    m.updates.push_back({c->buffer, moving_average_update(c->buffer, c->value, c->momentum)});
   }
 }
 

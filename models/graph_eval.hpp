@@ -73,6 +73,8 @@ class GraphBuilder {
   GraphVal constant_tensor(const GraphVal& v, SourcePos pos);
   GraphVal arithmetic(const std::string& op, GraphVal a, GraphVal b, SourcePos pos);
   GraphVal param(const std::string& name, const Shape& shape, Init init, SourcePos pos);
+  GraphVal moving_average(const std::string& name, Value value, double momentum, Init init, SourcePos pos);
+  void fill_updates(Model& m);
   Shape shape_of(const std::vector<ExprPtr>& dims, Scope* local, bool allow_batch, bool* batched);
   std::int64_t integer(const GraphVal& v, SourcePos pos, const std::string& what);
   Value tensor(const GraphVal& v, SourcePos pos, const std::string& what);
@@ -91,6 +93,18 @@ class GraphBuilder {
   Scope globals_;
   std::map<std::string, const Statement*> functions_;
   std::map<std::string, std::pair<Value, SourcePos>> params_;
+  struct Buffer {
+    Value buffer;
+    double momentum;
+    SourcePos pos;
+  };
+  std::map<std::string, Buffer> buffers_;  // moving averages, by name
+  struct UpdateCandidate {
+    Value buffer, value;
+    double momentum;
+    SourcePos pos;
+  };
+  std::vector<UpdateCandidate> update_candidates_;  // every moving_average call, in order
   std::vector<Call> calls_;
   // Roles.
   std::map<std::string, std::pair<GraphVal, SourcePos>> roles_;

@@ -324,6 +324,62 @@ TEST_CASE("a parameter named twice is the same weights", "[models][graphfile]") 
              Catch::Contains("parameter 'w' was declared on line 6 as [6, 6] zeros; here as [6, 2] zeros"));
 }
 
+// A decoder with batch norm serves the loss and two roles; its running average must follow the
+// batches training normalises, whichever call comes first in the file.
+TEST_CASE("a moving average follows the value the loss depends on", "[models][graphfile][buffer]") {
+  const std::string text = R"([graph]
+input x [B, D]
+input z [B, D]
+def centre(v) {
+  m = mean(v, axes=[0], keepdims=1)
+  return v - if_training(m, moving_average("avg", m, 0.5))
+}
+role reconstruction = centre(x)
+role decoded = centre(z)
+role loss = sum(square(centre(x * 2)), axes=[1])
+role code = x
+)";
+  Model m = build_graph_model(parse_graph_text(text, "t.graph"), {}, 16, 9);
+  REQUIRE(m.updates.size() == 1);
+  CHECK(m.graph->buffers().size() == 1);
+  CHECK(m.graph->parameters().empty());
+  TrainConfig config;
+  config.batch = 16;
+  config.optimizer.kind = "sgd";
+  Trainer trainer(m, config);
+  const Split data = noise(16, 3, 4);
+  trainer.train_epoch(data, nullptr);
+  // 0.5 of the batch mean of 2 x: the mean of x (the reconstruction's call would give half).
+  std::vector<std::int64_t> idx(16);
+  for (std::size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<std::int64_t>(i);
+  std::vector<double> x(16 * 9);
+  data.fill_batch<double>(idx, x.data());
+  const Tensor& avg = trainer.parameters().at("avg");
+  for (std::int64_t j = 0; j < 9; ++j) {
+    double mean = 0;
+    for (std::int64_t r = 0; r < 16; ++r) mean += x[static_cast<std::size_t>(r * 9 + j)] / 16;
+    CHECK(avg.item(j) == Approx(mean).epsilon(1e-5));
+  }
+}
+
+TEST_CASE("moving_average refuses what would not be one average", "[models][graphfile][buffer]") {
+  const std::string m = "m = mean(x, axes=[0], keepdims=1)\n";
+  CHECK_THAT(error_of(graph("a = moving_average(\"a\", x, 0.1)\n")),
+             Catch::Contains("t.graph:6:25: the value a moving average follows cannot have the batch's size B"));
+  CHECK_THAT(error_of(graph(m + "a = moving_average(\"a\", m, 0)\n")),
+             Catch::Contains("momentum is a number in (0, 1]"));
+  CHECK_THAT(error_of(graph(m + "a = moving_average(\"a\", m, 1.5)\n")), Catch::Contains("(0, 1]"));
+  CHECK_THAT(error_of(graph(m + "a = moving_average(a, m, 0.5)\n")), Catch::Contains("unknown name"));
+  CHECK_THAT(error_of(graph(m + "a = moving_average(\"a\", m, 0.5, 3)\n")), Catch::Contains("an initialiser"));
+  CHECK_THAT(error_of(graph(m + "a = moving_average(\"a\", m)\n")), Catch::Contains("moving_average is called as"));
+  CHECK_THAT(error_of(graph(m + "a = moving_average(\"a\", m, 0.5)\nb = moving_average(\"a\", m, 0.25)\n")),
+             Catch::Contains("moving average 'a' was declared on line 7 over [1, 6] with momentum 0.5"));
+  CHECK_THAT(error_of(graph(m + "p = param(\"a\", [1, D], zeros)\na = moving_average(\"a\", m, 0.5)\n")),
+             Catch::Contains("already used by"));
+  CHECK_THAT(error_of(graph(m + "a = moving_average(\"a\", m, 0.5)\np = param(\"a\", [1, D], zeros)\n")),
+             Catch::Contains("already used by"));
+}
+
 TEST_CASE("reshape takes the batch as an inferred size", "[models][graphfile]") {
   auto syntax = parse_graph_text(graph("h = reshape(x, shape=[B, 2, 3])\ng = reshape(h, shape=[B, D])\n"), "t.graph");
   Model m = build_graph_model(syntax, {}, 4, 6);

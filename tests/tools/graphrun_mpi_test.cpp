@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <fstream>
 
 #include "tools/mpi_harness.hpp"
 
@@ -149,6 +150,59 @@ TEST_CASE("mpirun: train.shards gives the same bits for 1, 2 and 3 ranks", "[mpi
   CliResult bad = mpi_run(3, small("model.vae", "bad", 1, {"--train.shards", "2"}), tmp.path(), "bad");
   CHECK(bad.code != 0);
   CHECK(bad.err.find("fewer than the 3 ranks") != std::string::npos);
+}
+
+// Batch norm over each part of the batch, with running averages the ranks must agree on.
+constexpr const char* kBatchNormGraph = R"([model]
+hidden = 16
+[graph]
+input x [B, D]
+input z [B, 2]
+def bn(v, name) {
+  m = mean(v, axes=[0], keepdims=1)
+  s = mean(square(v - m), axes=[0], keepdims=1)
+  mu = if_training(m, moving_average(name + ".mean", m, 0.1))
+  var = if_training(s, moving_average(name + ".var", s, 0.1, constant(1)))
+  return (v - mu) / sqrt(var + 1e-5)
+}
+def dense(v, n, name) = v @ param(name + ".w", [dim(v, 1), n], xavier_uniform) + param(name + ".b", [n], zeros)
+def decode(v) = dense(relu(bn(dense(v, hidden, "dec1"), "bn2")), D, "dec2")
+code = dense(relu(bn(dense(x, hidden, "enc1"), "bn1")), 2, "code")
+role loss = sum(bce_with_logits(decode(code), x), axes=[1])
+role code = code
+role reconstruction = sigmoid(decode(code))
+role decoded = sigmoid(decode(z))
+)";
+
+TEST_CASE("mpirun: batch norm's running averages are the same bits on every rank", "[mpi][e2e][buffer]") {
+  GRAPHRUN_REQUIRE_MPI();
+  TempDir tmp;
+  {
+    std::ofstream out(tmp / "bn.graph", std::ios::binary);
+    out << kBatchNormGraph;
+  }
+  // Shards: each normalises over its own rows, whoever computes it, so any N gives one run's bits.
+  const std::vector<std::string> shards{"--train.shards", "6"};
+  auto one = run_cli_process(small("bn.graph", "one", 1, shards), tmp.path());
+  INFO(describe(one));
+  REQUIRE(one.code == 0);
+  CHECK(load_safetensors(tmp / "one" / "checkpoint.safetensors").tensors.count("bn1.mean") == 1);
+  CliResult three = mpi_run(3, small("bn.graph", "np3", 1, shards), tmp.path(), "np3");
+  INFO(describe(three));
+  REQUIRE(three.code == 0);
+  CHECK(three.out.find("parameters: the same bits on all 3 ranks") != std::string::npos);
+  require_same_tensors(tmp / "one" / "checkpoint.safetensors", tmp / "np3" / "checkpoint.safetensors");
+  // Default mode: the shared-memory sum and the ring carry the new averages alike.
+  CliResult shared = mpi_run(2, small("bn.graph", "shared", 1), tmp.path(), "shared");
+  INFO(describe(shared));
+  REQUIRE(shared.code == 0);
+  CHECK(shared.out.find("shared-memory sum") != std::string::npos);
+  CHECK(shared.out.find("parameters: the same bits on all 2 ranks") != std::string::npos);
+  MpiProcess p(2, small("bn.graph", "ring", 1), tmp.path(), "ring", {"GRAPHRUN_ALLREDUCE=ring"});
+  CliResult ring = p.wait(60s);
+  INFO(describe(ring));
+  REQUIRE(ring.code == 0);
+  require_same_tensors(tmp / "shared" / "checkpoint.safetensors", tmp / "ring" / "checkpoint.safetensors");
 }
 
 TEST_CASE("mpirun: --resume continues with another number of ranks", "[mpi][e2e]") {
