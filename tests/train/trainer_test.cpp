@@ -446,6 +446,21 @@ Model classifier(std::int64_t batch) {
   return m;
 }
 
+// Heap allocations while an epoch over `data` (at least 7 batches) trains batches 2 to 6.
+long allocations_in_batches_2_to_6(Trainer& trainer, const Split& data) {
+  long counted = -1;
+  trainer.train_epoch(data, nullptr, [&](const Progress& p) {
+    if (p.batch == 2) {
+      testing::allocations = 0;
+      testing::counting = true;
+    } else if (p.batch == 7) {
+      testing::counting = false;
+      counted = testing::allocations.load();
+    }
+  });
+  return counted;
+}
+
 // h = x w, and a loss that pulls every row of h to the batch's mean of h in training and to
 // that mean's moving average (a buffer) in evaluation: batch norm's pattern, small enough to
 // check by hand.
@@ -553,22 +568,14 @@ TEST_CASE("a model's buffers follow their updates after each step and serve eval
     Model m = centring(16, 0.1);
     Trainer trainer(m, cfg);
     Split many = noisy_split(16 * 8, 2);
-    long counted = -1;
-    trainer.train_epoch(many, nullptr, [&](const Progress& p) {
-      if (p.batch == 2) {
-        testing::allocations = 0;
-        testing::counting = true;
-      } else if (p.batch == 7) {
-        testing::counting = false;
-        counted = testing::allocations.load();
-      }
-    });
-    CHECK(counted == 0);
+    CHECK(allocations_in_batches_2_to_6(trainer, many) == 0);
   }
   SECTION("an update must write a buffer of its own shape") {
     Model m = centring(16, 0.1);
     m.updates.push_back({m.graph->find("w"), m.graph->find("w")});
     CHECK_THROWS_WITH(Trainer(m, cfg), Catch::Contains("not a buffer"));
+    m.updates.back() = {m.graph->find("avg"), m.graph->find("w")};
+    CHECK_THROWS_WITH(Trainer(m, cfg), Catch::Contains("the update of buffer 'avg' [1, 2] computes [16, 2]"));
     CHECK_THROWS_WITH(moving_average(m.updates, "bad", m.graph->find("w"), 0), Catch::Contains("momentum in (0, 1]"));
   }
 }
@@ -618,17 +625,7 @@ TEST_CASE("the trainer binds the data set's labels to y in training and evaluati
   // Labels go into a buffer kept per batch size: a step still allocates nothing after its first.
   Split many = noisy_split(16 * 8, 1);
   many.labels.assign(static_cast<std::size_t>(many.count), 1);
-  long counted = -1;
-  trainer.train_epoch(many, nullptr, [&](const Progress& p) {
-    if (p.batch == 2) {
-      testing::allocations = 0;
-      testing::counting = true;
-    } else if (p.batch == 7) {
-      testing::counting = false;
-      counted = testing::allocations.load();
-    }
-  });
-  CHECK(counted == 0);
+  CHECK(allocations_in_batches_2_to_6(trainer, many) == 0);
   Split unlabelled = noisy_split(8, 6);
   CHECK_THROWS_AS(trainer.train_epoch(unlabelled, nullptr), LabelError);
   CHECK_THROWS_AS(trainer.evaluate(unlabelled), LabelError);
