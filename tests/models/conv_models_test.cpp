@@ -8,6 +8,7 @@
 // (after every ReLU), and with softplus in place of ReLU (the same wiring, smooth) on weights
 // throughout: convolutions, transposed convolutions, pooled and upsampled paths, dense layers.
 #include <graphrun/graph/gradcheck.hpp>
+#include <graphrun/graph/parallel.hpp>
 #include <graphrun/graph/parameters.hpp>
 #include <graphrun/graph/random.hpp>
 #include <graphrun/models/graph_model.hpp>
@@ -17,6 +18,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -198,6 +200,41 @@ TEST_CASE("a denoising model's corruption is its training noise, drawn the same 
       CHECK(three.width() == two.width());
       CHECK(three.height() == two.height() + 2 * 28 + 2);
     }
+  }
+}
+
+// Batch norm reduces over the batch and positions in blocks fixed by the shape, and its running
+// averages are written after each step: training stays the same bits at any thread count.
+TEST_CASE("the batch-norm conv VAE trains to the same bits at 1 and 2 threads, buffers included",
+          "[models][conv][buffer]") {
+  struct Restore {
+    ~Restore() { set_num_threads(0); }
+  } restore;
+  const Split data = synthetic_images(40);  // 16 + 16 + a last batch of 8
+  std::vector<ParameterStore> runs;
+  std::vector<double> test_losses;
+  for (int threads : {1, 2}) {
+    set_num_threads(threads);
+    Model m = load_graph_model(shipped("zoo/conv_vae_bn.graph"), {{"channels", "4"}, {"latent", "2"}}, 16, kImage);
+    REQUIRE(m.updates.size() == 8);
+    TrainConfig cfg;
+    cfg.batch = 16;
+    Trainer t(m, cfg);
+    t.train_epoch(data, nullptr);
+    t.train_epoch(data, nullptr);
+    test_losses.push_back(t.evaluate(data).loss);
+    ParameterStore copy;
+    for (const auto& [name, tensor] : t.parameters()) copy.emplace(name, tensor.clone());
+    runs.push_back(std::move(copy));
+  }
+  CHECK(test_losses[0] == test_losses[1]);
+  REQUIRE(runs[0].size() == runs[1].size());
+  const Tensor& var = runs[0].at("bn4.var");
+  CHECK(var.data<float>()[0] != 1.0f);  // the averages moved
+  for (const auto& [name, a] : runs[0]) {
+    INFO(name);
+    const Tensor& b = runs[1].at(name);
+    CHECK(std::memcmp(a.raw(), b.raw(), a.bytes()) == 0);
   }
 }
 
