@@ -570,6 +570,43 @@ void conv2d_backward_weight_taps(const ConvGeometry& g, const float* x, const fl
   });
 }
 
+// A stride-1 convolution from many channels to few filters (a decoder's last layer, to the
+// image's channels) is the transposed convolution of the same input with the roles swapped:
+// conv2d(x, w) at padding p is x convolved transposed by w~[c, f, a, b] = w[f, c, kh-1-a, kw-1-b]
+// at padding d (k - 1) - p. Its column matrix has f kh kw rows where the direct one has c kh kw,
+// and its products put the c channels where a tile has room for them: for 32 channels to 1 the
+// forward, input gradient and weight gradient took 8.1, 9.7 and 13.7 ms of a step on tap
+// products, tiles one row in eight full. The flipped weights live on the stack (a kernel may
+// wait on TBB, and a task run meanwhile on its thread would share a scratch buffer), which
+// bounds the layers that swap.
+constexpr std::int64_t kSwappedWeightBytes = 32 << 10;
+
+template <class T>
+bool swaps_roles(const ConvGeometry& g) {
+  return g.stride[0] == 1 && g.stride[1] == 1 && g.f < 8 && g.c > g.f &&
+         g.padding[0] <= g.dilation[0] * (g.kh - 1) && g.padding[1] <= g.dilation[1] * (g.kw - 1) &&
+         g.f * g.k() * static_cast<std::int64_t>(sizeof(T)) <= kSwappedWeightBytes;
+}
+
+// The swapped geometry: images [n, f, oh, ow] to outputs [n, c, h, w].
+ConvGeometry swapped(const ConvGeometry& g) {
+  ConvGeometry s = g;
+  s.c = g.f, s.f = g.c, s.h = g.oh, s.w = g.ow, s.oh = g.h, s.ow = g.w;
+  s.padding = {g.dilation[0] * (g.kh - 1) - g.padding[0], g.dilation[1] * (g.kw - 1) - g.padding[1]};
+  return s;
+}
+
+// w [f, c, kh, kw] of geometry g as [c, f, kh, kw], flipped along both kernel axes: the swapped
+// geometry's weights, and back again.
+template <class T>
+void flip_weights(const ConvGeometry& g, const T* w, T* out) {
+  for (std::int64_t f = 0; f < g.f; ++f)
+    for (std::int64_t c = 0; c < g.c; ++c)
+      for (std::int64_t a = 0; a < g.kh; ++a)
+        for (std::int64_t b = 0; b < g.kw; ++b)
+          out[((c * g.f + f) * g.kh + a) * g.kw + b] = w[((f * g.c + c) * g.kh + g.kh - 1 - a) * g.kw + g.kw - 1 - b];
+}
+
 }  // namespace
 
 void set_conv_tap_products(bool on) { tap_products.store(on, std::memory_order_relaxed); }
@@ -583,6 +620,11 @@ void conv2d_forward(const ConvGeometry& g, const T* x, const T* w, T* y, const R
     std::fill(y, y + g.n * g.f * P, T(0));
     ready(0, g.n * g.f * P);
     return;
+  }
+  if (swaps_roles<T>(g)) {
+    alignas(64) T flipped[kSwappedWeightBytes / sizeof(T)];
+    flip_weights(g, w, flipped);
+    return conv2d_backward_data(swapped(g), x, flipped, y, ready);
   }
   // A tile's sum over few (channel, tap) rows (an image's single channel has 9) is short beside
   // its setup and stores, and the phases cost as much: im2col's product is faster there.
@@ -793,6 +835,11 @@ void conv2d_backward_data(const ConvGeometry& g, const T* dy, const T* w, T* dx,
     ready(0, g.n * g.image());
     return;
   }
+  if (swaps_roles<T>(g)) {
+    alignas(64) T flipped[kSwappedWeightBytes / sizeof(T)];
+    flip_weights(g, w, flipped);
+    return conv2d_forward(swapped(g), dy, flipped, dx, ready);
+  }
   // Tap products have no col2im to save but pay for no products of few rows either: they take
   // every layer wide enough to fill a tile's rows.
   if (transpose_by_phases(g) || (std::is_same_v<T, float> && conv_tap_products() && g.c >= 8))
@@ -825,6 +872,13 @@ void conv2d_backward_weight(const ConvGeometry& g, const T* x, const T* dy, T* d
   if (g.f == 0 || K == 0) return;
   if (g.n == 0 || P == 0) {
     std::fill(dw, dw + g.f * K, T(0));
+    return;
+  }
+  if (swaps_roles<T>(g)) {
+    const ConvGeometry s = swapped(g);
+    alignas(64) T flipped[kSwappedWeightBytes / sizeof(T)];
+    conv2d_backward_weight(s, dy, x, flipped);
+    flip_weights(s, flipped, dw);
     return;
   }
   // Tap products transpose dy, once per thread: with few (channel, tap) rows to spread that

@@ -133,6 +133,13 @@ std::vector<Config> configs() {
       // past their tiles' ends.
       {{5, 8, 9, 10}, {17, 8, 3, 3}, {2, 2}, {1, 1}, {1, 1}},
       {{3, 9, 7, 6}, {10, 9, 3, 2}, {1, 2}, {0, 1}, {2, 1}},
+      // Many channels to few filters at stride 1 swap roles with the transposed convolution:
+      // one filter, three dilated ones, a 5x5 kernel (its swapped forward on tap products), and a
+      // padding past d (k - 1) on one axis, which does not swap.
+      {{4, 32, 9, 8}, {1, 32, 3, 3}, {1, 1}, {1, 1}, {1, 1}},
+      {{3, 12, 7, 9}, {3, 12, 3, 2}, {1, 1}, {2, 1}, {2, 1}},
+      {{2, 16, 10, 9}, {3, 16, 5, 5}, {1, 1}, {2, 0}, {1, 1}},
+      {{2, 6, 8, 8}, {2, 6, 3, 3}, {1, 1}, {3, 0}, {1, 1}},
   };
 }
 
