@@ -493,7 +493,8 @@ GraphVal GraphBuilder::call(const Expr& e, Scope* local) {
     if (named || args.size() < 3 || args.size() > 4) fail(e.pos, fmt::format("moving_average is called as {}", form));
     if (args[0].kind != GraphVal::Kind::string) fail(e.args[0]->pos, "a moving average's name is a string");
     Value value = tensor(args[1], e.args[1]->pos, "the value a moving average follows");
-    if (args[1].batch && !value.shape().empty() && value.shape()[0] == batch_)
+    // A batch of 1 cannot tell a reduced value from a row; compile would catch that one later.
+    if (args[1].batch && batch_ > 1 && !value.shape().empty() && value.shape()[0] == batch_)
       fail(e.args[1]->pos, fmt::format("the value a moving average follows cannot have the batch's size B, "
                                        "which changes at the last batch of an epoch: reduce over the batch "
                                        "first (mean(v, axes=[0], keepdims=1)); got {}", to_string(value.shape())));

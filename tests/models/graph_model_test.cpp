@@ -68,7 +68,7 @@ TEST_CASE("the shipped graph files train to the same bits as their builders", "[
   ModelOptions small = {{"hidden", "12"}};
   for (const std::string name : {"vae", "ae", "dae", "sae"}) {
     ModelOptions options = small;
-    options[name == "vae" ? "latent" : "code"] = "3";
+    options.insert_or_assign(name == "vae" ? "latent" : "code", "3");
     for (int threads : {1, 2}) {
       DYNAMIC_SECTION(name << ".graph at " << threads << " threads") {
         set_num_threads(threads);
@@ -363,20 +363,23 @@ role code = x
 }
 
 TEST_CASE("moving_average refuses what would not be one average", "[models][graphfile][buffer]") {
-  const std::string m = "m = mean(x, axes=[0], keepdims=1)\n";
+  // A file whose body starts with a reduced value m [1, D].
+  auto with_m = [](const char* body) { return graph(std::string("m = mean(x, axes=[0], keepdims=1)\n").append(body)); };
   CHECK_THAT(error_of(graph("a = moving_average(\"a\", x, 0.1)\n")),
              Catch::Contains("t.graph:6:25: the value a moving average follows cannot have the batch's size B"));
-  CHECK_THAT(error_of(graph(m + "a = moving_average(\"a\", m, 0)\n")),
+  // A batch of one: the reduced value is [1, D] like a row, and is taken.
+  CHECK_NOTHROW(build_graph_model(parse_graph_text(with_m("a = moving_average(\"a\", m, 0.5)\n"), "t.graph"), {}, 1, 6));
+  CHECK_THAT(error_of(with_m("a = moving_average(\"a\", m, 0)\n")),
              Catch::Contains("momentum is a number in (0, 1]"));
-  CHECK_THAT(error_of(graph(m + "a = moving_average(\"a\", m, 1.5)\n")), Catch::Contains("(0, 1]"));
-  CHECK_THAT(error_of(graph(m + "a = moving_average(a, m, 0.5)\n")), Catch::Contains("unknown name"));
-  CHECK_THAT(error_of(graph(m + "a = moving_average(\"a\", m, 0.5, 3)\n")), Catch::Contains("an initialiser"));
-  CHECK_THAT(error_of(graph(m + "a = moving_average(\"a\", m)\n")), Catch::Contains("moving_average is called as"));
-  CHECK_THAT(error_of(graph(m + "a = moving_average(\"a\", m, 0.5)\nb = moving_average(\"a\", m, 0.25)\n")),
+  CHECK_THAT(error_of(with_m("a = moving_average(\"a\", m, 1.5)\n")), Catch::Contains("(0, 1]"));
+  CHECK_THAT(error_of(with_m("a = moving_average(a, m, 0.5)\n")), Catch::Contains("unknown name"));
+  CHECK_THAT(error_of(with_m("a = moving_average(\"a\", m, 0.5, 3)\n")), Catch::Contains("an initialiser"));
+  CHECK_THAT(error_of(with_m("a = moving_average(\"a\", m)\n")), Catch::Contains("moving_average is called as"));
+  CHECK_THAT(error_of(with_m("a = moving_average(\"a\", m, 0.5)\nb = moving_average(\"a\", m, 0.25)\n")),
              Catch::Contains("moving average 'a' was declared on line 7 over [1, 6] with momentum 0.5"));
-  CHECK_THAT(error_of(graph(m + "p = param(\"a\", [1, D], zeros)\na = moving_average(\"a\", m, 0.5)\n")),
+  CHECK_THAT(error_of(with_m("p = param(\"a\", [1, D], zeros)\na = moving_average(\"a\", m, 0.5)\n")),
              Catch::Contains("already used by"));
-  CHECK_THAT(error_of(graph(m + "a = moving_average(\"a\", m, 0.5)\np = param(\"a\", [1, D], zeros)\n")),
+  CHECK_THAT(error_of(with_m("a = moving_average(\"a\", m, 0.5)\np = param(\"a\", [1, D], zeros)\n")),
              Catch::Contains("already used by"));
 }
 
