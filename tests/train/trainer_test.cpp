@@ -47,6 +47,21 @@ bool same_bits(const ParameterStore& a, const ParameterStore& b) {
   return true;
 }
 
+// Heap allocations while an epoch over `data` (at least 7 batches) trains batches 2 to 6.
+long allocations_in_batches_2_to_6(Trainer& trainer, const Split& data) {
+  long counted = -1;
+  trainer.train_epoch(data, nullptr, [&](const Progress& p) {
+    if (p.batch == 2) {
+      testing::allocations = 0;
+      testing::counting = true;
+    } else if (p.batch == 7) {
+      testing::counting = false;
+      counted = testing::allocations.load();
+    }
+  });
+  return counted;
+}
+
 ModelOptions small_vae() { return {{"hidden", "8"}, {"latent", "2"}}; }
 
 TEST_CASE("resuming from a checkpoint gives the same parameters bit for bit", "[train][resume]") {
@@ -183,17 +198,7 @@ TEST_CASE("a whole training step allocates nothing after the first", "[train][al
       cfg.batch = 16;
       cfg.optimizer.clip_norm = 1.0;
       Trainer t(m, cfg);
-      long counted = -1;
-      t.train_epoch(noisy_split(16 * 8, 1), nullptr, [&](const Progress& p) {
-        if (p.batch == 2) {
-          testing::allocations = 0;
-          testing::counting = true;
-        } else if (p.batch == 7) {
-          testing::counting = false;
-          counted = testing::allocations.load();
-        }
-      });
-      CHECK(counted == 0);
+      CHECK(allocations_in_batches_2_to_6(t, noisy_split(16 * 8, 1)) == 0);
     }
   }
 }
@@ -444,21 +449,6 @@ Model classifier(std::int64_t batch) {
   m.terms["ones"] = mean(sum(m.y, {1}));
   m.terms["class"] = mean(sum(m.y * g.constant({3}, {0, 1, 2}), {1}));
   return m;
-}
-
-// Heap allocations while an epoch over `data` (at least 7 batches) trains batches 2 to 6.
-long allocations_in_batches_2_to_6(Trainer& trainer, const Split& data) {
-  long counted = -1;
-  trainer.train_epoch(data, nullptr, [&](const Progress& p) {
-    if (p.batch == 2) {
-      testing::allocations = 0;
-      testing::counting = true;
-    } else if (p.batch == 7) {
-      testing::counting = false;
-      counted = testing::allocations.load();
-    }
-  });
-  return counted;
 }
 
 // h = x w, and a loss that pulls every row of h to the batch's mean of h in training and to
