@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 #include <iterator>
+#include <limits>
 #include <map>
 
 namespace graphrun {
@@ -63,9 +64,31 @@ std::vector<int> schedule_order(const Graph& graph, const std::vector<int>& live
   return order;
 }
 
+// A set of steps per step, as rows of bits: rows OR and AND a word at a time.
+class StepSets {
+ public:
+  explicit StepSets(std::size_t n) : words_((n + 63) / 64), bits_(n * words_) {}
+  bool test(std::size_t row, std::size_t step) const {
+    return (bits_[row * words_ + step / 64] >> (step % 64)) & 1u;
+  }
+  void set(std::size_t row, std::size_t step) {
+    bits_[row * words_ + step / 64] |= std::uint64_t{1} << (step % 64);
+  }
+  void unite(std::size_t row, std::size_t from) {
+    for (std::size_t w = 0; w < words_; ++w) bits_[row * words_ + w] |= bits_[from * words_ + w];
+  }
+  std::size_t words() const { return words_; }
+  const std::uint64_t* row(std::size_t r) const { return bits_.data() + r * words_; }
+
+ private:
+  std::size_t words_;
+  std::vector<std::uint64_t> bits_;
+};
+
 struct PlannedBuffer {
   std::size_t bytes = 0;
   int writer = 0;
+  int last = 0;            // its last user in schedule order (INT_MAX for an output)
   std::vector<int> users;  // sorted steps: the writer and every reader
   bool forever = false;    // a program output: read after the program, by its caller
   std::size_t offset = 0;
@@ -78,39 +101,47 @@ struct PlannedBuffer {
 // time (run_dag). Handing out freed blocks step by step (first fit) left holes below a later,
 // larger buffer, which then went to the end: the batch-norm conv VAE's training program planned
 // 187.8 MiB that way and 119.1 placed by size, with 106.5 MiB alive at its fullest step.
-// Sets each buffer's offset and returns the arena's size. ancestors[s][j]: step s reads, directly
-// or not, a result of step j.
-std::size_t place_by_size(std::vector<PlannedBuffer>& buffers, const std::vector<std::vector<bool>>& ancestors) {
-  auto before = [&](const PlannedBuffer& a, const PlannedBuffer& b) {  // a's bytes free before b's writer starts
-    if (a.forever) return false;
-    const auto& anc = ancestors[static_cast<std::size_t>(b.writer)];
-    return std::all_of(a.users.begin(), a.users.end(), [&](int u) { return anc[static_cast<std::size_t>(u)]; });
-  };
+// Sets each buffer's offset and returns the arena's size. ancestors: the steps each step reads a
+// result of, directly or not; descendants: the steps that read each step's results so.
+std::size_t place_by_size(std::vector<PlannedBuffer>& buffers, const StepSets& ancestors,
+                          const StepSets& descendants) {
   std::vector<std::size_t> order(buffers.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
   std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
     return buffers[a].bytes > buffers[b].bytes;
   });
   std::size_t size = 0;
-  std::vector<std::size_t> placed;
-  std::vector<std::pair<std::size_t, std::size_t>> taken;  // [offset, end) of conflicting buffers
+  std::vector<std::size_t> placed;                      // by offset
+  std::vector<std::uint64_t> after(ancestors.words());  // the steps that follow all of x's users
   for (std::size_t i : order) {
     PlannedBuffer& x = buffers[i];
     x.bytes = std::max(kAlignment, (x.bytes + kAlignment - 1) / kAlignment * kAlignment);
-    taken.clear();
+    std::fill(after.begin(), after.end(), x.forever ? 0 : ~std::uint64_t{0});
+    if (!x.forever)
+      for (int u : x.users) {
+        const std::uint64_t* d = descendants.row(static_cast<std::size_t>(u));
+        for (std::size_t w = 0; w < after.size(); ++w) after[w] &= d[w];
+      }
+    // Whether one's bytes are free before the other's writer starts.
+    auto apart = [&](const PlannedBuffer& y) {
+      if (y.last < x.writer)
+        return std::all_of(y.users.begin(), y.users.end(), [&](int u) {
+          return ancestors.test(static_cast<std::size_t>(x.writer), static_cast<std::size_t>(u));
+        });
+      if (x.last < y.writer)
+        return ((after[static_cast<std::size_t>(y.writer) / 64] >> (y.writer % 64)) & 1u) != 0;
+      return false;  // their lives overlap in schedule order, which ancestors follow
+    };
+    std::size_t at = 0;
     for (std::size_t j : placed) {
       const PlannedBuffer& y = buffers[j];
-      if (!before(x, y) && !before(y, x)) taken.emplace_back(y.offset, y.offset + y.bytes);
-    }
-    std::sort(taken.begin(), taken.end());
-    std::size_t at = 0;
-    for (const auto& [b, e] : taken) {
-      if (b >= at + x.bytes) break;
-      at = std::max(at, e);
+      if (y.offset >= at + x.bytes) break;
+      if (!apart(y)) at = std::max(at, y.offset + y.bytes);
     }
     x.offset = at;
     size = std::max(size, at + x.bytes);
-    placed.push_back(i);
+    auto by_offset = [&](std::size_t offset, std::size_t j) { return offset < buffers[j].offset; };
+    placed.insert(std::upper_bound(placed.begin(), placed.end(), at, by_offset), i);
   }
   return size;
 }
@@ -207,53 +238,61 @@ Program compile_program(const Graph& graph, const std::vector<Value>& outputs,
   for (const auto& v : outputs) p.outputs_.push_back(slot_of[static_cast<std::size_t>(v.id())]);
   if (options.fuse && !options.check_numerics) p.fuse_elementwise();
 
-  // Who uses each buffer: the step that writes it and the steps that read it.
-  const std::size_t steps = p.steps_.size();
-  std::vector<int> writer(p.slots_.size(), -1);
-  std::vector<std::vector<int>> readers(p.slots_.size());
-  std::vector<std::vector<int>> step_reads(steps), step_writes(steps);
-  for (std::size_t s = 0; s < steps; ++s) {
-    step_reads[s] = Program::reads(p.steps_[s]);
-    step_writes[s] = Program::writes(p.steps_[s]);
-    for (int in : step_reads[s])
-      if (in >= 0) {
-        auto& r = readers[static_cast<std::size_t>(in)];
-        if (r.empty() || r.back() != static_cast<int>(s)) r.push_back(static_cast<int>(s));
+  {  // the plan's bit matrices go before plan_dependencies() makes its own
+    // Who uses each buffer: the step that writes it and the steps that read it.
+    const std::size_t steps = p.steps_.size();
+    std::vector<int> writer(p.slots_.size(), -1);
+    std::vector<std::vector<int>> readers(p.slots_.size());
+    std::vector<std::vector<int>> step_reads(steps), step_writes(steps);
+    for (std::size_t s = 0; s < steps; ++s) {
+      step_reads[s] = Program::reads(p.steps_[s]);
+      step_writes[s] = Program::writes(p.steps_[s]);
+      for (int in : step_reads[s])
+        if (in >= 0) {
+          auto& r = readers[static_cast<std::size_t>(in)];
+          if (r.empty() || r.back() != static_cast<int>(s)) r.push_back(static_cast<int>(s));
+        }
+      for (int out : step_writes[s]) writer[static_cast<std::size_t>(out)] = static_cast<int>(s);
+    }
+    // ancestors: the steps whose results each step reads, directly or not; descendants: the
+    // other way round.
+    StepSets ancestors(steps), descendants(steps);
+    for (std::size_t s = 0; s < steps; ++s)
+      for (int in : step_reads[s]) {
+        int w = in >= 0 ? writer[static_cast<std::size_t>(in)] : -1;
+        if (w < 0 || w == static_cast<int>(s)) continue;  // an epilogue reads its producer's output
+        ancestors.unite(s, static_cast<std::size_t>(w));
+        ancestors.set(s, static_cast<std::size_t>(w));
       }
-    for (int out : step_writes[s]) writer[static_cast<std::size_t>(out)] = static_cast<int>(s);
+    for (std::size_t s = steps; s-- > 0;)
+      for (int out : step_writes[s])
+        for (int r : readers[static_cast<std::size_t>(out)]) {
+          if (r == static_cast<int>(s)) continue;
+          descendants.unite(s, static_cast<std::size_t>(r));
+          descendants.set(s, static_cast<std::size_t>(r));
+        }
+    std::vector<int> planned;  // slot of each buffer
+    std::vector<PlannedBuffer> buffers;
+    for (std::size_t s = 0; s < steps; ++s)
+      for (int out : step_writes[s]) {
+        const auto& slot = p.slots_[static_cast<std::size_t>(out)];
+        PlannedBuffer b;
+        b.bytes = static_cast<std::size_t>(numel(slot.shape)) * esize;
+        b.writer = static_cast<int>(s);
+        b.users = readers[static_cast<std::size_t>(out)];
+        b.users.push_back(b.writer);
+        std::sort(b.users.begin(), b.users.end());
+        b.forever = std::find(p.outputs_.begin(), p.outputs_.end(), out) != p.outputs_.end();
+        b.last = b.forever ? std::numeric_limits<int>::max() : b.users.back();
+        p.plan_.buffer_bytes += b.bytes;
+        ++p.plan_.buffers;
+        planned.push_back(out);
+        buffers.push_back(std::move(b));
+      }
+    p.plan_.arena_bytes = place_by_size(buffers, ancestors, descendants);
+    for (std::size_t i = 0; i < buffers.size(); ++i)
+      p.slots_[static_cast<std::size_t>(planned[i])].offset = buffers[i].offset;
   }
-  // ancestors[s][j]: step s reads, directly or not, a result of step j.
-  std::vector<std::vector<bool>> ancestors(steps, std::vector<bool>(steps));
-  for (std::size_t s = 0; s < steps; ++s)
-    for (int in : step_reads[s]) {
-      int w = in >= 0 ? writer[static_cast<std::size_t>(in)] : -1;
-      if (w < 0 || w == static_cast<int>(s)) continue;  // an epilogue reads its producer's output
-      auto& mine = ancestors[s];
-      const auto& theirs = ancestors[static_cast<std::size_t>(w)];
-      mine[static_cast<std::size_t>(w)] = true;
-      for (std::size_t j = 0; j < static_cast<std::size_t>(w); ++j)
-        if (theirs[j]) mine[j] = true;
-    }
-  std::vector<int> planned;  // slot of each buffer
-  std::vector<PlannedBuffer> buffers;
-  for (std::size_t s = 0; s < steps; ++s)
-    for (int out : step_writes[s]) {
-      const auto& slot = p.slots_[static_cast<std::size_t>(out)];
-      PlannedBuffer b;
-      b.bytes = static_cast<std::size_t>(numel(slot.shape)) * esize;
-      b.writer = static_cast<int>(s);
-      b.users = readers[static_cast<std::size_t>(out)];
-      b.users.push_back(b.writer);
-      std::sort(b.users.begin(), b.users.end());
-      b.forever = std::find(p.outputs_.begin(), p.outputs_.end(), out) != p.outputs_.end();
-      p.plan_.buffer_bytes += b.bytes;
-      ++p.plan_.buffers;
-      planned.push_back(out);
-      buffers.push_back(std::move(b));
-    }
-  p.plan_.arena_bytes = place_by_size(buffers, ancestors);
-  for (std::size_t i = 0; i < buffers.size(); ++i)
-    p.slots_[static_cast<std::size_t>(planned[i])].offset = buffers[i].offset;
   // The arena is left as the allocator hands it over: every step writes its output before
   // anything reads it, so zeroing it only paid for a first touch of each page inside compile. On
   // the project's virtual machines that was most of compiling a VAE (the memset and its page

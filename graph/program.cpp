@@ -163,13 +163,25 @@ void Program::plan_dependencies() {
   }
   successors_.assign(n, {});
   predecessors_.assign(n, 0);
-  for (std::size_t s = 0; s < n; ++s)
-    for (std::size_t j = 0; j < s; ++j)
-      if (any_overlap(writes[j], reads[s]) || any_overlap(writes[j], writes[s]) ||
-          any_overlap(reads[j], writes[s])) {
-        successors_[j].push_back(static_cast<int>(s));
-        ++predecessors_[s];
-      }
+  // A wait that others already imply is left out: the nearest earlier steps first, and a step
+  // already waited for through them is passed over. Buffers that share bytes would otherwise add
+  // a wait for every earlier user of those bytes (millions on a graph of thousands of layers).
+  const std::size_t words = (n + 63) / 64;
+  std::vector<std::uint64_t> before(n * words);  // row s: the steps s waits for, directly or not
+  for (std::size_t s = 0; s < n; ++s) {
+    std::uint64_t* mine = before.data() + s * words;
+    for (std::size_t j = s; j-- > 0;) {
+      if ((mine[j / 64] >> (j % 64)) & 1u) continue;
+      if (!any_overlap(writes[j], reads[s]) && !any_overlap(writes[j], writes[s]) &&
+          !any_overlap(reads[j], writes[s]))
+        continue;
+      successors_[j].push_back(static_cast<int>(s));
+      ++predecessors_[s];
+      const std::uint64_t* theirs = before.data() + j * words;
+      for (std::size_t w = 0; w <= j / 64; ++w) mine[w] |= theirs[w];
+      mine[j / 64] |= std::uint64_t{1} << (j % 64);
+    }
+  }
   pending_ = std::make_unique<std::atomic<int>[]>(n);
 }
 
