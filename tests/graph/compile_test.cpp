@@ -182,7 +182,7 @@ TEST_CASE("reusing memory never orders steps that data flow leaves independent",
   Value left = neg(exp(x));
   Value right = exp(neg(x));
   Value out = left + right;
-  const CompileOptions unfused{.fuse = false};
+  const CompileOptions unfused{.fuse = false, .concurrent_plan = true};
   Program chain = compile_program(g, {d}, {}, unfused);
   CHECK(chain.memory_plan().arena_bytes < chain.memory_plan().buffer_bytes);
 
@@ -206,6 +206,16 @@ TEST_CASE("reusing memory never orders steps that data flow leaves independent",
   p.bind("x", xv);
   p.run();
   CHECK(p.output(0).item(7) == Approx(-std::exp(0.5) + std::exp(-0.5)));
+
+  // Planned for one thread, the second branch takes the bytes of the first's exp(x): 12000
+  // bytes instead of 16000, and the branches no longer run side by side.
+  Program one = compile_program(g, {out}, {}, {.fuse = false, .concurrent_plan = false});
+  CHECK(one.memory_plan().arena_bytes == 3 * 4032);
+  CHECK(p.memory_plan().arena_bytes == 4 * 4032);
+  CHECK(one.describe().find("after 1\n") != std::string::npos);  // neg(x) waits for neg(exp(x))
+  one.bind("x", xv);
+  one.run();
+  CHECK(p.output(0).item(7) == one.output(0).item(7));
 }
 
 // Handed out step by step, h3 found only h1's 38400 freed bytes below h2 and went to the end
@@ -225,7 +235,8 @@ TEST_CASE("buffers placed by size need no more than the fullest step of a chain"
 }
 
 // Random networks with their gradients: fused steps, steps that read many buffers, branches
-// that run side by side at 2 threads. Their plans share bytes; the reference keeps every value
+// that run side by side at 2 threads (also when planned for one thread, where sharing bytes
+// makes them wait for each other). Their plans share bytes; the reference keeps every value
 // as an output, so it shares none. A buffer overwritten before its last reader would show as
 // other bits.
 TEST_CASE("random graphs give the same bits with shared memory as with none",
@@ -277,10 +288,12 @@ TEST_CASE("random graphs give the same bits with shared memory as with none",
     for (int id = 0; id < g.size(); ++id) everything.push_back(g.value(id));
     ParameterStore store = init_parameters(g, seed);
     Tensor x = testing::random_tensor(pool.front().shape(), {-1, 1}, 0, seed).to(DType::f32);
-    for (bool fuse : {true, false}) {
-      Program shared = compile_program(g, outputs, {}, {.fuse = fuse});
+    for (auto [fuse, concurrent] : {std::pair{true, true}, {false, true}, {true, false}}) {
+      const CompileOptions options{.fuse = fuse, .concurrent_plan = concurrent};
+      Program shared = compile_program(g, outputs, {}, options);
       Program alone = compile_program(g, everything, {}, {.fuse = fuse});
-      INFO("seed " << seed << ", fuse " << fuse << "\n" << shared.describe());
+      INFO("seed " << seed << ", fuse " << fuse << ", concurrent plan " << concurrent << "\n"
+                   << shared.describe());
       CHECK(shared.memory_plan().arena_bytes < alone.memory_plan().arena_bytes);
       for (Program* p : {&shared, &alone}) {
         p->bind_parameters(store);
